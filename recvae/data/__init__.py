@@ -1,0 +1,5 @@
+"""Datasets: registry, download, streaming parsers, synthetic generator, Mult-VAE preprocessing."""
+
+from recvae.data.prepared import PreparedData
+
+__all__ = ["PreparedData"]

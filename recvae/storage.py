@@ -1,0 +1,66 @@
+"""Where things are stored and how they are written: the cache directory and atomic writes.
+
+Every file the package produces is written to a temporary name beside its destination and renamed
+into place only when complete, so an interrupted job never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+CACHE_ENV = "SIMCACHE_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """The per-user cache root (``$SIMCACHE_CACHE_DIR``, else ``$XDG_CACHE_HOME/simcache``, else ``~/.cache/simcache``)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        root = Path(env).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = (Path(xdg) if xdg else Path.home() / ".cache") / "simcache"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    With ``is_dir=True`` the temporary path is a fresh directory and replaces a directory.
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{dest.name}."
+    if is_dir:
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=dest.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=dest.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if is_dir and dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

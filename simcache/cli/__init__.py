@@ -1,0 +1,1 @@
+"""The ``simcache`` command line: thin Typer commands over the library functions."""

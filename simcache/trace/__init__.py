@@ -1,0 +1,1 @@
+"""Timestamped embedding traces: schema, schedule, building, reading, summaries."""
