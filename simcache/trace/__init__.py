@@ -1,1 +1,1 @@
-"""Timestamped embedding traces: schema, schedule, building, reading, summaries."""
+"""Reading traces and other request files for replay and analysis; trace summaries."""

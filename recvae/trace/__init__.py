@@ -1,0 +1,1 @@
+"""Incremental user embeddings written as timestamped Arrow traces (the producer side)."""
