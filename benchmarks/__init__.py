@@ -1,0 +1,1 @@
+"""Reproducible benchmark scripts; `python -m benchmarks` runs them all and assembles the report."""

@@ -1,0 +1,162 @@
+"""Checkpoint files: what they hold, writing them atomically, reading them back safely.
+
+A checkpoint is one ``torch.save`` file holding only plain containers and tensors (so it loads
+with ``weights_only=True``)::
+
+    format, version, kind            "recvae-checkpoint", 1, "best" | "last"
+    model_config                     RecVAEConfig as a dict
+    train_config                     TrainConfig as a dict
+    dataset                          {"name", "manifest", "vocabulary_fingerprint", "n_items", "items"}
+    epoch, best_epoch, best_score    epochs completed; best validation NDCG@100 so far (None: none)
+    history                          one dict per completed epoch (losses, validation metrics, seconds)
+    model                            the model's state dict (incl. the prior's frozen encoder)
+    training (kind "last" only)      optimisers, RNG states: everything needed to resume
+
+``best.pt`` (kind "best") is the state with the best validation score; ``last.pt`` (kind "last") is
+written after every epoch for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from recvae.data.prepared import PreparedData
+from recvae.errors import UserError
+from recvae.model import RecVAE, RecVAEConfig
+from recvae.storage import atomic_path, sha256_file
+
+FORMAT = "recvae-checkpoint"
+VERSION = 1
+
+
+def dataset_record(data: PreparedData) -> dict:
+    """What a checkpoint records about the data it was trained on."""
+    items = data.items.tolist()
+    return {
+        "name": str(data.manifest.get("dataset", "unknown")),
+        "manifest": data.manifest,
+        "vocabulary_fingerprint": data.vocabulary_fingerprint(),
+        "n_items": data.n_items,
+        "items": items,
+    }
+
+
+def save(path: str | os.PathLike, payload: dict) -> None:
+    """Write ``payload`` (with format and version added) atomically to ``path``."""
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
+
+
+def read(path: str | os.PathLike) -> dict:
+    """Load a checkpoint dict on the CPU; a missing or foreign file is a :class:`UserError`."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / "best.pt").is_file():
+            p = p / "best.pt"
+        else:
+            raise UserError(f"{p}: directory holds no best.pt checkpoint")
+    if not p.is_file():
+        raise UserError(f"{p}: no such checkpoint file")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle/zip errors of all kinds: report them as one line
+        raise UserError(f"{p}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserError(f"{p}: not a RecVAE checkpoint")
+    if ckpt.get("version") != VERSION:
+        raise UserError(f"{p}: checkpoint version {ckpt.get('version')} is not supported (expected {VERSION})")
+    ckpt["path"] = str(p)
+    return ckpt
+
+
+def check_vocabulary(ckpt: dict, data: PreparedData, what: str = "checkpoint") -> None:
+    """Raise :class:`UserError` unless ``data`` has the item vocabulary the checkpoint was trained on."""
+    rec = ckpt["dataset"]
+    fp = data.vocabulary_fingerprint()
+    if rec["vocabulary_fingerprint"] != fp or rec["n_items"] != data.n_items:
+        theirs = data.manifest.get("dataset", "unknown")
+        raise UserError(
+            f"{what} {ckpt.get('path', '')} was trained on dataset '{rec['name']}' "
+            f"({rec['n_items']} items, vocabulary {rec['vocabulary_fingerprint']}), "
+            f"but the data given is '{theirs}' ({data.n_items} items, vocabulary {fp}); "
+            "the item vocabularies differ"
+        )
+
+
+def model_from(ckpt: dict, device: torch.device | str = "cpu") -> RecVAE:
+    """Build the model a checkpoint describes and load its weights (strictly)."""
+    model = RecVAE(RecVAEConfig.from_dict(ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device)
+
+
+def load_model(
+    path: str | os.PathLike, device: torch.device | str = "cpu", expect: PreparedData | None = None
+) -> tuple[RecVAE, dict]:
+    """The trained model (in eval mode, on ``device``) and a description of the checkpoint.
+
+    ``path`` is a checkpoint file or a training directory (its ``best.pt``). The dict holds
+    ``config`` (training config), ``model_config``, ``dataset`` (name), ``manifest``,
+    ``vocabulary_fingerprint``, ``items``, ``epoch``, ``best_epoch``, ``best_score``, ``history``,
+    ``kind``, ``path`` and ``sha256`` (of the checkpoint file). With ``expect``, a dataset with
+    another item vocabulary is a :class:`UserError`.
+    """
+    ckpt = read(path)
+    if expect is not None:
+        check_vocabulary(ckpt, expect)
+    model = model_from(ckpt, device)
+    model.eval()
+    rec = ckpt["dataset"]
+    info = {
+        "config": ckpt["train_config"],
+        "model_config": ckpt["model_config"],
+        "dataset": rec["name"],
+        "manifest": rec["manifest"],
+        "vocabulary_fingerprint": rec["vocabulary_fingerprint"],
+        "items": rec["items"],
+        "n_items": rec["n_items"],
+        "epoch": ckpt["epoch"],
+        "best_epoch": ckpt.get("best_epoch"),
+        "best_score": ckpt.get("best_score"),
+        "history": ckpt.get("history", []),
+        "kind": ckpt.get("kind"),
+        "path": ckpt["path"],
+        "sha256": sha256_file(ckpt["path"]),
+    }
+    return model, info
+
+
+def training_data(info: dict, data_dir: str | os.PathLike | None = None) -> PreparedData:
+    """Re-create the PreparedData a checkpoint was trained on, from its recorded manifest.
+
+    ``info`` is :func:`load_model`'s dict. Named datasets go through :func:`recvae.data.prepare`
+    with the recorded preprocessing parameters (and generator options for ``synthetic``; a
+    cached result is reused); ``data_dir`` defaults to the folder recorded at training time.
+    """
+    manifest = info["manifest"]
+    name = manifest.get("dataset")
+    if name == "planted":
+        from recvae.planted import make_planted
+
+        return make_planted(**manifest["params"])
+    from recvae.data import DATASET_NAMES, prepare
+
+    if name not in DATASET_NAMES:
+        raise UserError(f"checkpoint was trained on '{name}', which is not a named dataset; cannot re-create its data")
+    params = manifest.get("params", {})
+    kw = {k: params[k] for k in ("threshold", "min_items_per_user", "min_users_per_item") if k in params}
+    if params.get("heldout_fraction") is None and params.get("heldout_users") is not None:
+        kw["heldout_users"] = params["heldout_users"]
+    kw.update(manifest.get("generator") or {})
+    if data_dir is None:
+        src = manifest.get("source") or {}
+        root = src.get("root")
+        if src.get("origin") == "local" and root and Path(root).exists():
+            data_dir = root
+    data = prepare(name, data_dir, **kw)
+    check_vocabulary({"dataset": {"name": name, "vocabulary_fingerprint": info["vocabulary_fingerprint"],
+                                  "n_items": info["n_items"]}, "path": info["path"]}, data)
+    return data

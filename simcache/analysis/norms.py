@@ -1,0 +1,62 @@
+"""``norms``: the distribution of L2 norms (distance from the origin) of the data and the baselines.
+
+Reported per set: min / max / mean / std / quantiles of ``||x||``, the coefficient of variation
+``std/mean`` (about ``1/sqrt(2d)`` for a centred isotropic Gaussian: norms concentrate in high
+dimension) and a histogram on edges shared by all sets.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from simcache.analysis.baselines import Baselines, resolve_sets
+from simcache.analysis.common import histogram, shared_edges, summarize
+from simcache.analysis.plotting import new_figure, plot_order, save_figure, step_histogram, subtitle
+
+NAME = "norms"
+
+
+def analyze_norms(points: Any, *, baselines: Baselines | None = None, seed: int = 0,
+                  bins: int = 60) -> dict[str, Any]:
+    """Norm statistics of ``points`` and of the matched baselines (see the module docstring)."""
+    sets, binfo = resolve_sets(points, baselines, seed)
+    norms = {name: np.linalg.norm(x, axis=1) for name, x in sets.items()}
+    edges = shared_edges(norms.values(), bins)
+    out_sets = {}
+    for name, v in norms.items():
+        s = summarize(v)
+        out_sets[name] = {
+            "summary": s,
+            "cv": s["std"] / s["mean"] if s["mean"] > 0 else None,
+            "histogram": histogram(v, edges),
+        }
+    data = sets["data"]
+    return {
+        "analysis": NAME,
+        "n": int(data.shape[0]),
+        "dim": int(data.shape[1]),
+        "params": {"bins": int(bins), "seed": seed},
+        "baselines": binfo,
+        "edges": edges,
+        "sets": out_sets,
+    }
+
+
+def plot_norms(result: dict[str, Any], path: str | os.PathLike) -> None:
+    """Histogram (density) of the norms of every set on one axis."""
+    fig, axes = new_figure(1, 1, width=7.5, height=4.5)
+    ax = axes[0, 0]
+    for name in plot_order(result["sets"]):
+        s = result["sets"][name]
+        step_histogram(ax, result["edges"], s["histogram"]["counts"], name)
+    d = result["sets"]["data"]["summary"]
+    ax.set_xlabel("L2 norm ||x||")
+    ax.set_ylabel("density")
+    ax.set_title(f"Embedding norms ({subtitle(result)}); data: min {d['min']:.3g}, "
+                 f"median {d['q50']:.3g}, max {d['max']:.3g}")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    save_figure(fig, path)

@@ -1,0 +1,305 @@
+"""``replay``: run a similarity cache over a sequence of request vectors.
+
+Two engines share every decision (see :mod:`simcache.cache.kernels` for the distance, tie and
+hit rules, and :mod:`simcache.cache.policies` for the policies):
+
+* ``plain``: the reference. One search of the *current* cache per request, then the policy.
+* ``block`` (default): one batched search of a whole block of requests against the cache as it
+  was at the start of the block, then a compiled sequential pass that applies the policy request
+  by request, ignoring candidates evicted inside the block and checking entries inserted inside
+  the block directly. Its hit/miss sequence, served entries, distances, insertions and evictions
+  are identical to the plain engine's (tested).
+
+Input is streamed block by block (a memory-mapped array is never copied whole); memory is
+O(capacity * d + block_size * (d + block_size)) plus the per-request log (22 bytes a request).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from recvae.errors import UserError
+from simcache.cache import kernels as K
+from simcache.cache.costs import CostModel
+from simcache.cache.log import ReplayLog
+from simcache.cache.policies import POLICIES, Policy
+from simcache.cache.search import FlatCPU, Searcher, make_searcher
+
+ENGINES = ("block", "plain")
+_FIELDS = ("outcome", "served", "distance", "inserted", "evicted")
+#: candidates taken from each batched search
+N_CANDIDATES = 8
+#: up to this capacity the block engine computes all block x cache products with one matrix
+#: product (every entry is a candidate) instead of a FAISS top-m search
+DENSE_MAX_CAPACITY = 2048
+
+
+def default_block_size(capacity: int) -> int:
+    """Adaptive block size: about the capacity for small caches, capped for large ones.
+
+    Small blocks keep few in-block insertions to check per request; at large capacity the batched
+    search dominates and ~1k queries per search amortise the per-block overhead.
+    """
+    return int(min(1024, max(128, capacity)))
+
+
+@dataclass
+class _Validated:
+    policy: Policy
+    metric: int
+    block_size: int
+
+
+def _validate(policy, capacity, radius, metric, params, cost, index, engine, block_size) -> _Validated:
+    if policy not in POLICIES:
+        raise UserError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
+    if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
+        raise UserError(f"capacity must be an integer >= 1, got {capacity!r}")
+    try:
+        radius = float(radius)
+    except (TypeError, ValueError):
+        raise UserError(f"radius must be a number, got {radius!r}") from None
+    if not radius >= 0:  # also rejects NaN
+        raise UserError(f"radius must be >= 0, got {radius}")
+    if metric not in K.METRIC_CODES:
+        raise UserError(f"unknown metric {metric!r}; expected one of {', '.join(K.METRIC_CODES)}")
+    if engine not in ENGINES:
+        raise UserError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if cost is not None and not isinstance(cost, CostModel):
+        raise UserError("cost must be a CostModel")
+    if block_size is None:
+        block_size = default_block_size(int(capacity))
+    elif isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise UserError(f"block_size must be an integer >= 1, got {block_size!r}")
+    pol = POLICIES[policy](int(capacity), radius, params, cost)
+    pol.rule_parameters()  # validates rule parameters early
+    return _Validated(pol, K.METRIC_CODES[metric], int(block_size))
+
+
+def _blocks(vectors: Any, size: int) -> tuple[int | None, int | None, Iterator[np.ndarray]]:
+    """(n or None, d or None, iterator of raw (<= size, d) blocks) for an array or an iterable."""
+    if isinstance(vectors, np.ndarray) or hasattr(vectors, "__array_interface__") and hasattr(vectors, "shape"):
+        arr = vectors
+        if arr.ndim != 2:
+            raise UserError(f"vectors must be a 2-D (n, d) array, got shape {tuple(arr.shape)}")
+        n, d = int(arr.shape[0]), int(arr.shape[1])
+        return n, d, (arr[i : i + size] for i in range(0, n, size))
+    if isinstance(vectors, Iterable):
+        return None, None, _rechunk(vectors, size)
+    raise UserError("vectors must be an (n, d) float32 array or an iterable of (n_i, d) blocks")
+
+
+def _rechunk(blocks: Iterable[Any], size: int) -> Iterator[np.ndarray]:
+    """Re-cut an iterable of (n_i, d) blocks into blocks of exactly ``size`` rows (last: fewer)."""
+    pending: list[np.ndarray] = []
+    have = 0
+    dim = None
+    for blk in blocks:
+        blk = np.asarray(blk)
+        if blk.ndim != 2:
+            raise UserError(f"every block of vectors must be 2-D (n_i, d), got shape {blk.shape}")
+        if dim is None:
+            dim = blk.shape[1]
+        elif blk.shape[1] != dim:
+            raise UserError(f"request vectors must all have dimension {dim}, got a block of shape {blk.shape}")
+        start = 0
+        while start < blk.shape[0]:
+            take = min(size - have, blk.shape[0] - start)
+            pending.append(blk[start : start + take])
+            have += take
+            start += take
+            if have == size:
+                yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+                pending, have = [], 0
+    if have:
+        yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+
+
+class _Engine:
+    """State shared by both engines: slots, policy state, searcher, output log."""
+
+    def __init__(self, v: _Validated, dim: int, index: str, device: str, seed: int) -> None:
+        if dim < 1:
+            raise UserError("vectors must have at least one dimension")
+        self.policy = v.policy
+        self.metric = v.metric
+        self.dim = dim
+        cap = v.policy.capacity
+        self.slots = np.zeros((cap, dim), dtype=np.float32)
+        self.slot_req = np.full(cap, -1, dtype=np.int64)
+        self.counters = np.zeros(K.N_COUNTERS, dtype=np.int64)
+        self.meta, self.glob = v.policy.new_state()
+        self.fpar = v.policy.rule_parameters()
+        self.kern = v.policy.kernels().refs()
+        self.keep = 2 if v.policy.needs_second else 1
+        self.key = K.seed_key(int(seed))
+        self.searcher: Searcher = make_searcher(index, device, self.slots, self.slot_req, self.counters)
+        self.tol_coef = K.TOL_FACTOR * self.searcher.tol_scale * (dim + 4) * 2.0**-24
+        self.max_norm = 0.0
+
+    def prepare(self, raw: np.ndarray, t0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Checked, contiguous float32 (normalised for cosine) block; its squared norms; tolerances."""
+        if raw.ndim != 2 or raw.shape[1] != self.dim:
+            raise UserError(f"request vectors must have dimension {self.dim}, got a block of shape {raw.shape}")
+        q = np.ascontiguousarray(raw, dtype=np.float32)
+        if not q.flags.writeable:
+            q = q.copy()  # read-only memory map: the compiled loops take writeable arrays
+        if self.metric == K.METRIC_CODES["cosine"]:
+            out = np.empty_like(q)
+            bad = K.normalize_rows(q, out)
+            if bad >= 0:
+                if not np.isfinite(q[bad]).all():
+                    raise UserError(f"request {t0 + bad} has a non-finite (NaN or inf) component")
+                raise UserError(f"request {t0 + bad} is the zero vector, which has no cosine distance")
+            q = out
+        qnorm2 = np.empty(q.shape[0], dtype=np.float32)
+        tol = np.empty(q.shape[0], dtype=np.float64)
+        self.max_norm, bad = K.block_norms(q, qnorm2, tol, self.tol_coef, self.max_norm)
+        if bad >= 0:
+            raise UserError(f"request {t0 + bad} has a non-finite (NaN or inf) component")
+        return q, qnorm2, tol
+
+    def kernel_args(self) -> tuple:
+        k = self.kern
+        return (k.decide, k.touch, k.insert, k.remove, k.victim, self.meta, self.glob,
+                self.slots, self.slot_req, self.counters)  # fmt: skip
+
+    @property
+    def dense(self) -> bool:
+        """Whether the block engine uses dense products instead of a top-m search (small caches)."""
+        return isinstance(self.searcher, FlatCPU) and self.policy.capacity <= DENSE_MAX_CAPACITY
+
+
+@contextlib.contextmanager
+def _numpy_blas_single_thread() -> Iterator[None]:
+    """Run numpy's BLAS on one thread (its small per-block products lose to thread wake-ups and
+    suffer badly on a busy machine); FAISS keeps its own threads for the large searches."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    numpy_blas = _CONTROLLER.select(internal_api="openblas", prefix="libscipy_openblas")
+    if not numpy_blas.lib_controllers:
+        numpy_blas = _CONTROLLER.select(user_api="blas")
+        numpy_blas = type(numpy_blas)([c for c in numpy_blas.lib_controllers if "faiss" not in c.filepath])
+    with numpy_blas.limit(limits=1):
+        yield
+
+
+_CONTROLLER = None
+
+
+def _run_block(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
+    args = (eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), *outs)
+    gram = eng.searcher.gram(q)
+    if eng.dense:
+        n0 = int(eng.counters[K.N_USED])
+        base = eng.slots[:n0]
+        gs = q @ base.T
+        snorm2 = np.einsum("ij,ij->i", base, base)
+        K.serve_block_dense(q, t0, gs, snorm2, eng.slot_req[:n0].copy(), gram, qnorm2, tol, *args)
+        return
+    dist, slot, req = eng.searcher.search(q, N_CANDIDATES)
+    before = eng.slot_req.copy() if eng.searcher.tracks_inserts else None
+    K.serve_block_topk(q, t0, slot, req, dist, gram, qnorm2, tol, eng.searcher.exact, *args)
+    if before is not None:
+        eng.searcher.after_insert(np.flatnonzero(eng.slot_req != before))
+
+
+def _run_plain(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
+    for i in range(q.shape[0]):
+        dist, slot, req = eng.searcher.search(q[i : i + 1], N_CANDIDATES)
+        K.serve_each(
+            q[i : i + 1], t0 + i, slot, req, dist, tol[i : i + 1], eng.searcher.exact,
+            eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), *(o[i : i + 1] for o in outs),
+        )  # fmt: skip
+        if eng.searcher.tracks_inserts and outs[3][i]:
+            eng.searcher.after_insert(np.flatnonzero(eng.slot_req == t0 + i))
+
+
+def replay(
+    vectors: Any,
+    *,
+    policy: str = "lru",
+    capacity: int,
+    radius: float = 0.0,
+    metric: str = "l2",
+    params: dict[str, Any] | None = None,
+    cost: CostModel | None = None,
+    index: str = "flat",
+    engine: str = "block",
+    block_size: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = False,
+) -> ReplayLog:
+    """Replay requests through a similarity cache and record what happened to each.
+
+    ``vectors``: (n, d) float32 array (a memory-mapped view is streamed block by block) or an
+    iterable of (n_i, d) blocks in request order. ``policy``: a name in ``POLICIES``; ``params``
+    its options (see the policy class's ``params``). ``radius``: hit iff d(x, y*) <= radius in
+    ``metric`` ("l2": Euclidean distance, not squared; "cosine": 1 - cosine similarity, vectors
+    normalised internally). ``cost``: the cost model (used by qlru-dc). ``index``: "flat" (exact),
+    "hnsw" or "ivf" (approximate; see :mod:`simcache.cache.search`). ``engine``: "block" (fast) or
+    "plain" (one search per request; the reference). ``device``: "auto" uses a GPU for the flat
+    search when FAISS GPU or CUDA torch is available. ``seed`` drives every random choice.
+    """
+    v = _validate(policy, capacity, radius, metric, params, cost, index, engine, block_size)
+    n, dim, blocks = _blocks(vectors, v.block_size)
+    attrs = dict(policy=policy, capacity=int(capacity), radius=float(radius), metric=metric,
+                 params=v.policy.describe())  # fmt: skip
+    started = time.perf_counter()
+    log = ReplayLog.empty(n, **attrs) if n is not None else None
+    parts: list[ReplayLog] = []
+    eng: _Engine | None = None
+    run = _run_block if engine == "block" else _run_plain
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, unit="req", desc=f"replay {policy} C={capacity}")
+    try:
+        with _numpy_blas_single_thread():
+            if dim is not None:
+                eng = _Engine(v, dim, index, device, seed)
+            t0 = 0
+            for raw in blocks:
+                if eng is None:
+                    eng = _Engine(v, int(raw.shape[1]), index, device, seed)
+                q, qnorm2, tol = eng.prepare(raw, t0)
+                b = q.shape[0]
+                if log is not None:
+                    outs = tuple(getattr(log, f)[t0 : t0 + b] for f in _FIELDS)
+                else:
+                    parts.append(ReplayLog.empty(b))
+                    outs = tuple(getattr(parts[-1], f) for f in _FIELDS)
+                if b:
+                    run(eng, q, qnorm2, tol, t0, outs)
+                t0 += b
+                if bar is not None:
+                    bar.update(b)
+    finally:
+        if bar is not None:
+            bar.close()
+    if log is None:
+        log = ReplayLog.concatenate(parts, **attrs)
+    log.stats = {
+        "engine": engine,
+        "index": index,
+        "searcher": (eng.searcher.name + ("-dense" if engine == "block" and eng.dense else "")) if eng else None,
+        "block_size": v.block_size if engine == "block" else 1,
+        "exact_fallback_scans": int(eng.counters[K.N_FULL_SCANS]) if eng is not None else 0,
+        "seconds": time.perf_counter() - started,
+        "seed": int(seed),
+    }
+    return log

@@ -1,0 +1,544 @@
+"""Compiled (numba) core of the similarity cache: distances, the hit rule, randomness, and the loops.
+
+Everything that decides a request's outcome lives here, once, and is shared by both engines:
+
+* **Distance.** Vectors are float32 (unit-normalised first for ``cosine``, see
+  :func:`normalize_rows`). The distance between a request ``x`` and a cached entry ``y`` is computed
+  from ``sq = sum_k (float64(x_k) - float64(y_k))**2`` accumulated sequentially in float64
+  (:func:`sqdist`), then ``d = sqrt(sq)`` for ``l2`` (Euclidean, not squared) or ``d = sq / 2`` for
+  ``cosine`` (= 1 - cos for unit vectors; exactly 0 for identical vectors). FAISS distances are only
+  used to pick candidates; every decision uses this recomputation, so the block engine, the plain
+  engine and the test reference agree bit for bit.
+* **Nearest entry and ties.** ``y*`` is the cached entry with the smallest ``sq``; equal ``sq``
+  are broken by the smallest request index of the entry (the oldest entry). The second nearest
+  (for qLRU-ΔC) follows the same order.
+* **Hit rule.** ``d <= r`` (:func:`within_radius`), decided in float64 on the recomputed distance:
+  at r = 0 an identical vector hits. This is the only place the comparison is written.
+* **Candidates are proven complete.** A batched FAISS search returns the top-m entries by float32
+  distance; an entry outside that list has a float32 distance >= the m-th one, and the float32
+  error is bounded by ``tol = TOL_FACTOR * (d + 4) * 2**-24 * (|x| + max|y|)**2``. If the m-th
+  float32 distance minus ``tol`` is not strictly above the k-th best exact distance, the request is
+  resolved by an exact scan of every cached entry instead (:func:`full_scan`); the same scan runs
+  when every candidate is stale. So results never depend on FAISS rounding.
+* **Randomness.** Uniform draws are a pure function of (seed, request index, purpose)
+  (:func:`uniform`, a splitmix64 hash), so they do not depend on processing order: purpose 0 is
+  the acceptance/refresh draw, 1 the insertion draw, 2 the random-victim draw.
+
+Policies plug in as five compiled functions with the fixed signatures below (``*_SIG``); the
+loops receive them as first-class function arguments and never name a policy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+from numba import types as nt
+from numba.experimental.function_type import _get_wrapper_address
+
+# ---------------------------------------------------------------------------------------------
+# Policy kernel signatures (every policy provides functions of exactly these types)
+# ---------------------------------------------------------------------------------------------
+
+META = nt.int64[:, ::1]  # per-slot policy metadata, shape (capacity, n_fields)
+GLOB = nt.int64[::1]  # policy-global integers (list heads, heap size, ...)
+FPAR = nt.float64[::1]  # float parameters of the decision rule (radius first)
+
+#: touch(slot, t, meta, glob): the entry in ``slot`` served request ``t`` and is refreshed.
+TOUCH_SIG = nt.void(nt.int64, nt.int64, META, GLOB)
+#: insert(slot, t, meta, glob): request ``t`` was just written into the free ``slot``.
+INSERT_SIG = nt.void(nt.int64, nt.int64, META, GLOB)
+#: remove(slot, meta, glob): the entry in ``slot`` leaves the cache (before its slot is reused).
+REMOVE_SIG = nt.void(nt.int64, META, GLOB)
+#: victim(t, u, meta, glob) -> slot: which slot to evict for request ``t`` (cache full; u ~ U[0,1)).
+VICTIM_SIG = nt.int64(nt.int64, nt.float64, META, GLOB)
+#: decide(has1, d1, has2, d2, u0, u1, fpar) -> flags (HIT | REFRESH | INSERT).
+DECIDE_SIG = nt.int64(nt.boolean, nt.float64, nt.boolean, nt.float64, nt.float64, nt.float64, FPAR)
+
+TOUCH_T = nt.FunctionType(TOUCH_SIG)
+INSERT_T = nt.FunctionType(INSERT_SIG)
+REMOVE_T = nt.FunctionType(REMOVE_SIG)
+VICTIM_T = nt.FunctionType(VICTIM_SIG)
+DECIDE_T = nt.FunctionType(DECIDE_SIG)
+
+
+
+class KernelRef:
+    """A compiled policy kernel passed to the loops by address.
+
+    Passing a numba dispatcher as a first-class function costs ~0.1 ms of LLVM symbol lookup and
+    type construction per argument per call; this wrapper computes its address and numba type
+    once (it implements numba's wrapper-address protocol and ``_numba_type_``).
+    """
+
+    def __init__(self, dispatcher, sig) -> None:
+        self.dispatcher = dispatcher
+        self._sig = sig
+        self._addr = _get_wrapper_address(dispatcher, sig)
+        self._numba_type_ = nt.FunctionType(sig)
+
+    def __wrapper_address__(self) -> int:
+        return self._addr
+
+    def signature(self):
+        return self._sig
+
+    def __call__(self, *args):
+        return self.dispatcher(*args)
+
+
+HIT = 1  # serve the request from y*
+REFRESH = 2  # call touch(y*) (only meaningful with HIT)
+INSERT = 4  # insert the request's vector (evicting a victim when full)
+
+METRIC_CODES = {"l2": 0, "cosine": 1}
+
+#: Safety factor on the float32 error bound of FAISS / BLAS squared distances (see module doc).
+TOL_FACTOR = 4.0
+
+# engine counters (``counters`` array): number of used slots, exact fallback scans
+N_USED, N_FULL_SCANS, N_COUNTERS = 0, 1, 4
+
+_U53 = 1.0 / 9007199254740992.0  # 2**-53
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+
+
+# ---------------------------------------------------------------------------------------------
+# Central rules
+# ---------------------------------------------------------------------------------------------
+
+
+@nb.njit(cache=True, inline="always")
+def within_radius(d: float, r: float) -> bool:
+    """THE hit rule: a cached entry at distance ``d`` may serve the request iff ``d <= r``."""
+    return d <= r
+
+
+@nb.njit(cache=True)
+def splitmix64(z: np.uint64) -> np.uint64:
+    """One splitmix64 step (wrapping 64-bit arithmetic)."""
+    z = z + _GOLDEN
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@nb.njit(cache=True)
+def uniform(key: np.uint64, t: int, k: int) -> float:
+    """U[0, 1) draw number ``k`` (0, 1, 2) of request ``t`` under ``key = splitmix64(seed)``."""
+    z = splitmix64(key ^ np.uint64(t * 4 + k))
+    return float(z >> _S11) * _U53
+
+
+def seed_key(seed: int) -> np.uint64:
+    """The key passed to :func:`uniform` for a user seed."""
+    return np.uint64(splitmix64(np.uint64(seed & 0xFFFFFFFFFFFFFFFF)))
+
+
+@nb.njit(cache=True)
+def sqdist(x: np.ndarray, y: np.ndarray) -> float:
+    """Exact-order squared Euclidean distance: float64 differences summed sequentially."""
+    s = 0.0
+    for k in range(x.shape[0]):
+        diff = np.float64(x[k]) - np.float64(y[k])
+        s += diff * diff
+    return s
+
+
+@nb.njit(cache=True, inline="always")
+def to_metric(sq: float, metric: int) -> float:
+    """Distance in the replay's metric from the exact squared Euclidean distance."""
+    if metric == 0:
+        return math.sqrt(sq)
+    return 0.5 * sq
+
+
+@nb.njit(cache=True)
+def normalize_rows(x: np.ndarray, out: np.ndarray) -> int:
+    """Unit-normalise float32 rows into ``out`` (norm summed sequentially in float64).
+
+    Returns the index of the first all-zero row, or -1 if there is none.
+    """
+    bad = -1
+    for i in range(x.shape[0]):
+        s = 0.0
+        for k in range(x.shape[1]):
+            v = np.float64(x[i, k])
+            s += v * v
+        if s == 0.0:
+            if bad < 0:
+                bad = i
+            for k in range(x.shape[1]):
+                out[i, k] = 0.0
+            continue
+        n = math.sqrt(s)
+        for k in range(x.shape[1]):
+            out[i, k] = np.float32(np.float64(x[i, k]) / n)
+    return bad
+
+
+@nb.njit(cache=True)
+def block_norms(q, qnorm2, tol, tol_coef, max_norm):
+    """Squared norms (float32, as BLAS would) and per-request tolerances of a block.
+
+    ``tol[i] = tol_coef * (|q_i| + M)**2`` with M the largest norm seen so far, this block
+    included (every cached entry is an earlier request). Returns (new M, index of the first row
+    with a non-finite value or -1).
+    """
+    bad = -1
+    n = q.shape[0]
+    for i in range(n):
+        acc = np.float32(0.0)
+        finite = True
+        for k in range(q.shape[1]):
+            v = q[i, k]
+            if not np.isfinite(v):
+                finite = False
+            acc += v * v
+        if not finite and bad < 0:
+            bad = i
+        qnorm2[i] = acc
+        norm = math.sqrt(np.float64(acc)) * (1.0 + 1e-6)
+        if norm > max_norm:
+            max_norm = norm
+    for i in range(n):
+        r = math.sqrt(np.float64(qnorm2[i])) + max_norm
+        tol[i] = tol_coef * r * r
+    return max_norm, bad
+
+
+# ---------------------------------------------------------------------------------------------
+# Nearest-entry resolution (shared by both engines)
+# ---------------------------------------------------------------------------------------------
+
+
+@nb.njit(cache=True, inline="always")
+def offer(sq, req, slot, bsq, breq, bslot, nbest, keep):
+    """Insert (sq, req, slot) into the best list ordered by (sq, req); return the new length."""
+    pos = nbest
+    while pos > 0 and (sq < bsq[pos - 1] or (sq == bsq[pos - 1] and req < breq[pos - 1])):
+        pos -= 1
+    if pos >= keep:
+        return nbest
+    j = nbest if nbest < keep else keep - 1
+    while j > pos:
+        bsq[j] = bsq[j - 1]
+        breq[j] = breq[j - 1]
+        bslot[j] = bslot[j - 1]
+        j -= 1
+    bsq[pos] = sq
+    breq[pos] = req
+    bslot[pos] = slot
+    return nbest + 1 if nbest < keep else keep
+
+
+@nb.njit(cache=True)
+def full_scan(x, slots, slot_req, n_used, bsq, breq, bslot, keep):
+    """Exact nearest ``keep`` entries over every used slot."""
+    nbest = 0
+    for s in range(n_used):
+        nbest = offer(sqdist(x, slots[s]), slot_req[s], s, bsq, breq, bslot, nbest, keep)
+    return nbest
+
+
+@nb.njit(cache=True, inline="always")
+def collect_topk(i, cand_slot, cand_req, cand_sq, slot_req, cs, cr, ca, nc):
+    """Append the still-live entries of a top-m search result row to the scratch candidates."""
+    for j in range(cand_slot.shape[1]):
+        s = cand_slot[i, j]
+        if s < 0:
+            break
+        if slot_req[s] != cand_req[i, j]:
+            continue  # evicted since the search: its slot now holds another entry
+        cs[nc] = s
+        cr[nc] = cand_req[i, j]
+        ca[nc] = cand_sq[i, j]
+        nc += 1
+    return nc
+
+
+@nb.njit(cache=True, inline="always")
+def collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs, cr, ca, nc):
+    """Append the live entries inserted earlier in the block, with float32-grade approximations."""
+    qi = np.float64(qnorm2[i])
+    for p in range(n_ins):
+        pi = ins_pos[p]
+        s = ins_slot[p]
+        if slot_req[s] != t0 + pi:
+            continue  # inserted in this block, then evicted
+        cs[nc] = s
+        cr[nc] = t0 + pi
+        ca[nc] = qi + np.float64(qnorm2[pi]) - 2.0 * np.float64(gram[i, pi])
+        nc += 1
+    return nc
+
+
+@nb.njit(cache=True, inline="always")
+def resolve(x, cs, cr, ca, nc, tol, keep, slots, bsq, breq, bslot):
+    """Exact nearest ``keep`` among the scratch candidates, recomputing only plausible ones.
+
+    ``ca`` approximates the squared distance within ``tol``, so the k-th best exact value is at
+    most (k-th smallest ``ca``) + tol and a candidate with ``ca`` above that + tol cannot enter.
+    """
+    if nc == 0:
+        return 0
+    a1 = np.inf
+    a2 = np.inf
+    for j in range(nc):
+        a = ca[j]
+        if a < a1:
+            a2 = a1
+            a1 = a
+        elif a < a2:
+            a2 = a
+    threshold = (a1 if keep == 1 else a2) + 2.0 * tol
+    nbest = 0
+    for j in range(nc):
+        if ca[j] <= threshold:
+            nbest = offer(sqdist(x, slots[cs[j]]), cr[j], cs[j], bsq, breq, bslot, nbest, keep)
+    return nbest
+
+
+@nb.njit(cache=True, inline="always")
+def topk_complete(i, cand_slot, cand_sq, tol, nbest, bsq, keep, exact):
+    """Whether a top-m search row provably contained the exact nearest ``keep`` entries.
+
+    With an exact index, entries left out of the top-m list have float32 distance >= the m-th,
+    hence true squared distance >= that minus ``tol``. With an approximate index (``exact`` False)
+    the candidates are trusted unless none of them is live.
+    """
+    if not exact:
+        return nbest > 0
+    m = cand_slot.shape[1]
+    if m == 0 or cand_slot[i, m - 1] < 0:
+        return True  # the search returned every entry the cache had; stale ones were replaced in-block
+    if nbest < keep:
+        return False
+    return np.float64(cand_sq[i, m - 1]) - tol > bsq[keep - 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Applying the policy to one request
+# ---------------------------------------------------------------------------------------------
+
+
+@nb.njit(cache=True, inline="always")
+def apply_request(
+    i, t, x, nbest, bsq, breq, bslot, metric, key, fpar,
+    decide, touch, insert, remove, victim, meta, glob,
+    slots, slot_req, counters,
+    out_outcome, out_served, out_distance, out_inserted, out_evicted,
+):  # fmt: skip
+    """Decide request ``t`` (row ``i`` of the output views) and update the cache; return the slot
+    written (-1 if nothing was inserted)."""
+    has1 = nbest >= 1
+    has2 = nbest >= 2
+    d1 = to_metric(bsq[0], metric) if has1 else np.inf
+    d2 = to_metric(bsq[1], metric) if has2 else np.inf
+    flags = decide(has1, d1, has2, d2, uniform(key, t, 0), uniform(key, t, 1), fpar)
+    out_distance[i] = np.float32(d1)
+    if has1 and (flags & HIT) != 0:
+        out_outcome[i] = 1 if d1 == 0.0 else 2
+        out_served[i] = breq[0]
+        if (flags & REFRESH) != 0:
+            touch(bslot[0], t, meta, glob)
+    if (flags & INSERT) == 0:
+        return -1
+    capacity = slots.shape[0]
+    n_used = counters[N_USED]
+    if n_used < capacity:
+        slot = n_used
+        counters[N_USED] = n_used + 1
+    else:
+        slot = victim(t, uniform(key, t, 2), meta, glob)
+        out_evicted[i] = slot_req[slot]
+        remove(slot, meta, glob)
+    slots[slot, :] = x
+    slot_req[slot] = t
+    insert(slot, t, meta, glob)
+    out_inserted[i] = True
+    return slot
+
+
+# ---------------------------------------------------------------------------------------------
+# Loops
+# ---------------------------------------------------------------------------------------------
+
+_F32_2D = nt.float32[:, ::1]
+_I64_2D = nt.int64[:, ::1]
+_OUTS = (nt.int8[::1], nt.int64[::1], nt.float32[::1], nt.boolean[::1], nt.int64[::1])
+_POLICY = (DECIDE_T, TOUCH_T, INSERT_T, REMOVE_T, VICTIM_T, META, GLOB)
+_STATE = (_F32_2D, nt.int64[::1], nt.int64[::1])  # slots, slot_req, counters
+_RULE = (nt.int64, nt.int64, nt.uint64, FPAR)  # keep, metric, key, fpar
+
+
+@nb.njit(
+    nt.void(
+        _F32_2D, nt.int64, _I64_2D, _I64_2D, _F32_2D, nt.float64[::1], nt.boolean,
+        *_RULE, *_POLICY, *_STATE, *_OUTS,
+    ),
+    cache=True,
+)  # fmt: skip
+def serve_each(
+    q, t0, cand_slot, cand_req, cand_sq, tol, exact,
+    keep, metric, key, fpar,
+    decide, touch, insert, remove, victim, meta, glob,
+    slots, slot_req, counters,
+    out_outcome, out_served, out_distance, out_inserted, out_evicted,
+):  # fmt: skip
+    """Plain engine step: requests whose search ran against the *current* cache (no staleness).
+
+    Called with one request at a time by the plain engine.
+    """
+    m = cand_slot.shape[1]
+    cs = np.empty(m, np.int64)
+    cr = np.empty(m, np.int64)
+    ca = np.empty(m, np.float64)
+    bsq = np.empty(2, np.float64)
+    breq = np.empty(2, np.int64)
+    bslot = np.empty(2, np.int64)
+    for i in range(q.shape[0]):
+        x = q[i]
+        nc = collect_topk(i, cand_slot, cand_req, cand_sq, slot_req, cs, cr, ca, 0)
+        nbest = resolve(x, cs, cr, ca, nc, tol[i], keep, slots, bsq, breq, bslot)
+        if not topk_complete(i, cand_slot, cand_sq, tol[i], nbest, bsq, keep, exact):
+            nbest = full_scan(x, slots, slot_req, counters[N_USED], bsq, breq, bslot, keep)
+            counters[N_FULL_SCANS] += 1
+        apply_request(
+            i, t0 + i, x, nbest, bsq, breq, bslot, metric, key, fpar,
+            decide, touch, insert, remove, victim, meta, glob,
+            slots, slot_req, counters,
+            out_outcome, out_served, out_distance, out_inserted, out_evicted,
+        )  # fmt: skip
+
+
+@nb.njit(
+    nt.void(
+        _F32_2D, nt.int64, _I64_2D, _I64_2D, _F32_2D, _F32_2D, nt.float32[::1], nt.float64[::1], nt.boolean,
+        *_RULE, *_POLICY, *_STATE, *_OUTS,
+    ),
+    cache=True,
+)  # fmt: skip
+def serve_block_topk(
+    q, t0, cand_slot, cand_req, cand_sq, gram, qnorm2, tol, exact,
+    keep, metric, key, fpar,
+    decide, touch, insert, remove, victim, meta, glob,
+    slots, slot_req, counters,
+    out_outcome, out_served, out_distance, out_inserted, out_evicted,
+):  # fmt: skip
+    """Block engine over a top-m search: apply the policy to requests ``t0 .. t0 + len(q) - 1``.
+
+    ``cand_*`` (n, m) come from one batched search of the block against the cache as it was at
+    the start of the block. Candidates whose slot was rewritten since are stale and skipped;
+    entries inserted inside the block are checked directly, pre-filtered by their float32-grade
+    squared distance ``qnorm2[i] + qnorm2[p] - 2 * gram[i, p]`` (``gram = q @ q.T``). When the
+    candidates cannot be proven complete the request falls back to an exact scan.
+    """
+    n = q.shape[0]
+    m = cand_slot.shape[1]
+    cs = np.empty(m + n, np.int64)
+    cr = np.empty(m + n, np.int64)
+    ca = np.empty(m + n, np.float64)
+    bsq = np.empty(2, np.float64)
+    breq = np.empty(2, np.int64)
+    bslot = np.empty(2, np.int64)
+    ins_pos = np.empty(n, np.int64)  # block positions of the requests inserted so far
+    ins_slot = np.empty(n, np.int64)
+    n_ins = 0
+    for i in range(n):
+        x = q[i]
+        nc = collect_topk(i, cand_slot, cand_req, cand_sq, slot_req, cs, cr, ca, 0)
+        nc = collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs, cr, ca, nc)
+        nbest = resolve(x, cs, cr, ca, nc, tol[i], keep, slots, bsq, breq, bslot)
+        if not topk_complete(i, cand_slot, cand_sq, tol[i], nbest, bsq, keep, exact):
+            nbest = full_scan(x, slots, slot_req, counters[N_USED], bsq, breq, bslot, keep)
+            counters[N_FULL_SCANS] += 1
+        slot = apply_request(
+            i, t0 + i, x, nbest, bsq, breq, bslot, metric, key, fpar,
+            decide, touch, insert, remove, victim, meta, glob,
+            slots, slot_req, counters,
+            out_outcome, out_served, out_distance, out_inserted, out_evicted,
+        )  # fmt: skip
+        if slot >= 0:
+            ins_pos[n_ins] = i
+            ins_slot[n_ins] = slot
+            n_ins += 1
+
+
+@nb.njit(
+    nt.void(
+        _F32_2D, nt.int64, _F32_2D, nt.float32[::1], nt.int64[::1], _F32_2D, nt.float32[::1], nt.float64[::1],
+        *_RULE, *_POLICY, *_STATE, *_OUTS,
+    ),
+    cache=True,
+)  # fmt: skip
+def serve_block_dense(
+    q, t0, gs, snorm2, req0, gram, qnorm2, tol,
+    keep, metric, key, fpar,
+    decide, touch, insert, remove, victim, meta, glob,
+    slots, slot_req, counters,
+    out_outcome, out_served, out_distance, out_inserted, out_evicted,
+):  # fmt: skip
+    """Block engine over dense products (small caches): ``gs = q @ slots0.T`` against the
+    ``len(req0)`` slots used at the start of the block (``req0``: their entries, ``snorm2``:
+    their float32 squared norms). Every live entry is a candidate, so no fallback is needed.
+    """
+    n = q.shape[0]
+    n0 = gs.shape[1]
+    ca0 = np.empty(n0, np.float64)  # approximations to the block-start slots (+inf: stale)
+    cs = np.empty(n, np.int64)  # in-block candidates
+    cr = np.empty(n, np.int64)
+    ca = np.empty(n, np.float64)
+    bsq = np.empty(2, np.float64)
+    breq = np.empty(2, np.int64)
+    bslot = np.empty(2, np.int64)
+    ins_pos = np.empty(n, np.int64)
+    ins_slot = np.empty(n, np.int64)
+    n_ins = 0
+    for i in range(n):
+        x = q[i]
+        qi = np.float64(qnorm2[i])
+        a1 = np.inf
+        a2 = np.inf
+        for s in range(n0):
+            a = np.inf
+            if slot_req[s] == req0[s]:
+                a = qi + np.float64(snorm2[s]) - 2.0 * np.float64(gs[i, s])
+            ca0[s] = a
+            if a < a2:
+                if a < a1:
+                    a2 = a1
+                    a1 = a
+                else:
+                    a2 = a
+        nc = collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs, cr, ca, 0)
+        for j in range(nc):
+            a = ca[j]
+            if a < a2:
+                if a < a1:
+                    a2 = a1
+                    a1 = a
+                else:
+                    a2 = a
+        threshold = (a1 if keep == 1 else a2) + 2.0 * tol[i]
+        nbest = 0
+        for s in range(n0):
+            if ca0[s] <= threshold:
+                nbest = offer(sqdist(x, slots[s]), req0[s], s, bsq, breq, bslot, nbest, keep)
+        for j in range(nc):
+            if ca[j] <= threshold:
+                nbest = offer(sqdist(x, slots[cs[j]]), cr[j], cs[j], bsq, breq, bslot, nbest, keep)
+        slot = apply_request(
+            i, t0 + i, x, nbest, bsq, breq, bslot, metric, key, fpar,
+            decide, touch, insert, remove, victim, meta, glob,
+            slots, slot_req, counters,
+            out_outcome, out_served, out_distance, out_inserted, out_evicted,
+        )  # fmt: skip
+        if slot >= 0:
+            ins_pos[n_ins] = i
+            ins_slot[n_ins] = slot
+            n_ins += 1

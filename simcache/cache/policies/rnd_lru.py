@@ -1,0 +1,69 @@
+"""RND-LRU: SIM-LRU whose hits are accepted with probability p(d(x, y*)), p non-increasing.
+
+A rejected hit is a miss: x is inserted (evicting the LRU entry if full) and y* is not refreshed.
+Acceptance functions, with ``s`` = ``scale`` (default: the replay radius r):
+
+* ``step``:   p(d) = 1 if d <= s else 0 (with s = r this is exactly SIM-LRU);
+* ``linear``: p(d) = max(0, 1 - d / s);
+* ``exp``:    p(d) = exp(-d / s).
+
+For s = 0 every function is 1 at d = 0 and 0 elsewhere. The draw is uniform number 0 of the
+request; the hit is accepted iff u < p(d).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from simcache.cache.kernels import DECIDE_SIG, HIT, INSERT, REFRESH, within_radius
+from simcache.cache.policies.base import Kernels, Param, Policy
+from simcache.cache.policies.lru import list_push_front, list_tail, list_unlink, lru_touch
+
+ACCEPTANCE = {"step": 0, "linear": 1, "exp": 2}
+
+
+@nb.njit(cache=True)
+def acceptance_probability(d, kind, scale):
+    """p(d) for the acceptance function ``kind`` (0 step, 1 linear, 2 exp) with scale ``scale``."""
+    if kind == 0 or scale <= 0.0:
+        return 1.0 if within_radius(d, scale) else 0.0
+    if kind == 1:
+        p = 1.0 - d / scale
+        return p if p > 0.0 else 0.0
+    return math.exp(-d / scale)
+
+
+@nb.njit(DECIDE_SIG, cache=True)
+def decide_rnd(has1, d1, has2, d2, u0, u1, fpar):
+    """Accept the hit on y* with probability p(d1); otherwise insert x."""
+    if has1 and u0 < acceptance_probability(d1, int(fpar[1]), fpar[2]):
+        return HIT | REFRESH
+    return INSERT
+
+
+class RndLRU(Policy):
+    """RND-LRU: LRU order; a hit at distance d is accepted with probability p(d)."""
+
+    name = "rnd-lru"
+    summary = "SIM-LRU with randomised acceptance p(d) of approximate hits"
+    params = (
+        Param("acceptance", str, "step", "acceptance function p(d): step, linear or exp", tuple(ACCEPTANCE)),
+        Param("scale", float, None, "scale s of p(d) (default: the radius r)"),
+    )
+    meta_fields = 2
+    glob_size = 2
+
+    @classmethod
+    def kernels(cls) -> Kernels:
+        return Kernels(decide_rnd, lru_touch, list_push_front, list_unlink, list_tail)
+
+    def rule_parameters(self) -> np.ndarray:
+        scale = self.radius if self.values["scale"] is None else float(self.values["scale"])
+        if not scale >= 0:
+            from recvae.errors import UserError
+
+            raise UserError(f"rnd-lru scale must be >= 0, got {scale}")
+        return np.array([self.radius, ACCEPTANCE[self.values["acceptance"]], scale], dtype=np.float64)

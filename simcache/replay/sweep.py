@@ -1,0 +1,426 @@
+"""Parameter sweeps: replay a grid of (policy, capacity, radius) points in parallel processes.
+
+:func:`run_sweep` is the Python API behind ``simcache sweep``. The trace is validated once in the
+calling process; each worker process then memory-maps it itself (it is never pickled) and replays
+the points it is given. Outputs under ``out``:
+
+- ``results.csv`` and ``results.parquet``: one row per point (see :data:`ROW_COLUMNS`);
+- ``points/<policy>_C<capacity>_r<radius>.json``: the full JSON summary of every point;
+- ``curves_capacity.png`` (hit ratio and mean service cost against capacity, one line per policy and
+  radius) when several capacities are swept, ``curves_radius.png`` likewise against the radius;
+- ``sweep.json``: the sweep's parameters.
+
+Grids are written as comma lists (``100,1000,10000``) or ranges: ``START:STOP:STEP`` (arithmetic,
+STOP included when reached) or ``START:STOP:xFACTOR`` (geometric, e.g. ``100:100000:x10``).
+Similarity LRU has no stack property, so every capacity is its own replay.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import functools
+import math
+import multiprocessing
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recvae import __version__
+from recvae.errors import UserError
+from recvae.storage import atomic_path
+from simcache.replay.report import write_json, write_parquet
+from simcache.replay.run import check_arguments, policy_names, run_replay
+from simcache.trace.io import load_requests
+
+RESULTS_CSV = "results.csv"
+RESULTS_PARQUET = "results.parquet"
+POINTS_DIR = "points"
+ROW_COLUMNS = (
+    "policy", "capacity", "radius", "requests", "hits", "exact_hits", "approx_hits", "misses",
+    "hit_ratio", "exact_hit_ratio", "approx_hit_ratio", "miss_ratio", "mean_service_cost",
+    "mean_approx_cost_hits", "d_hits_p50", "d_hits_p95", "overlap_approx_mean", "replay_s",
+    "requests_per_s", "params",
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# Grids
+# ----------------------------------------------------------------------------------------------
+def parse_grid(spec: str | Sequence[Any], *, kind: type = float, name: str = "value") -> list[Any]:
+    """Parse a comma list or a ``START:STOP:STEP`` / ``START:STOP:xFACTOR`` range (STOP inclusive)."""
+    if not isinstance(spec, str):
+        values = [kind(v) for v in spec]
+    else:
+        values = []
+        for part in (p.strip() for p in spec.split(",")):
+            if not part:
+                continue
+            if ":" in part:
+                values.extend(_parse_range(part, kind, name))
+            else:
+                values.append(_parse_number(part, kind, name))
+    if not values:
+        raise UserError(f"empty {name} list {spec!r}")
+    out: list[Any] = []
+    for v in values:  # de-duplicate, keep order
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def _parse_number(text: str, kind: type, name: str) -> Any:
+    try:
+        x = float(text)
+    except ValueError:
+        raise UserError(f"bad {name} {text!r}: not a number") from None
+    if kind is int:
+        if not math.isfinite(x) or x != int(x):
+            raise UserError(f"bad {name} {text!r}: not an integer")
+        return int(x)
+    return x
+
+
+def _parse_range(part: str, kind: type, name: str) -> list[Any]:
+    bits = part.split(":")
+    if len(bits) != 3:
+        raise UserError(f"bad {name} range {part!r}: use START:STOP:STEP or START:STOP:xFACTOR")
+    start = _parse_number(bits[0], float, name)
+    stop = _parse_number(bits[1], float, name)
+    step_text = bits[2].strip()
+    geometric = step_text[:1].lower() == "x"
+    step = _parse_number(step_text[1:] if geometric else step_text, float, name)
+    if geometric:
+        if start <= 0 or step <= 1:
+            raise UserError(f"bad {name} range {part!r}: a geometric range needs START > 0 and FACTOR > 1")
+        n = int(math.floor(math.log(stop / start) / math.log(step) + 1e-9)) + 1 if stop >= start else 0
+        raw = [start * step**i for i in range(max(n, 0))]
+    else:
+        if step <= 0:
+            raise UserError(f"bad {name} range {part!r}: STEP must be > 0")
+        n = int(math.floor((stop - start) / step + 1e-9)) + 1 if stop >= start else 0
+        raw = [start + i * step for i in range(max(n, 0))]
+    if not raw:
+        raise UserError(f"bad {name} range {part!r}: STOP is below START")
+    if len(raw) > 100_000:
+        raise UserError(f"bad {name} range {part!r}: too many values ({len(raw)})")
+    if kind is int:
+        return [int(round(v)) for v in raw]
+    return [float(f"{v:.12g}") for v in raw]  # 0.1 + 2*0.1 -> 0.3, not 0.30000000000000004
+
+
+# ----------------------------------------------------------------------------------------------
+# Points
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Point:
+    """One grid point."""
+
+    policy: str
+    capacity: int
+    radius: float
+
+    @property
+    def name(self) -> str:
+        r = re.sub(r"[^0-9a-zA-Z.+-]", "_", f"{self.radius:g}")
+        return f"{self.policy}_C{self.capacity}_r{r}"
+
+
+def policy_params(policy: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``params`` that ``policy`` accepts (sweep options apply to the policies that know them)."""
+    accepted = accepted_params(policy)
+    if accepted is None:
+        return dict(params)
+    return {k: v for k, v in params.items() if k in accepted}
+
+
+def accepted_params(policy: str) -> set[str] | None:
+    """Names of the options the policy documents (None: unknown, pass everything)."""
+    from simcache.cache import POLICIES
+
+    cls = POLICIES[policy]
+    for attr in ("PARAMS", "params", "param_docs", "PARAM_DOCS", "DEFAULTS", "defaults"):
+        spec = getattr(cls, attr, None)
+        if isinstance(spec, dict):
+            return set(spec)
+        if isinstance(spec, (list, tuple, set, frozenset)):
+            return {getattr(s, "name", s) for s in spec}
+    return None
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_requests(path: str, vector_column: str | None, sort: bool, limit: int | None) -> Any:
+    """Per-process cache: each worker memory-maps the (already validated) file once."""
+    req = load_requests(path, vector_column=vector_column, sort=sort, validate=False)
+    return req.head(limit) if limit is not None else req
+
+
+def _init_worker(threads: int) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(threads)
+    except ImportError:  # pragma: no cover - faiss is a dependency
+        pass
+    try:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    except (ImportError, ValueError):  # pragma: no cover
+        pass
+
+
+def run_point(path: str, point: Point, common: dict[str, Any], points_dir: str | None) -> dict[str, Any]:
+    """Replay one point (in a worker) and return its results-table row."""
+    loading = dict(common["loading"])
+    requests = _worker_requests(path, loading["vector_column"], loading["sort"], loading["limit"])
+    kw = dict(common["replay"])
+    kw["params"] = policy_params(point.policy, kw.get("params") or {})
+    result = run_replay(requests, policy=point.policy, capacity=point.capacity, radius=point.radius,
+                        **kw)
+    result.parameters.update({"sort": loading["sort"], "limit": loading["limit"]})
+    if points_dir is not None:
+        write_json(Path(points_dir) / f"{point.name}.json", result.to_dict())
+    return result_row(result)
+
+
+def result_row(result: Any) -> dict[str, Any]:
+    """Flatten a :class:`~simcache.replay.run.ReplayResult` into one results-table row."""
+    s = result.summary
+    p = result.parameters
+    q = s.distance["hits"]["quantiles"]
+    row = {
+        "policy": p["policy"],
+        "capacity": p["capacity"],
+        "radius": p["radius"],
+        **{k: s.counts[k] for k in ("requests", "hits", "exact_hits", "approx_hits", "misses",
+                                     "hit_ratio", "exact_hit_ratio", "approx_hit_ratio", "miss_ratio")},
+        "mean_service_cost": s.cost["mean_service_cost"],
+        "mean_approx_cost_hits": s.cost["mean_approx_cost_hits"],
+        "d_hits_p50": q["p50"],
+        "d_hits_p95": q["p95"],
+        "overlap_approx_mean": None if s.overlap is None else s.overlap["approx_hits"]["mean"],
+        "replay_s": result.timing["replay_s"],
+        "requests_per_s": result.timing["requests_per_s"],
+        "params": ";".join(f"{k}={v}" for k, v in sorted(p["params"].items())),
+    }
+    return row
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def default_jobs() -> int:
+    """min(usable cores, 4)."""
+    return max(1, min(usable_cores(), 4))
+
+
+def run_sweep(
+    trace: str | Path,
+    *,
+    policies: str | Sequence[str] = "lru",
+    capacities: str | Sequence[int],
+    radii: str | Sequence[float] = (0.0,),
+    out: str | Path,
+    jobs: int | None = None,
+    metric: str = "l2",
+    params: dict[str, Any] | None = None,
+    cost: Any = None,
+    index: str = "flat",
+    engine: str = "block",
+    block_size: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    window: int | None = None,
+    overlap_k: int | None = None,
+    vector_column: str | None = None,
+    sort: bool = False,
+    limit: int | None = None,
+    plots: bool = True,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Replay every (policy, capacity, radius) point and write the results table and curves.
+
+    ``policies``, ``capacities``, ``radii``: lists or grid strings (see the module docstring).
+    ``params`` are policy options; each point receives those its policy documents. Returns the
+    results table (one row per point, sorted by policy, radius, capacity).
+
+    With ``jobs > 1`` points run in ``spawn``-started worker processes (forking after FAISS/OpenMP
+    started is unsafe), so a script that calls this needs the usual ``if __name__ == "__main__":``
+    guard. Each worker uses ``cores // jobs`` FAISS threads. Any failing point stops the sweep.
+    """
+    from simcache.replay.run import make_cost
+
+    pols = [p.strip() for p in policies.split(",") if p.strip()] if isinstance(policies, str) else list(policies)
+    if not pols:
+        raise UserError("no policy given")
+    known = policy_names()
+    for p in pols:
+        if p not in known:
+            raise UserError(f"unknown policy {p!r}; choose one of {', '.join(known)}")
+    caps = parse_grid(capacities, kind=int, name="capacity")
+    rads = parse_grid(radii, kind=float, name="radius")
+    for c in caps:
+        check_arguments(policy=pols[0], capacity=c, radius=0.0)
+    for r in rads:
+        check_arguments(policy=pols[0], capacity=1, radius=r)
+    check_arguments(policy=pols[0], capacity=1, radius=0.0, metric=metric, index=index, engine=engine,
+                    device=device, block_size=block_size, window=window, limit=limit, overlap_k=overlap_k)
+    jobs = default_jobs() if jobs is None else int(jobs)
+    if jobs < 1:
+        raise UserError(f"jobs must be >= 1, got {jobs}")
+    params = dict(params or {})
+    if params:
+        unused = set(params) - set().union(*({*policy_params(p, params)} for p in pols))
+        if unused:
+            raise UserError(f"option(s) {', '.join(sorted(unused))} apply to none of the policies {', '.join(pols)}")
+    cost = make_cost() if cost is None else cost
+    for p in pols:
+        for r in rads:
+            check_arguments(policy=p, capacity=caps[0], radius=r, params=policy_params(p, params), cost=cost)
+
+    # Validate the file once here (a full NaN/inf scan); workers skip the scan.
+    path = Path(trace)
+    req = load_requests(path, vector_column=vector_column, sort=sort)
+    n = min(len(req), limit) if limit is not None else len(req)
+    topk = req.topk
+    if overlap_k is not None and topk is not None and overlap_k > topk.shape[1]:
+        raise UserError(f"overlap k {overlap_k} exceeds the trace's top-k length {topk.shape[1]}")
+    del req, topk
+
+    points = [Point(p, c, r) for p in pols for r in rads for c in caps]
+    out = Path(out)
+    points_dir = out / POINTS_DIR
+    points_dir.mkdir(parents=True, exist_ok=True)
+    common = {
+        "loading": {"vector_column": vector_column, "sort": sort, "limit": limit},
+        "replay": {"metric": metric, "params": params, "cost": cost, "index": index, "engine": engine,
+                   "block_size": block_size, "seed": seed, "device": device, "window": window,
+                   "overlap_k": overlap_k, "validate": False},
+    }
+    say = echo or (lambda _m: None)
+    jobs = min(jobs, len(points))
+    say(f"sweep: {len(points)} points ({len(pols)} policies x {len(caps)} capacities x {len(rads)} radii) "
+        f"over {n:,} requests, {jobs} process(es)")
+    t0 = time.perf_counter()
+    rows = _run_points(str(path), points, common, str(points_dir), jobs, progress)
+    elapsed = time.perf_counter() - t0
+
+    df = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+    order = {p: i for i, p in enumerate(pols)}
+    df = (df.assign(_o=df["policy"].map(order)).sort_values(["_o", "radius", "capacity"], kind="stable")
+          .drop(columns="_o").reset_index(drop=True))
+    with atomic_path(out / RESULTS_CSV) as tmp:
+        df.to_csv(tmp, index=False)
+    write_parquet(df, out / RESULTS_PARQUET)
+    write_json(out / "sweep.json", {
+        "simcache_version": __version__,
+        "trace": str(path),
+        "requests": n,
+        "policies": pols,
+        "capacities": caps,
+        "radii": rads,
+        "jobs": jobs,
+        "elapsed_s": elapsed,
+        "loading": common["loading"],
+        "replay": {**{k: v for k, v in common["replay"].items() if k not in ("cost", "validate")},
+                   "cost": {k: getattr(cost, k) for k in ("kind", "retrieval_cost", "scale", "exponent")
+                            if hasattr(cost, k)}},
+    })
+    if plots:
+        plot_curves(df, out)
+    return df
+
+
+def _run_points(path: str, points: list[Point], common: dict[str, Any], points_dir: str, jobs: int,
+                progress: bool) -> list[dict[str, Any]]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(points), desc="sweep", unit="point", disable=not progress)
+    rows: list[dict[str, Any]] = []
+    # Largest caches first: they take longest, so the pool finishes more evenly.
+    ordered = sorted(points, key=lambda pt: -pt.capacity)
+    try:
+        if jobs == 1:
+            for pt in ordered:
+                rows.append(run_point(path, pt, common, points_dir))
+                bar.update()
+            return rows
+        threads = max(1, usable_cores() // jobs)
+        ctx = multiprocessing.get_context("spawn")  # fork after faiss/OpenMP started is unsafe
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                    initargs=(threads,)) as pool:
+            futures = {pool.submit(run_point, path, pt, common, points_dir): pt for pt in ordered}
+            try:
+                for fut in cf.as_completed(futures):
+                    rows.append(fut.result())
+                    bar.update()
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+        return rows
+    finally:
+        bar.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Curves
+# ----------------------------------------------------------------------------------------------
+def plot_curves(df: pd.DataFrame, out: str | Path) -> list[Path]:
+    """Hit ratio and mean service cost against capacity (and against radius) as PNGs (Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    written = []
+    for x, group_by, fname in (("capacity", "radius", "curves_capacity.png"),
+                               ("radius", "capacity", "curves_radius.png")):
+        if df[x].nunique() < 2:
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+        styles = dict(zip(df["policy"].unique(), ["-", "--", ":", "-.", (0, (5, 1)), (0, (1, 3))] * 4))
+        groups = sorted(df[group_by].unique())
+        colours = {g: plt.cm.viridis(i / max(1, len(groups) - 1) * 0.9) for i, g in enumerate(groups)}
+        for (pol, g), sub in df.groupby(["policy", group_by], sort=False):
+            sub = sub.sort_values(x)
+            label = f"{pol}, {'r' if group_by == 'radius' else 'C'}={g:g}"
+            kw = dict(marker="o", ms=3, label=label, linestyle=styles[pol], color=colours[g])
+            axes[0].plot(sub[x], sub["hit_ratio"], **kw)
+            axes[1].plot(sub[x], sub["mean_service_cost"], **kw)
+        for ax, ylabel in zip(axes, ("hit ratio", "mean service cost"), strict=True):
+            ax.set_xlabel(x)
+            ax.set_ylabel(ylabel)
+            vals = df[x].to_numpy(dtype=float)
+            if x == "capacity" and vals.min() > 0 and vals.max() / vals.min() >= 20:
+                ax.set_xscale("log")
+            ax.grid(True, alpha=0.3)
+        axes[0].set_ylim(0, 1)
+        handles, labels = axes[0].get_legend_handles_labels()
+        if len(labels) <= 24:
+            axes[1].legend(fontsize=7, loc="best")
+        fig.suptitle(f"sweep over {x} ({int(df['requests'].iloc[0]):,} requests)")
+        fig.tight_layout()
+        path = out / fname
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+__all__ = ["Point", "ROW_COLUMNS", "parse_grid", "plot_curves", "result_row", "run_point", "run_sweep"]

@@ -1,0 +1,169 @@
+"""Plain, obviously correct reference of every policy: pure Python, brute force, one request at a time.
+
+Independent of the package's code on purpose (it shares only the written rules): distances are
+recomputed here in float64 by a sequential loop, the nearest entry is the minimum of
+(squared distance, request index) over all cached entries, the hit rule is ``d <= r``, and the
+random draws re-implement the documented splitmix64 scheme. Slow; use small traces.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MASK = (1 << 64) - 1
+
+
+def splitmix64(z: int) -> int:
+    z = (z + 0x9E3779B97F4A7C15) & MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return z ^ (z >> 31)
+
+
+def uniform(seed: int, t: int, k: int) -> float:
+    """Draw k of request t: splitmix64(splitmix64(seed) ^ (4t + k)) >> 11, times 2**-53."""
+    z = splitmix64(splitmix64(seed & MASK) ^ ((4 * t + k) & MASK))
+    return (z >> 11) * 2.0**-53
+
+
+def normalise(x: np.ndarray) -> list[float]:
+    """Unit vector as float32 values (norm summed sequentially in float64)."""
+    s = 0.0
+    for v in x:
+        s += float(v) * float(v)
+    n = math.sqrt(s)
+    return [float(np.float32(float(v) / n)) for v in x]
+
+
+def squared(x: list[float], y: list[float]) -> float:
+    s = 0.0
+    for a, b in zip(x, y):
+        diff = a - b
+        s += diff * diff
+    return s
+
+
+@dataclass
+class Entry:
+    req: int
+    vec: list[float]
+    freq: int = 1
+    last: int = 0
+
+
+@dataclass
+class RefLog:
+    outcome: list[int] = field(default_factory=list)
+    served: list[int] = field(default_factory=list)
+    distance: list[float] = field(default_factory=list)
+    inserted: list[bool] = field(default_factory=list)
+    evicted: list[int] = field(default_factory=list)
+
+
+def approx_cost(d: float, kind: str, scale: float, exponent: float) -> float:
+    if kind == "zero":
+        return 0.0
+    if kind == "linear":
+        return scale * d
+    return scale * d**exponent
+
+
+def reference_replay(
+    vectors: np.ndarray,
+    policy: str,
+    capacity: int,
+    radius: float,
+    metric: str = "l2",
+    params: dict | None = None,
+    cost: dict | None = None,
+    seed: int = 0,
+) -> RefLog:
+    """Replay ``vectors`` request by request. ``cost``: dict(kind, retrieval_cost, scale, exponent)."""
+    params = params or {}
+    cost = {"kind": "zero", "retrieval_cost": 1.0, "scale": 1.0, "exponent": 2.0, **(cost or {})}
+    slots: list[Entry] = []  # position = slot; a new entry takes its victim's position
+    recency: list[int] = []  # slot positions, least recent first (LRU) / oldest first (FIFO)
+    log = RefLog()
+    for t, raw in enumerate(np.asarray(vectors, dtype=np.float32)):
+        x = normalise(raw) if metric == "cosine" else [float(v) for v in raw]
+
+        def dist(sq: float) -> float:
+            return math.sqrt(sq) if metric == "l2" else 0.5 * sq
+
+        ranked = sorted((squared(x, e.vec), e.req, pos) for pos, e in enumerate(slots))
+        d1 = dist(ranked[0][0]) if ranked else math.inf
+        d2 = dist(ranked[1][0]) if len(ranked) > 1 else math.inf
+        u0, u1, u2 = uniform(seed, t, 0), uniform(seed, t, 1), uniform(seed, t, 2)
+
+        hit = refresh = insert = False
+        if policy in ("lru", "fifo", "lfu", "random"):
+            hit = bool(ranked) and d1 <= radius
+            refresh, insert = hit, not hit
+        elif policy == "rnd-lru":
+            kind = params.get("acceptance", "step")
+            s = params.get("scale")
+            s = radius if s is None else s
+            if kind == "step" or s <= 0:
+                p = 1.0 if d1 <= s else 0.0
+            elif kind == "linear":
+                p = max(0.0, 1.0 - d1 / s)
+            else:
+                p = math.exp(-d1 / s)
+            hit = bool(ranked) and u0 < p
+            refresh, insert = hit, not hit
+        elif policy == "qlru-dc":
+            q = params.get("q", 1.0)
+            c_r = cost["retrieval_cost"]
+
+            def service(d: float, present: bool) -> float:
+                if present and d <= radius:
+                    return min(c_r, approx_cost(d, cost["kind"], cost["scale"], cost["exponent"]))
+                return c_r
+
+            c1 = service(d1, len(ranked) >= 1)
+            c2 = service(d2, len(ranked) >= 2)
+            hit = c1 < c_r
+            refresh = hit and u0 < (c2 - c1) / c_r
+            insert = u1 < q * c1 / c_r
+        else:
+            raise ValueError(policy)
+
+        log.distance.append(float(np.float32(d1)))
+        if hit:
+            log.outcome.append(1 if d1 == 0.0 else 2)
+            log.served.append(ranked[0][1])
+            pos = ranked[0][2]
+            if refresh:
+                if policy in ("lru", "rnd-lru", "qlru-dc"):
+                    recency.remove(pos)
+                    recency.append(pos)
+                elif policy == "lfu":
+                    slots[pos].freq += 1
+                    slots[pos].last = t
+        else:
+            log.outcome.append(0)
+            log.served.append(-1)
+        evicted = -1
+        if insert:
+            entry = Entry(req=t, vec=x, freq=1, last=t)
+            if len(slots) < capacity:
+                slots.append(entry)
+                recency.append(len(slots) - 1)
+            else:
+                if policy == "random":
+                    pos = min(int(u2 * capacity), capacity - 1)
+                elif policy == "lfu":
+                    pos = min(range(len(slots)), key=lambda p: (slots[p].freq, slots[p].last))
+                else:  # lru family and fifo: front of the recency / insertion list
+                    pos = recency[0]
+                evicted = slots[pos].req
+                slots[pos] = entry
+                if pos in recency:
+                    recency.remove(pos)
+                recency.append(pos)
+        log.inserted.append(insert)
+        log.evicted.append(evicted)
+    return log

@@ -1,0 +1,149 @@
+"""Public API: validation, input forms (arrays, memory maps, iterables of blocks), searchers."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from recvae.errors import UserError
+from simcache.cache import POLICIES, CostModel, ReplayLog, engine as engine_module, replay
+from simcache.cache.search import FlatTorch
+from tests.simcache.cache.helpers import assert_same_log, clustered
+
+X = clustered(800, 6, 80, 0.2, seed=2)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"policy": "nope"},
+        {"capacity": 0},
+        {"capacity": -3},
+        {"capacity": 2.5},
+        {"capacity": True},
+        {"radius": -0.1},
+        {"radius": float("nan")},
+        {"metric": "ip"},
+        {"engine": "fast"},
+        {"index": "lsh"},
+        {"device": "tpu"},
+        {"block_size": 0},
+        {"policy": "lru", "params": {"q": 0.5}},
+        {"policy": "rnd-lru", "params": {"acceptance": "cubic"}},
+        {"policy": "rnd-lru", "params": {"scale": -1.0}},
+        {"policy": "qlru-dc", "params": {"q": 0.0}},
+        {"policy": "qlru-dc", "params": {"q": "many"}},
+    ],
+)
+def test_bad_options_are_user_errors(kwargs):
+    kw = {"capacity": 10, **kwargs}
+    with pytest.raises(UserError):
+        replay(X, **kw)
+
+
+@pytest.mark.parametrize(
+    "vectors",
+    [
+        np.zeros(5, dtype=np.float32),
+        np.zeros((2, 3, 4), dtype=np.float32),
+        np.zeros((4, 0), dtype=np.float32),
+        "not vectors",
+        [np.zeros((2, 3), np.float32), np.zeros((2, 4), np.float32)],
+        np.array([[0.0, np.nan]], dtype=np.float32),
+    ],
+)
+def test_bad_vectors_are_user_errors(vectors):
+    with pytest.raises(UserError):
+        replay(vectors, capacity=3)
+
+
+def test_cosine_zero_vector_is_a_user_error():
+    with pytest.raises(UserError, match="zero vector"):
+        replay(np.array([[1, 0], [0, 0]], dtype=np.float32), capacity=3, metric="cosine")
+
+
+def test_cost_model():
+    with pytest.raises(UserError):
+        CostModel("quadratic")
+    with pytest.raises(UserError):
+        CostModel("linear", retrieval_cost=0.0)
+    c = CostModel("power", retrieval_cost=2.0, scale=3.0, exponent=2.0)
+    assert np.allclose(c.approx_cost(np.array([0.0, 1.0, 2.0])), [0.0, 3.0, 12.0])
+    assert np.allclose(CostModel("linear", scale=2.0).approx_cost(np.array([0.5])), [1.0])
+    assert np.all(CostModel().approx_cost(np.array([0.0, 5.0])) == 0)
+    assert np.allclose(c.service_cost(np.array([0.5, 1.0, 9.0]), np.array([True, True, False])), [0.75, 2.0, 2.0])
+
+
+def test_registry_names():
+    assert set(POLICIES) == {"lru", "fifo", "lfu", "random", "rnd-lru", "qlru-dc"}
+
+
+@pytest.mark.parametrize("policy", ["lru", "qlru-dc", "random"])
+def test_iterable_memmap_and_float64_inputs_equal_the_array(policy, tmp_path):
+    kw = dict(policy=policy, capacity=25, radius=0.5, seed=1)
+    ref = replay(X, **kw)
+    uneven = [X[:7], X[7:300], X[300:301], X[301:]]
+    assert_same_log(replay(iter(uneven), **kw), ref, "iterable")
+    assert_same_log(replay(uneven, block_size=64, **kw), ref, "list, block 64")
+    mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    assert_same_log(replay(np.load(tmp_path / "x.npy", mmap_mode="r"), **kw), ref, "memmap")
+    assert_same_log(replay(X.astype(np.float64), **kw), ref, "float64")
+    assert_same_log(replay(np.asfortranarray(X), **kw), ref, "fortran order")
+
+
+def test_memory_is_bounded_by_blocks_not_the_trace(tmp_path):
+    n, d = 120_000, 64  # 30 MB of vectors on disk
+    path = tmp_path / "big.npy"
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))
+    rng = np.random.default_rng(0)
+    for i in range(0, n, 20_000):
+        mm[i : i + 20_000] = rng.standard_normal((20_000, d), dtype=np.float32)
+    mm.flush()
+    del mm
+    vectors = np.load(path, mmap_mode="r")
+    tracemalloc.start()
+    log = replay(vectors, capacity=200, radius=1.0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(log) == n
+    log_bytes = n * (1 + 8 + 4 + 1 + 8)
+    assert peak < log_bytes + 8 * 2**20, f"peak {peak / 2**20:.1f} MiB for a {n * d * 4 / 2**20:.0f} MiB trace"
+
+
+def test_stats_and_progress():
+    log = replay(X, capacity=10, radius=0.5, progress=True)
+    assert isinstance(log, ReplayLog) and log.stats["engine"] == "block" and log.stats["seconds"] >= 0
+    assert log.stats["exact_fallback_scans"] == 0
+
+
+@pytest.mark.parametrize("index", ["hnsw", "ivf"])
+def test_approximate_indexes_are_close_to_exact(index):
+    x = clustered(4000, 16, 300, 0.1, seed=4)
+    exact = replay(x, capacity=200, radius=0.6)
+    for engine in ("block", "plain"):
+        approx = replay(x, capacity=200, radius=0.6, index=index, engine=engine)
+        assert abs(approx.hit_ratio - exact.hit_ratio) < 0.05, (index, engine)
+        hits = approx.outcome != 0
+        assert np.all(approx.distance[hits] <= 0.6)
+        occupancy = np.cumsum(approx.inserted.astype(int)) - np.cumsum(approx.evicted >= 0)
+        assert occupancy.max() <= 200
+
+
+def test_torch_flat_search_matches_faiss(monkeypatch):
+    """The torch searcher (the GPU path when CUDA is present) run on the CPU gives the same log."""
+    pytest.importorskip("torch")
+    x = clustered(3000, 16, 200, 0.1, seed=5)
+    kw = dict(policy="lru", capacity=300, radius=0.5)
+    ref = replay(x, engine="plain", **kw)
+
+    def torch_searcher(index, device, slots, slot_req, counters):
+        return FlatTorch(slots, slot_req, counters, device="cpu")
+
+    monkeypatch.setattr(engine_module, "make_searcher", torch_searcher)
+    log = replay(x, **kw)
+    assert log.stats["searcher"] == "flat-torch"
+    assert_same_log(log, ref, "torch")
