@@ -87,6 +87,8 @@ def run_training(case: str, device: str, quick: bool, epochs: int | None) -> dic
         "encoder_seconds_per_epoch": mean("encoder_seconds"),
         "decoder_seconds_per_epoch": mean("decoder_seconds"),
         "validation_seconds_per_epoch": mean("eval_seconds"),
+        "encoder_seconds_min": min(e["encoder_seconds"] for e in hist),
+        "decoder_seconds_min": min(e["decoder_seconds"] for e in hist),
         "first_epoch_seconds": hist[0]["seconds"],
         "test_eval_seconds": t_eval,
         "best_epoch": info["best_epoch"],
@@ -110,14 +112,15 @@ def run_steps(device: str, quick: bool) -> dict:
 
     from recvae.model import RecVAE, RecVAEConfig, SparseRows
     from recvae.planted import make_planted
+    from recvae.training import adam
 
     dev = torch.device(device)
     data = make_planted(1_200, ML20M_ITEMS, n_clusters=50, mean_items=85.0, seed=1)
     batch = data.train[:500]
     torch.manual_seed(0)
     model = RecVAE(RecVAEConfig(ML20M_ITEMS)).to(dev).train()
-    opt_e = torch.optim.Adam(model.encoder.parameters(), lr=5e-4, fused=True)
-    opt_d = torch.optim.Adam(model.decoder.parameters(), lr=5e-4, fused=True)
+    opt_e = adam(model.encoder.parameters(), 5e-4)
+    opt_d = adam(model.decoder.parameters(), 5e-4)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
 
     def enc(x):
@@ -155,16 +158,21 @@ def run_steps(device: str, quick: bool) -> dict:
 
 
 def _child(args: argparse.Namespace) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     res = run_steps(args.device, args.quick) if args.case == "steps" else run_training(args.case, args.device, args.quick, args.epochs)
     Path(args.json).write_text(json.dumps(res, sort_keys=True))
 
 
-def _spawn(case: str, device: str, quick: bool, epochs: int | None) -> dict | None:
+def _spawn(case: str, device: str, quick: bool, epochs: int | None, threads: int | None) -> dict | None:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         path = f.name
     cmd = [sys.executable, "-m", "benchmarks.train_speed", "--case", case, "--device", device, "--json", path]
     cmd += ["--quick"] if quick else []
     cmd += ["--epochs", str(epochs)] if epochs is not None else []
+    cmd += ["--threads", str(threads)] if threads else []
     print(f"-- {case} on {device}", flush=True)
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1])
@@ -189,11 +197,12 @@ def report(results: list[dict], quick: bool) -> str:
         "## train_speed: RecVAE training speed and quality" + (" (quick)" if quick else ""),
         "",
         "Paper architecture (600-600-600-600-600 -> 200, 3 encoder passes + 1 decoder pass per epoch, "
-        "batch 500, Adam 5e-4). Seconds are means over the epochs run; peak RSS is the case's own "
+        "batch 500, Adam 5e-4). Seconds are means over the epochs run (the minimum, in brackets, is the "
+        "least disturbed by other work on the machine); peak RSS is the case's own "
         f"process (`ru_maxrss`, incl. ~0.2 GiB of interpreter and libraries). Load average at the end: "
         f"{load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} (shared machine: absolute times are indicative).",
         "",
-        "| case | device | threads | users x items | epochs | encoder s/epoch | decoder s/epoch | validation s/epoch | peak RSS MiB | GPU peak MiB |",
+        "| case | device | threads | users x items | epochs | encoder s/epoch mean (min) | decoder s/epoch mean (min) | validation s/epoch | peak RSS MiB | GPU peak MiB |",
         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -202,7 +211,8 @@ def report(results: list[dict], quick: bool) -> str:
         gpu = f"{r['gpu_peak_mib']:,.0f}" if "gpu_peak_mib" in r else "-"
         lines.append(
             f"| {r['case']} | {r['device']} | {r['threads']} | {r['users']:,} x {r['items']:,} | {r['epochs']} | "
-            f"{r['encoder_seconds_per_epoch']:.1f} | {r['decoder_seconds_per_epoch']:.1f} | "
+            f"{r['encoder_seconds_per_epoch']:.1f} ({r['encoder_seconds_min']:.1f}) | "
+            f"{r['decoder_seconds_per_epoch']:.2f} ({r['decoder_seconds_min']:.2f}) | "
             f"{r['validation_seconds_per_epoch']:.1f} | {r['peak_rss_mib']:,.0f} | {gpu} |"
         )
     lines += [
@@ -246,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], action="append", help="devices to run (default: cpu, and cuda when present)")
     parser.add_argument("--case", choices=["ml100k", "ml20m-width", "steps"], action="append", help="cases to run (default: all)")
     parser.add_argument("--epochs", type=int, default=None, help="override the epochs of the training cases")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice, the core count)")
     parser.add_argument("--json", help=argparse.SUPPRESS)  # child mode: run one case, write its JSON here
     parser.add_argument("--out", type=Path, default=RESULTS / "train_speed.md", help="report file")
     args = parser.parse_args(argv)
@@ -264,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     results, failed = [], False
     for device in devices:
         for case in cases:
-            res = _spawn(case, device, args.quick, args.epochs)
+            res = _spawn(case, device, args.quick, args.epochs, args.threads)
             failed |= res is None
             if res is not None:
                 results.append(res)

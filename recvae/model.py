@@ -69,6 +69,9 @@ class SparseRows:
     @classmethod
     def from_scipy(cls, m: sp.csr_matrix, device: torch.device | str = "cpu") -> "SparseRows":
         m = sp.csr_matrix(m)
+        if not m.has_canonical_format:  # duplicates would be summed by one op and not another
+            m = m.copy()
+            m.sum_duplicates()
         return cls(
             torch.from_numpy(m.indptr.astype(np.int64)).to(device),
             torch.from_numpy(m.indices.astype(np.int64)).to(device),
@@ -104,6 +107,7 @@ class SparseRows:
         """Each row divided by its L2 norm; empty rows stay empty."""
         norms = torch.zeros(self.shape[0], dtype=self.values.dtype, device=self.device)
         norms = norms.index_add_(0, self.row_ids, self.values.pow(2)).sqrt()
+        norms = torch.where(norms > 0, norms, torch.ones_like(norms))  # rows of explicit zeros
         return self.with_values(self.values / norms[self.row_ids])
 
     def matmul_t(self, weight: torch.Tensor) -> torch.Tensor:

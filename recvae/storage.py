@@ -44,17 +44,30 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=dest.parent)
         os.close(fd)
         tmp = Path(name)
+    _apply_umask(tmp, 0o777 if is_dir else 0o666)
     try:
         yield tmp
         if is_dir and dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
+            # Move the old folder aside first so ``dest`` is missing only for an instant.
+            old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=dest.parent))
+            os.replace(dest, old / "old")
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
     except BaseException:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _apply_umask(path: Path, mode: int) -> None:
+    """Give a temp file/folder the permissions a plain ``open``/``mkdir`` would (mkstemp uses 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -206,9 +206,14 @@ def _batches(matrix: sp.csr_matrix, order: np.ndarray, batch_size: int, device: 
         yield as_input(matrix[order[start : start + batch_size]], device)
 
 
-def _adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
-    # The fused kernel does one pass over the parameters instead of ~10; same algorithm.
-    return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda"))
+def adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel where this torch has one for the device (one pass over the
+    parameters instead of ~10; the same algorithm), else the default implementation."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr)
 
 
 def _sync(device: torch.device) -> None:
@@ -275,8 +280,8 @@ def train(
 
     shuffle = _seed_everything(config.seed)
     model = RecVAE(config.model_config(data.n_items)).to(device)
-    opt_enc = _adam(model.encoder.parameters(), config.lr, device)
-    opt_dec = _adam(model.decoder.parameters(), config.lr, device)
+    opt_enc = adam(model.encoder.parameters(), config.lr)
+    opt_dec = adam(model.decoder.parameters(), config.lr)
     record = checkpoint.dataset_record(data)
     start_epoch, best_epoch, best_score, history = 0, None, None, []
     if stored is not None:
@@ -287,7 +292,9 @@ def train(
         start_epoch, best_epoch, best_score = stored["epoch"], stored["best_epoch"], stored["best_score"]
         history = list(stored["history"])
         del stored
-        if start_epoch >= config.epochs and best_path.is_file():
+        if start_epoch >= config.epochs:
+            if not best_path.is_file():
+                raise UserError(f"{out}: the run is complete but {BEST} is missing")
             emit(f"{out}: already trained for {start_epoch} epochs")
             return best_path
 
@@ -428,7 +435,13 @@ def model_dir(data: PreparedData, config: TrainConfig) -> Path:
     return cache_dir() / "models" / f"{name}-{digest}"
 
 
-def train_or_reuse(data: PreparedData, config: TrainConfig, *, progress: bool = True) -> Path:
+def train_or_reuse(
+    data: PreparedData,
+    config: TrainConfig,
+    *,
+    progress: bool = True,
+    log_line: Callable[[str], None] | None = None,
+) -> Path:
     """The best checkpoint of a finished model for ``data`` and ``config``, training it if needed.
 
     Looks in :func:`model_dir`; a finished run there is reused, an interrupted one is resumed,
@@ -437,5 +450,6 @@ def train_or_reuse(data: PreparedData, config: TrainConfig, *, progress: bool = 
     out = model_dir(data, config)
     hist = read_history(out)
     if hist is not None and hist.get("finished") and (out / BEST).is_file():
+        (log_line or log.info)(f"reusing the finished model in {out}")
         return out / BEST
-    return train(data, config, out, resume=(out / LAST).is_file(), progress=progress)
+    return train(data, config, out, resume=(out / LAST).is_file(), progress=progress, log_line=log_line)

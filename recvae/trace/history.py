@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recvae.errors import UserError
+from recvae.trace.prefix import concat_ranges
 
 #: The protocol splits, in the order of their codes in :attr:`Histories.split`.
 SPLIT_NAMES = ("train", "validation", "test")
@@ -50,8 +51,6 @@ class Histories:
         """Only the users at the (sorted) indices ``keep``."""
         keep = np.asarray(keep, dtype=np.int64)
         counts = self.counts[keep]
-        from recvae.trace.prefix import concat_ranges
-
         pos = concat_ranges(self.offsets[keep], counts)
         return Histories(
             users=self.users[keep],

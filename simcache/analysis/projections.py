@@ -33,28 +33,36 @@ def coordinate_pairs(d: int, n_pairs: int, rng: np.random.Generator) -> list[tup
     return [(int(iu[f]), int(ju[f])) for f in flat]
 
 
-def spectrum(x: np.ndarray) -> dict[str, Any]:
-    """Covariance eigenvalues (descending), explained-variance ratios and effective dimensions."""
-    xc = x - x.mean(axis=0)
-    # singular values of the centred data give the covariance spectrum without forming d x d when n < d
-    s = np.linalg.svd(xc, compute_uv=False)
+def spectrum(x: np.ndarray, singular_values: np.ndarray | None = None) -> dict[str, Any]:
+    """Covariance eigenvalues (descending), explained-variance ratios and effective dimensions.
+
+    ``singular_values`` of the centred ``x`` may be passed when already computed.
+    """
+    s = singular_values
+    if s is None:
+        s = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)
     lam = s**2 / max(len(x) - 1, 1)
     total = float(lam.sum())
     ratio = lam / total if total > 0 else lam
     cum = np.cumsum(ratio)
+    std = x.std(axis=0)
     return {
         "eigenvalues": lam,
         "explained_ratio": ratio,
         "participation_ratio": float(total**2 / (lam**2).sum()) if total > 0 else None,
         "components_for": {f"{int(q * 100)}%": int(np.searchsorted(cum, q) + 1) for q in (0.9, 0.95, 0.99)},
-        "coordinate_std": {"min": float(x.std(axis=0).min()), "max": float(x.std(axis=0).max())},
+        "coordinate_std": {"min": float(std.min()), "max": float(std.max())},
     }
 
 
-def _pc2(x: np.ndarray) -> np.ndarray:
+def _principal(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Singular values of the centred ``x`` and its coordinates on the first two principal axes."""
     xc = x - x.mean(axis=0)
-    _, _, vt = np.linalg.svd(xc, full_matrices=False)
-    return xc @ vt[:2].T if vt.shape[0] >= 2 else np.column_stack([xc @ vt[0], np.zeros(len(xc))])
+    _, s, vt = np.linalg.svd(xc, full_matrices=False)
+    pcs = xc @ vt[:2].T
+    if pcs.shape[1] < 2:
+        pcs = np.column_stack([pcs, np.zeros(len(xc))])
+    return s, pcs
 
 
 def analyze_projections(points: Any, *, baselines: Baselines | None = None, seed: int = 0, n_pairs: int = 6,
@@ -70,11 +78,12 @@ def analyze_projections(points: Any, *, baselines: Baselines | None = None, seed
         sx = x[rows]
         corr = [float(np.corrcoef(x[:, i], x[:, j])[0, 1]) if x[:, i].std() > 0 and x[:, j].std() > 0 else None
                 for i, j in pairs]
+        sing, pcs = _principal(x)
         out_sets[name] = {
             "scatter": [sx[:, [i, j]] for i, j in pairs],
             "correlation": corr,
-            "pc_scatter": _pc2(x)[rows],
-            "spectrum": spectrum(x),
+            "pc_scatter": pcs[rows],
+            "spectrum": spectrum(x, sing),
         }
     return {
         "analysis": NAME,

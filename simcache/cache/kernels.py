@@ -14,18 +14,29 @@ Everything that decides a request's outcome lives here, once, and is shared by b
   (for qLRU-ΔC) follows the same order.
 * **Hit rule.** ``d <= r`` (:func:`within_radius`), decided in float64 on the recomputed distance:
   at r = 0 an identical vector hits. This is the only place the comparison is written.
-* **Candidates are proven complete.** A batched FAISS search returns the top-m entries by float32
-  distance; an entry outside that list has a float32 distance >= the m-th one, and the float32
-  error is bounded by ``tol = TOL_FACTOR * (d + 4) * 2**-24 * (|x| + max|y|)**2``. If the m-th
-  float32 distance minus ``tol`` is not strictly above the k-th best exact distance, the request is
-  resolved by an exact scan of every cached entry instead (:func:`full_scan`); the same scan runs
-  when every candidate is stale. So results never depend on FAISS rounding.
+* **Approximate distances only select candidates.** FAISS / BLAS float32 squared distances
+  (``|x|^2 + |y|^2 - 2 x.y``) are within ``tol = TOL_FACTOR * (d + 4) * 2**-24 * (|x| + M)**2``
+  of the exact value (M: the largest norm seen so far; standard dot-product error bound with a
+  safety factor). The exact distance is recomputed for every candidate whose approximation is
+  within ``2 tol`` of the k-th smallest approximation (:func:`resolve`), which provably includes
+  the exact k nearest. With a top-m search, entries outside the list have approximation >= the
+  m-th one; if that minus ``tol`` is not strictly above the k-th best exact distance, the request
+  is resolved by an exact scan of every cached entry instead (:func:`full_scan`); the same scan
+  runs when every candidate is stale. So results never depend on FAISS rounding or on the block
+  size.
 * **Randomness.** Uniform draws are a pure function of (seed, request index, purpose)
   (:func:`uniform`, a splitmix64 hash), so they do not depend on processing order: purpose 0 is
   the acceptance/refresh draw, 1 the insertion draw, 2 the random-victim draw.
 
+Loops: :func:`serve_each` (plain engine: a search of the current cache per request),
+:func:`serve_block_topk` (block engine over a FAISS top-m search of the block against the cache
+at block start; stale candidates skipped, in-block insertions checked via the block's Gram
+matrix) and :func:`serve_block_dense` (block engine for small caches: all block x cache products
+from one matrix product, every entry a candidate).
+
 Policies plug in as five compiled functions with the fixed signatures below (``*_SIG``); the
-loops receive them as first-class function arguments and never name a policy.
+loops receive them as first-class function arguments (through :class:`KernelRef`) and never name a
+policy.
 """
 
 from __future__ import annotations
@@ -277,6 +288,20 @@ def collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs,
     return nc
 
 
+@nb.njit(cache=True, fastmath=True)
+def two_smallest(a, n):
+    """The two smallest values of a[:n] (+inf where missing). Order-independent, so exact under
+    fastmath, which lets LLVM vectorise the scan."""
+    m1 = np.inf
+    m2 = np.inf
+    for j in range(n):
+        v = a[j]
+        hi = max(m1, v)
+        m1 = min(m1, v)
+        m2 = min(m2, hi)
+    return m1, m2
+
+
 @nb.njit(cache=True, inline="always")
 def resolve(x, cs, cr, ca, nc, tol, keep, slots, bsq, breq, bslot):
     """Exact nearest ``keep`` among the scratch candidates, recomputing only plausible ones.
@@ -471,67 +496,51 @@ def serve_block_topk(
 
 @nb.njit(
     nt.void(
-        _F32_2D, nt.int64, _F32_2D, nt.float32[::1], nt.int64[::1], _F32_2D, nt.float32[::1], nt.float64[::1],
+        _F32_2D, nt.int64, _F32_2D, _F32_2D, nt.float32[::1], nt.float64[::1],
         *_RULE, *_POLICY, *_STATE, *_OUTS,
     ),
     cache=True,
 )  # fmt: skip
 def serve_block_dense(
-    q, t0, gs, snorm2, req0, gram, qnorm2, tol,
+    q, t0, dist0, gram, qnorm2, tol,
     keep, metric, key, fpar,
     decide, touch, insert, remove, victim, meta, glob,
     slots, slot_req, counters,
     out_outcome, out_served, out_distance, out_inserted, out_evicted,
 ):  # fmt: skip
-    """Block engine over dense products (small caches): ``gs = q @ slots0.T`` against the
-    ``len(req0)`` slots used at the start of the block (``req0``: their entries, ``snorm2``:
-    their float32 squared norms). Every live entry is a candidate, so no fallback is needed.
+    """Block engine over dense distances (small caches): ``dist0`` (n, n0) are the float32
+    squared distances from the block to the ``n0`` slots used at the start of the block. Every
+    slot holds one live entry, approximated from ``dist0`` if it is unchanged since the block
+    started, else from ``gram`` (the block's own products); all are candidates, so no fallback is
+    needed.
     """
     n = q.shape[0]
-    n0 = gs.shape[1]
-    ca0 = np.empty(n0, np.float64)  # approximations to the block-start slots (+inf: stale)
-    cs = np.empty(n, np.int64)  # in-block candidates
-    cr = np.empty(n, np.int64)
-    ca = np.empty(n, np.float64)
+    n0 = dist0.shape[1]
+    capacity = slots.shape[0]
+    ca = np.empty(capacity, np.float64)  # approximate squared distance to each used slot's entry
+    src = np.full(capacity, -1, np.int64)  # block position whose insertion last wrote the slot
+    rewritten = np.empty(capacity, np.int64)  # slots written in this block, each listed once
+    n_rw = 0
     bsq = np.empty(2, np.float64)
     breq = np.empty(2, np.int64)
     bslot = np.empty(2, np.int64)
-    ins_pos = np.empty(n, np.int64)
-    ins_slot = np.empty(n, np.int64)
-    n_ins = 0
     for i in range(n):
         x = q[i]
         qi = np.float64(qnorm2[i])
-        a1 = np.inf
-        a2 = np.inf
-        for s in range(n0):
-            a = np.inf
-            if slot_req[s] == req0[s]:
-                a = qi + np.float64(snorm2[s]) - 2.0 * np.float64(gs[i, s])
-            ca0[s] = a
-            if a < a2:
-                if a < a1:
-                    a2 = a1
-                    a1 = a
-                else:
-                    a2 = a
-        nc = collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs, cr, ca, 0)
-        for j in range(nc):
-            a = ca[j]
-            if a < a2:
-                if a < a1:
-                    a2 = a1
-                    a1 = a
-                else:
-                    a2 = a
+        row = dist0[i]
+        for s in range(n0):  # entries present at the start of the block (vectorised)
+            ca[s] = row[s]
+        for j in range(n_rw):  # slots rewritten in this block hold in-block entries
+            s = rewritten[j]
+            p = src[s]
+            ca[s] = qi + np.float64(qnorm2[p]) - 2.0 * np.float64(gram[i, p])
+        n_used = counters[N_USED]
+        a1, a2 = two_smallest(ca, n_used)
         threshold = (a1 if keep == 1 else a2) + 2.0 * tol[i]
         nbest = 0
-        for s in range(n0):
-            if ca0[s] <= threshold:
-                nbest = offer(sqdist(x, slots[s]), req0[s], s, bsq, breq, bslot, nbest, keep)
-        for j in range(nc):
-            if ca[j] <= threshold:
-                nbest = offer(sqdist(x, slots[cs[j]]), cr[j], cs[j], bsq, breq, bslot, nbest, keep)
+        for s in range(n_used):
+            if ca[s] <= threshold:
+                nbest = offer(sqdist(x, slots[s]), slot_req[s], s, bsq, breq, bslot, nbest, keep)
         slot = apply_request(
             i, t0 + i, x, nbest, bsq, breq, bslot, metric, key, fpar,
             decide, touch, insert, remove, victim, meta, glob,
@@ -539,6 +548,7 @@ def serve_block_dense(
             out_outcome, out_served, out_distance, out_inserted, out_evicted,
         )  # fmt: skip
         if slot >= 0:
-            ins_pos[n_ins] = i
-            ins_slot[n_ins] = slot
-            n_ins += 1
+            if src[slot] < 0:
+                rewritten[n_rw] = slot
+                n_rw += 1
+            src[slot] = i

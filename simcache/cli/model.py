@@ -24,7 +24,7 @@ from simcache.cli.data import (
 
 DataSeedOpt = Annotated[Optional[int], typer.Option("--data-seed", help="synthetic only: generator seed.")]
 DeviceOpt = Annotated[
-    Optional[str], typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.  [default: auto]")
+    Optional[str], typer.Option("--device", help="auto (CUDA when present; the default), cpu, cuda or cuda:N.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of a table.")]
 
@@ -42,12 +42,12 @@ def register(app: CommandGroup) -> None:
         data_dir: DataDirOpt = None,
         epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epochs (default: per dataset, e.g. 50 for ml20m).")] = None,
         gamma: Annotated[Optional[float], typer.Option("--gamma", help="KL weight per input item (default: per dataset, e.g. 0.005 for ml20m).")] = None,
-        batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Users per Adam step.  [default: 500]")] = None,
-        lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate.  [default: 0.0005]")] = None,
-        seed: Annotated[Optional[int], typer.Option("--seed", help="Training seed.  [default: 0]")] = None,
+        batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Users per Adam step (default: 500).")] = None,
+        lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default: 0.0005).")] = None,
+        seed: Annotated[Optional[int], typer.Option("--seed", help="Training seed (default: 0).")] = None,
         device: DeviceOpt = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out (settings not given are taken from it).")] = False,
-        out: Annotated[Optional[Path], typer.Option("--out", help="Run directory for best.pt, last.pt, history.json (default: the model cache, where build-trace finds it).")] = None,
+        out: Annotated[Optional[Path], typer.Option("--out", help="Run directory for best.pt, last.pt, history.json. Default: the model cache, where build-trace finds it; there a finished model with the same data and settings is reused and an interrupted one resumed.")] = None,
         heldout_users: HeldoutOpt = None,
         min_items_per_user: MinItemsOpt = None,
         min_users_per_item: MinUsersOpt = None,
@@ -68,7 +68,7 @@ def register(app: CommandGroup) -> None:
         from recvae.data import prepare
         from recvae.evaluation import evaluate_model, evaluate_popularity, format_table
         from recvae.checkpoint import load_model, read
-        from recvae.training import LAST, TrainConfig, model_dir, resolve_device, train
+        from recvae.training import LAST, TrainConfig, model_dir, resolve_device, train, train_or_reuse
 
         gen = {"n_users": n_users, "n_items": n_items, "n_clusters": n_clusters, "mean_items": mean_items, "seed": data_seed}
         data = prepare(
@@ -97,7 +97,10 @@ def register(app: CommandGroup) -> None:
             log_line = tqdm.write  # keeps the lines clear of the progress bar
         else:
             log_line = typer.echo
-        best = train(data, config, run_dir, resume=resume, progress=progress, log_line=log_line)
+        if out is None and not resume:
+            best = train_or_reuse(data, config, progress=progress, log_line=log_line)
+        else:
+            best = train(data, config, run_dir, resume=resume, progress=progress, log_line=log_line)
         dev = resolve_device(config.device)
         model, info = load_model(best, device=dev, expect=data)
         results = {"RecVAE": evaluate_model(model, data, "test", device=dev),

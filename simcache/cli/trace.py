@@ -95,8 +95,7 @@ def register(app: CommandGroup) -> None:
     ) -> None:
         """Build a timestamped trace of RecVAE user embeddings for DATASET (an Arrow IPC file).
 
-        Each user is embedded on growing prefixes of their time-ordered history; rows are sorted
-        by the time of the newest interaction included. See traces/README.md for the format.
+        Each user is embedded on growing prefixes of their time-ordered history; rows are sorted by the time of the newest interaction included. See traces/README.md for the format.
         """
         from recvae.trace.build import build_trace_stats
 

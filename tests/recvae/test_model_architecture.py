@@ -240,3 +240,13 @@ def test_log_normal_is_the_gaussian_log_density():
     z, mu, lv = torch.tensor([0.3, -2.0]), torch.tensor([0.0, 1.0]), torch.tensor([0.0, 1.5])
     want = stats.norm.logpdf(z.numpy(), mu.numpy(), np.exp(lv.numpy() / 2))
     np.testing.assert_allclose(log_normal(z, mu, lv).numpy(), want, rtol=1e-6)
+
+
+def test_sparse_rows_with_explicit_zeros_and_duplicates():
+    # row 0: an explicit zero only; row 1: item 2 stored twice (canonically it is 2.0 there)
+    m = sp.csr_matrix((np.array([0.0, 1.0, 1.0], np.float32), np.array([4, 2, 2]), np.array([0, 1, 3])), shape=(2, 6))
+    xr = SparseRows.from_scipy(m)
+    assert xr.to_dense().tolist() == m.toarray().tolist()
+    assert torch.isfinite(xr.normalized().values).all()
+    model = small_model(n_items=6)
+    torch.testing.assert_close(model.embed(xr), model.embed(torch.from_numpy(m.toarray())))

@@ -61,6 +61,18 @@ def test_train_resume_and_evaluate(tmp_path):
     assert f"{val:.4f}" in res.output  # the same number training selected the best state by
 
 
+def test_default_run_directory_is_the_model_cache_and_is_reused():
+    args = ("train", *SYN, "--epochs", "1", "--device", "cpu", "--no-progress")
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    assert "epoch   1/1" in first.output
+    again = run(*args)
+    assert again.exit_code == 0, again.output
+    assert "reusing the finished model" in again.output and "epoch   1/1" not in again.output
+    best = [ln for ln in first.output.splitlines() if ln.startswith("best epoch")]
+    assert best and best == [ln for ln in again.output.splitlines() if ln.startswith("best epoch")]
+
+
 def test_bad_inputs_are_one_line_errors(tmp_path):
     res = run("evaluate", str(tmp_path / "nope.pt"))
     assert res.exit_code == 2 and "no such checkpoint" in res.output
