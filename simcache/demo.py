@@ -165,13 +165,18 @@ def run_demo(
 
 
 def _run_analyses(trace: Path, out: Path, *, seed: int, max_points: int) -> dict[str, Any]:
-    """Every analysis on a seeded sample of the trace's rows; returns their results."""
+    """Every analysis on the latest embedding of each user (drift uses every row); returns the results.
+
+    UMAP is left out (its first call compiles for tens of seconds); ``simcache analyze map`` has it.
+    """
     from simcache.analysis import ANALYSIS_NAMES
     from simcache.analysis.inputs import prepare_input
     from simcache.analysis.run import AnalysisOptions, run_analyses
 
-    inp = prepare_input(trace, sample=max_points, seed=seed)
-    opts = AnalysisOptions(seed=seed, gmm_sample=min(max_points, 3_000), map_sample=min(max_points, 1_500))
+    inp = prepare_input(trace, latest=True, sample=max_points, seed=seed)
+    opts = AnalysisOptions(
+        seed=seed, gmm_sample=min(max_points, 3_000), map_sample=min(max_points, 1_500), umap=False
+    )
     return run_analyses(inp, ANALYSIS_NAMES, out, opts, report=True)
 
 

@@ -74,6 +74,8 @@ def prepare_input(path: str | Path, *, vector_column: str | None = None, latest:
         "seed": seed,
         "columns": list(getattr(req, "column_names", [])),
     }
+    if req.user_id is not None:
+        info["users_analysed"] = int(len(np.unique(req.user_id[rows])))
     if getattr(req, "metadata", None):
         meta = req.metadata
         info["trace_metadata"] = {k: meta[k] for k in ("dataset", "schedule", "seed", "dim", "version")

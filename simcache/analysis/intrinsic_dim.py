@@ -183,6 +183,6 @@ def plot_intrinsic_dim(result: dict[str, Any], path: str | os.PathLike) -> None:
     ax3.set_xticks(np.arange(len(methods)), [m[1] for m in methods])
     ax3.set_ylabel("intrinsic dimension estimate")
     ax3.set_title("Estimates")
-    ax3.legend(loc="upper left", fontsize=8)
+    ax3.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8)
     ax3.grid(alpha=0.3, axis="y")
     save_figure(fig, path)

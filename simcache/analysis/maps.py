@@ -4,7 +4,8 @@ Up to ``max_points`` points (seeded subsample) of each set are reduced to ``pca_
 components (the usual t-SNE preprocessing) and embedded with :class:`sklearn.manifold.TSNE`
 (PCA initialisation, ``learning_rate="auto"``, seeded). The data are coloured by the ``labels``
 given (e.g. :func:`simcache.analysis.mixtures.gmm_labels`); the baselines get a t-SNE map of
-their own as the structureless reference (``baseline_maps=False`` skips them). UMAP is an
+their own as the structureless reference, on at most ``baseline_max_points`` points
+(``baseline_maps=False`` skips them). UMAP is an
 optional extra (``pip install simcache[umap]``) imported only here; when it is missing the
 result says so under ``umap_note`` and the figure has no UMAP panel.
 """
@@ -59,18 +60,23 @@ def umap_2d(x: np.ndarray, *, seed: int = 0, pca_dims: int = 50) -> np.ndarray |
 
 def analyze_map(points: Any, *, labels: Any = None, baselines: Baselines | None = None, seed: int = 0,
                 max_points: int | None = 5000, perplexity: float = 30.0, pca_dims: int = 50,
-                use_umap: bool = True, baseline_maps: bool = True, threads: int | None = None) -> dict[str, Any]:
+                use_umap: bool = True, baseline_maps: bool = True, baseline_max_points: int | None = 2000,
+                threads: int | None = None) -> dict[str, Any]:
     """t-SNE (and UMAP) coordinates of the data, coloured by ``labels``, and t-SNE maps of the baselines.
 
-    ``threads`` limits the BLAS/OpenMP pools during the embeddings (``None``: library defaults).
+    The baselines are structureless references, so their maps use at most ``baseline_max_points``
+    points (t-SNE is the slow step). ``threads`` limits the BLAS/OpenMP pools during the
+    embeddings (``None``: library defaults).
     """
     with limited_threads(threads):
         return _analyze_map(points, labels=labels, baselines=baselines, seed=seed, max_points=max_points,
-                            perplexity=perplexity, pca_dims=pca_dims, use_umap=use_umap, baseline_maps=baseline_maps)
+                            perplexity=perplexity, pca_dims=pca_dims, use_umap=use_umap, baseline_maps=baseline_maps,
+                            baseline_max_points=baseline_max_points)
 
 
 def _analyze_map(points: Any, *, labels: Any, baselines: Baselines | None, seed: int, max_points: int | None,
-                 perplexity: float, pca_dims: int, use_umap: bool, baseline_maps: bool) -> dict[str, Any]:
+                 perplexity: float, pca_dims: int, use_umap: bool, baseline_maps: bool,
+                 baseline_max_points: int | None) -> dict[str, Any]:
     sets, binfo = resolve_sets(points, baselines, seed)
     n = len(sets[DATA])
     if labels is not None:
@@ -83,9 +89,11 @@ def _analyze_map(points: Any, *, labels: Any, baselines: Baselines | None, seed:
     subsampled = False
     umap_note = None if use_umap else "UMAP not requested"
     for k, (name, x) in enumerate(progress(sets.items(), "t-SNE", total=len(sets))):
-        idx = subsample_indices(len(x), max_points, make_rng(seed, 50 + k))
+        cap = max_points if name == DATA else _min_cap(max_points, baseline_max_points)
+        idx = subsample_indices(len(x), cap, make_rng(seed, 50 + k))
         xs = x if idx is None else x[idx]
-        subsampled |= idx is not None
+        if name == DATA:
+            subsampled = idx is not None
         y, kl = tsne_2d(xs, seed=seed, perplexity=perplexity, pca_dims=pca_dims)
         entry: dict[str, Any] = {"points": int(len(xs)), "tsne": y, "tsne_kl": kl}
         if name == DATA:
@@ -103,13 +111,19 @@ def _analyze_map(points: Any, *, labels: Any, baselines: Baselines | None, seed:
         "analysis": NAME,
         "n": n,
         "dim": int(sets[DATA].shape[1]),
-        "params": {"max_points": max_points, "perplexity": float(perplexity), "pca_dims": int(pca_dims),
+        "params": {"max_points": max_points, "baseline_max_points": baseline_max_points,
+                   "perplexity": float(perplexity), "pca_dims": int(pca_dims),
                    "use_umap": bool(use_umap), "baseline_maps": bool(baseline_maps), "seed": seed},
         "subsampled": subsampled,
         "umap_note": umap_note,
         "baselines": binfo,
         "sets": out_sets,
     }
+
+
+def _min_cap(a: int | None, b: int | None) -> int | None:
+    caps = [c for c in (a, b) if c]
+    return min(caps) if caps else None
 
 
 def plot_map(result: dict[str, Any], path: str | os.PathLike) -> None:

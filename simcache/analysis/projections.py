@@ -99,7 +99,7 @@ def analyze_projections(points: Any, *, baselines: Baselines | None = None, seed
 def plot_projections(result: dict[str, Any], path: str | os.PathLike) -> None:
     """A grid: one scatter per coordinate pair, the PC1/PC2 scatter, and the explained-variance spectrum."""
     pairs = result["pairs"]
-    n_panels = len(pairs) + 2
+    n_panels = len(pairs) + 3
     ncols = 3
     nrows = -(-n_panels // ncols)
     fig, axes = new_figure(nrows, ncols, width=4.6, height=4.0)
@@ -146,6 +146,20 @@ def plot_projections(result: dict[str, Any], path: str | os.PathLike) -> None:
     ax.set_title(f"Covariance spectrum ({subtitle(result)})")
     ax.legend(loc="best", fontsize=7)
     ax.grid(alpha=0.3, which="both")
+    ax = flat[len(pairs) + 2]
+    for name in names:
+        ratio = np.asarray(result["sets"][name]["spectrum"]["explained_ratio"], dtype=np.float64)
+        st = style(name)
+        ax.plot(np.arange(1, len(ratio) + 1), np.cumsum(ratio), color=st["color"], label=st["label"],
+                linewidth=2.0 if name == "data" else 1.4)
+    for q in (0.9, 0.99):
+        ax.axhline(q, color="grey", linestyle=":", linewidth=1.0)
+    ax.set_xlabel("number of principal components")
+    ax.set_ylabel("cumulative explained variance")
+    ax.set_title("Cumulative spectrum (dotted: 90% and 99%)")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower right", fontsize=7)
+    ax.grid(alpha=0.3)
     for ax in flat[n_panels:]:
         ax.set_visible(False)
     save_figure(fig, path)

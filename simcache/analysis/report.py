@@ -137,6 +137,11 @@ def render_report(results: Mapping[str, Mapping[str, Any]], input_info: Mapping[
                      f"(seed {input_info.get('seed')}); maps and mixtures use smaller samples, see their JSON")
     else:
         lines.append(f"- all {input_info.get('rows_analysed', 0):,} rows analysed (seed {input_info.get('seed')})")
+    users = input_info.get("users_analysed")
+    if users is not None and users < input_info.get("rows_analysed", 0):
+        lines.append(f"- the {input_info['rows_analysed']:,} analysed rows come from only {users:,} users: "
+                     "neighbour-based numbers (knn-radius, balls, maps) then mix a user's own successive "
+                     "embeddings with the geometry between users; `--latest-per-user` keeps one point per user")
     first = next(iter(results.values()), {})
     if first.get("baselines"):
         lines.append(f"- baselines: {first['baselines'].get('description')}")
@@ -147,7 +152,7 @@ def render_report(results: Mapping[str, Mapping[str, Any]], input_info: Mapping[
         png, js = files.get(name, (f"{name}.png", f"{name}.json"))
         lines += [f"## {title} (`{name}`)", "", *render(results[name]), "", f"![{name}]({png})", "",
                   f"Numbers: [{js}]({js})", ""]
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def write_report(out_dir: str | os.PathLike, results: Mapping[str, Mapping[str, Any]],

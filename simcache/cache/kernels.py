@@ -288,10 +288,10 @@ def collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs,
     return nc
 
 
-@nb.njit(cache=True, fastmath=True)
+@nb.njit(cache=True, fastmath={"nnan", "nsz", "reassoc"})
 def two_smallest(a, n):
-    """The two smallest values of a[:n] (+inf where missing). Order-independent, so exact under
-    fastmath, which lets LLVM vectorise the scan."""
+    """The two smallest values of a[:n] (+inf where missing). Min/max are exact in any order, so
+    allowing reassociation (no NaN ever reaches here) only lets LLVM vectorise the scan."""
     m1 = np.inf
     m2 = np.inf
     for j in range(n):
