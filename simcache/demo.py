@@ -65,12 +65,18 @@ class DemoResult:
         return "\n".join(lines)
 
 
-def choose_radii(step_quantiles: dict[str, float]) -> list[float]:
-    """Radii at the quartiles of the same-user step distance (distinct, positive, rounded)."""
-    radii = sorted({float(f"{step_quantiles[q]:.3g}") for q in RADIUS_QUANTILES if q in step_quantiles})
-    radii = [r for r in radii if r > 0]
+def choose_radii(step_quantiles: dict[str, float], other_quantiles: dict[str, float] | None = None) -> list[float]:
+    """Radii at the quartiles of the same-user step distance (distinct, positive, 3 digits).
+
+    A trace where no user has two embeddings falls back to the low quantiles (5%, 25%, 50%) of the
+    distance to the nearest other user's request.
+    """
+    source, keys = step_quantiles, RADIUS_QUANTILES
+    if not any(step_quantiles.get(q, 0) > 0 for q in keys):
+        source, keys = other_quantiles or {}, ("q0.05", "q0.25", "q0.5")
+    radii = sorted({float(f"{source[q]:.3g}") for q in keys if source.get(q, 0) > 0})
     if not radii:
-        raise UserError("the trace has no consecutive embeddings of a user; cannot choose radii")
+        raise UserError("the trace has no positive neighbour distances; cannot choose radii")
     return radii
 
 
@@ -144,7 +150,7 @@ def run_demo(
     echo(f"      {tinfo.rows} embeddings of {tinfo.users} users, dimension {tinfo.dim}")
     stage("trace")
 
-    radii = choose_radii(tinfo.consecutive_same_user)
+    radii = choose_radii(tinfo.consecutive_same_user, tinfo.nn_other_user)
     capacities = choose_capacities(int(tinfo.users or tinfo.rows), tinfo.rows)
     echo(f"[4/6] replaying {len(DEMO_POLICIES)} policies x capacities {capacities} x radii {radii}")
     sweep = run_sweep(
@@ -231,7 +237,8 @@ def _write_report(
         "",
         "## Similarity caching",
         "",
-        f"Radii: quartiles of the distance between consecutive embeddings of a user ({result.radii}); "
+        f"Radii: quartiles of the distance between consecutive embeddings of a user, or low quantiles of "
+        f"the nearest-other-user distance when users have one embedding ({result.radii}); "
         f"capacities: {', '.join(f'{f:.0%}' for f in CAPACITY_FRACTIONS)} of the users ({result.capacities}).",
         "",
         *_sweep_rows(result.sweep),

@@ -31,8 +31,8 @@ Everything that decides a request's outcome lives here, once, and is shared by b
 Loops: :func:`serve_each` (plain engine: a search of the current cache per request),
 :func:`serve_block_topk` (block engine over a FAISS top-m search of the block against the cache
 at block start; stale candidates skipped, in-block insertions checked via the block's Gram
-matrix) and :func:`serve_block_dense` (block engine for small caches: all block x cache products
-from one matrix product, every entry a candidate).
+matrix) and :func:`serve_chunk_dense` (block engine for small caches: all block x cache products from BLAS
+calls made inside the compiled loop, every entry a candidate).
 
 Policies plug in as five compiled functions with the fixed signatures below (``*_SIG``); the
 loops receive them as first-class function arguments (through :class:`KernelRef`) and never name a
@@ -496,59 +496,74 @@ def serve_block_topk(
 
 @nb.njit(
     nt.void(
-        _F32_2D, nt.int64, _F32_2D, _F32_2D, nt.float32[::1], nt.float64[::1],
+        _F32_2D, nt.int64, nt.float32[::1], nt.float64[::1], nt.int64, nt.float32[::1],
         *_RULE, *_POLICY, *_STATE, *_OUTS,
     ),
     cache=True,
 )  # fmt: skip
-def serve_block_dense(
-    q, t0, dist0, gram, qnorm2, tol,
+def serve_chunk_dense(
+    q, t0, qnorm2, tol, block, slot_norm2,
     keep, metric, key, fpar,
     decide, touch, insert, remove, victim, meta, glob,
     slots, slot_req, counters,
     out_outcome, out_served, out_distance, out_inserted, out_evicted,
 ):  # fmt: skip
-    """Block engine over dense distances (small caches): ``dist0`` (n, n0) are the float32
-    squared distances from the block to the ``n0`` slots used at the start of the block. Every
-    slot holds one live entry, approximated from ``dist0`` if it is unchanged since the block
-    started, else from ``gram`` (the block's own products); all are candidates, so no fallback is
-    needed.
+    """Block engine for small caches: requests ``t0 .. t0 + len(q) - 1`` in blocks of ``block``.
+
+    Per block, two BLAS products computed here (no return to Python between blocks): ``G = qb @
+    slots0.T`` against the ``n0`` slots used at the start of the block and the block's own Gram
+    matrix ``qb @ qb.T``. Every slot holds one live entry, approximated by ``|x|^2 + |y|^2 - 2 x.y``
+    from ``G`` if the slot is unchanged since the block started, else from the Gram matrix (the
+    entry was inserted inside the block); every entry is a candidate, so no fallback is needed.
+    ``slot_norm2`` holds the float32 squared norm of each slot's entry (kept up to date here).
     """
     n = q.shape[0]
-    n0 = dist0.shape[1]
     capacity = slots.shape[0]
     ca = np.empty(capacity, np.float64)  # approximate squared distance to each used slot's entry
     src = np.full(capacity, -1, np.int64)  # block position whose insertion last wrote the slot
     rewritten = np.empty(capacity, np.int64)  # slots written in this block, each listed once
-    n_rw = 0
     bsq = np.empty(2, np.float64)
     breq = np.empty(2, np.int64)
     bslot = np.empty(2, np.int64)
-    for i in range(n):
-        x = q[i]
-        qi = np.float64(qnorm2[i])
-        row = dist0[i]
-        for s in range(n0):  # entries present at the start of the block (vectorised)
-            ca[s] = row[s]
-        for j in range(n_rw):  # slots rewritten in this block hold in-block entries
-            s = rewritten[j]
-            p = src[s]
-            ca[s] = qi + np.float64(qnorm2[p]) - 2.0 * np.float64(gram[i, p])
-        n_used = counters[N_USED]
-        a1, a2 = two_smallest(ca, n_used)
-        threshold = (a1 if keep == 1 else a2) + 2.0 * tol[i]
-        nbest = 0
-        for s in range(n_used):
-            if ca[s] <= threshold:
-                nbest = offer(sqdist(x, slots[s]), slot_req[s], s, bsq, breq, bslot, nbest, keep)
-        slot = apply_request(
-            i, t0 + i, x, nbest, bsq, breq, bslot, metric, key, fpar,
-            decide, touch, insert, remove, victim, meta, glob,
-            slots, slot_req, counters,
-            out_outcome, out_served, out_distance, out_inserted, out_evicted,
-        )  # fmt: skip
-        if slot >= 0:
-            if src[slot] < 0:
-                rewritten[n_rw] = slot
-                n_rw += 1
-            src[slot] = i
+    for b0 in range(0, n, block):
+        b1 = min(n, b0 + block)
+        qb = q[b0:b1]
+        n0 = counters[N_USED]
+        g = np.dot(qb, slots[:n0].T)  # BLAS sgemm, float32
+        gram = np.dot(qb, qb.T)
+        sn = slot_norm2[:n0].astype(np.float64)
+        for j in range(capacity if n0 == capacity else n0):
+            src[j] = -1
+        for j in range(n0, capacity):
+            src[j] = -1
+        n_rw = 0
+        for ib in range(b1 - b0):
+            i = b0 + ib
+            x = q[i]
+            qi = np.float64(qnorm2[i])
+            grow = g[ib]
+            for s in range(n0):  # entries present at the start of the block (vectorised)
+                ca[s] = qi + sn[s] - 2.0 * np.float64(grow[s])
+            for j in range(n_rw):  # slots rewritten in this block hold in-block entries
+                sl = rewritten[j]
+                p = src[sl]
+                ca[sl] = qi + np.float64(qnorm2[b0 + p]) - 2.0 * np.float64(gram[ib, p])
+            n_used = counters[N_USED]
+            a1, a2 = two_smallest(ca, n_used)
+            threshold = (a1 if keep == 1 else a2) + 2.0 * tol[i]
+            nbest = 0
+            for sl in range(n_used):
+                if ca[sl] <= threshold:
+                    nbest = offer(sqdist(x, slots[sl]), slot_req[sl], sl, bsq, breq, bslot, nbest, keep)
+            slot = apply_request(
+                i, t0 + i, x, nbest, bsq, breq, bslot, metric, key, fpar,
+                decide, touch, insert, remove, victim, meta, glob,
+                slots, slot_req, counters,
+                out_outcome, out_served, out_distance, out_inserted, out_evicted,
+            )  # fmt: skip
+            if slot >= 0:
+                slot_norm2[slot] = qnorm2[i]
+                if src[slot] < 0:
+                    rewritten[n_rw] = slot
+                    n_rw += 1
+                src[slot] = ib

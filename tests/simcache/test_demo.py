@@ -1,0 +1,64 @@
+"""`simcache demo` end to end at a tiny size, and its radius/capacity choices."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from simcache.cli.app import app
+from simcache.demo import choose_capacities, choose_radii
+
+
+def test_choose_radii_uses_step_quartiles_and_drops_zero() -> None:
+    assert choose_radii({"q0.25": 0.5, "q0.5": 1.0, "q0.75": 2.0, "q0.95": 9.0}) == [0.5, 1.0, 2.0]
+    assert choose_radii({"q0.25": 0.0, "q0.5": 0.123456, "q0.75": 0.123456}) == [0.123]
+
+
+def test_choose_radii_falls_back_to_other_user_distances() -> None:
+    other = {"q0.05": 0.2, "q0.25": 0.4, "q0.5": 0.8, "q0.75": 1.6}
+    assert choose_radii({}, other) == [0.2, 0.4, 0.8]
+
+
+def test_choose_radii_refuses_traces_without_distances() -> None:
+    from recvae.errors import UserError
+
+    with pytest.raises(UserError, match="no positive"):
+        choose_radii({}, {})
+
+
+def test_choose_capacities_are_fractions_of_users_within_trace() -> None:
+    assert choose_capacities(2000, 10_000) == [20, 100, 400]
+    assert choose_capacities(10, 5) == [1, 2]
+
+
+def test_demo_writes_complete_report(tmp_path) -> None:
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        app, ["demo", "--out", str(out), "--users", "300", "--items", "300", "--epochs", "1", "--jobs", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"report: {out / 'README.md'}" in result.output
+    readme = (out / "README.md").read_text()
+    for heading in ("## Model quality", "## Trace", "## Similarity caching", "## Embedding space"):
+        assert heading in readme
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["metrics"]) == {"RecVAE", "popularity"}
+    assert len(summary["sweep"]) == 5 * len(summary["radii"]) * len(summary["capacities"])
+    for row in summary["sweep"]:
+        assert row["hits"] + row["misses"] == row["requests"] == summary["trace"]["rows"]
+    for path in ("trace.arrow", "model/best.pt", "sweep/results.csv", "analysis/report.md", "analysis/norms.png"):
+        assert (out / path).stat().st_size > 0, path
+    # every figure the README links exists
+    for line in readme.splitlines():
+        if line.startswith("!["):
+            assert (out / line.split("(", 1)[1].rstrip(")")).is_file(), line
+
+
+def test_demo_refuses_non_empty_output_folder(tmp_path) -> None:
+    (tmp_path / "keep.txt").write_text("x")
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not empty" in result.output
+    assert (tmp_path / "keep.txt").read_text() == "x"
