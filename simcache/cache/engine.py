@@ -29,7 +29,7 @@ from simcache.cache import kernels as K
 from simcache.cache.costs import CostModel
 from simcache.cache.log import ReplayLog
 from simcache.cache.policies import POLICIES, Policy
-from simcache.cache.search import FlatCPU, Searcher, make_searcher, pairwise_sq_l2
+from simcache.cache.search import FlatCPU, Searcher, make_searcher
 
 ENGINES = ("block", "plain")
 _FIELDS = ("outcome", "served", "distance", "inserted", "evicted")
@@ -38,17 +38,21 @@ N_CANDIDATES = 8
 #: up to this capacity the block engine computes all block x cache products with one matrix
 #: product (every entry is a candidate) instead of a FAISS top-m search
 DENSE_MAX_CAPACITY = 2048
+#: requests read from the input (and handed to the compiled dense loop) at once
+READ_CHUNK = 8192
 
 
 def default_block_size(capacity: int) -> int:
-    """Block size when none is given.
+    """Block size when none is given (measured on the benchmark trace; see benchmarks/).
 
-    Small caches (dense mode): 256 -- the block's own Gram matrix costs about B / 2C of the
-    block-versus-cache products, and smaller blocks pay more per-block overhead. Large caches
-    (FAISS top-m): 1,024 queries per search amortise the search's fixed costs while few of the
-    C entries go stale within a block.
+    Small caches (dense mode): about C / 8 within [32, 256] -- the block's own Gram matrix costs
+    about B / C of the block-versus-cache products, while smaller blocks make smaller, less
+    efficient matrix products. Large caches (FAISS top-m): 1,024 queries per search amortise the
+    search's fixed costs while few of the C entries go stale within a block.
     """
-    return 256 if capacity <= DENSE_MAX_CAPACITY else 1024
+    if capacity <= DENSE_MAX_CAPACITY:
+        return int(min(256, max(32, capacity // 8)))
+    return 1024
 
 
 @dataclass
@@ -142,6 +146,8 @@ class _Engine:
         self.keep = 2 if v.policy.needs_second else 1
         self.key = K.seed_key(int(seed))
         self.searcher: Searcher = make_searcher(index, device, self.slots, self.slot_req, self.counters)
+        self.block_size = v.block_size
+        self.slot_norm2 = np.zeros(cap, dtype=np.float32)  # kept by the dense kernel
         self.tol_coef = K.TOL_FACTOR * self.searcher.tol_scale * (dim + 4) * 2.0**-24
         self.max_norm = 0.0
 
@@ -204,16 +210,22 @@ _CONTROLLER = None
 
 def _run_block(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
     args = (eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), *outs)
-    gram = eng.searcher.gram(q)
     if eng.dense:
-        dist0 = pairwise_sq_l2(q, eng.slots[: int(eng.counters[K.N_USED])])
-        K.serve_block_dense(q, t0, dist0, gram, qnorm2, tol, *args)
+        K.serve_chunk_dense(q, t0, qnorm2, tol, eng.block_size, eng.slot_norm2, *args)
         return
-    dist, slot, req = eng.searcher.search(q, N_CANDIDATES)
-    before = eng.slot_req.copy() if eng.searcher.tracks_inserts else None
-    K.serve_block_topk(q, t0, slot, req, dist, gram, qnorm2, tol, eng.searcher.exact, *args)
-    if before is not None:
-        eng.searcher.after_insert(np.flatnonzero(eng.slot_req != before))
+    for b0 in range(0, q.shape[0], eng.block_size):
+        b1 = min(q.shape[0], b0 + eng.block_size)
+        qb = q[b0:b1]
+        block_outs = tuple(o[b0:b1] for o in outs)
+        gram = eng.searcher.gram(qb)
+        dist, slot, req = eng.searcher.search(qb, N_CANDIDATES)
+        before = eng.slot_req.copy() if eng.searcher.tracks_inserts else None
+        K.serve_block_topk(
+            qb, t0 + b0, slot, req, dist, gram, qnorm2[b0:b1], tol[b0:b1], eng.searcher.exact,
+            eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), *block_outs,
+        )  # fmt: skip
+        if before is not None:
+            eng.searcher.after_insert(np.flatnonzero(eng.slot_req != before))
 
 
 def _run_plain(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
@@ -255,7 +267,9 @@ def replay(
     search when FAISS GPU or CUDA torch is available. ``seed`` drives every random choice.
     """
     v = _validate(policy, capacity, radius, metric, params, cost, index, engine, block_size)
-    n, dim, blocks = _blocks(vectors, v.block_size)
+    # input is read in chunks of whole blocks (bounded memory); the dense kernel runs a whole
+    # chunk per call, the top-m path one block per search
+    n, dim, blocks = _blocks(vectors, v.block_size * max(1, READ_CHUNK // v.block_size))
     attrs = dict(policy=policy, capacity=int(capacity), radius=float(radius), metric=metric,
                  params=v.policy.describe())  # fmt: skip
     started = time.perf_counter()

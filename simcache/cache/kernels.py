@@ -525,17 +525,19 @@ def serve_chunk_dense(
     bsq = np.empty(2, np.float64)
     breq = np.empty(2, np.int64)
     bslot = np.empty(2, np.int64)
+    n_rw = 0
     for b0 in range(0, n, block):
         b1 = min(n, b0 + block)
         qb = q[b0:b1]
         n0 = counters[N_USED]
-        g = np.dot(qb, slots[:n0].T)  # BLAS sgemm, float32
+        if n0 > 0:
+            g = np.dot(qb, slots[:n0].T)  # BLAS sgemm, float32
+        else:
+            g = np.zeros((b1 - b0, 0), np.float32)
         gram = np.dot(qb, qb.T)
         sn = slot_norm2[:n0].astype(np.float64)
-        for j in range(capacity if n0 == capacity else n0):
-            src[j] = -1
-        for j in range(n0, capacity):
-            src[j] = -1
+        for j in range(n_rw):  # forget the previous block's rewrites
+            src[rewritten[j]] = -1
         n_rw = 0
         for ib in range(b1 - b0):
             i = b0 + ib

@@ -99,21 +99,6 @@ def knn_cpu(q: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
         faiss.omp_set_num_threads(threads)
 
 
-def pairwise_sq_l2(q: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """All float32 squared L2 distances (n, len(base)) via ``faiss.pairwise_distances``
-    (single-threaded for small problems, as :func:`knn_cpu`)."""
-    if base.shape[0] == 0:
-        return np.zeros((q.shape[0], 0), dtype=np.float32)
-    if q.shape[0] * base.shape[0] * base.shape[1] >= SMALL_SEARCH:
-        return faiss.pairwise_distances(q, base)
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        return faiss.pairwise_distances(q, base)
-    finally:
-        faiss.omp_set_num_threads(threads)
-
-
 class FlatCPU(Searcher):
     """Exact search with ``faiss.knn`` directly on the slot array (nothing to maintain)."""
 

@@ -29,6 +29,8 @@ NItemsOpt = Annotated[Optional[int], typer.Option("--n-items", help="synthetic o
 NClustersOpt = Annotated[Optional[int], typer.Option("--n-clusters", help="synthetic only: latent taste clusters.")]
 MeanItemsOpt = Annotated[Optional[float], typer.Option("--mean-items", help="synthetic only: mean items per user.")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="synthetic only: generator seed.")]
+#: The generator seed where ``--seed`` already means something else (training, embedding).
+DataSeedOpt = Annotated[Optional[int], typer.Option("--data-seed", help="synthetic only: generator seed.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Recompute even when a cached result exists.")]
 
 

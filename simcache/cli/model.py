@@ -11,6 +11,7 @@ import typer
 from simcache.cli.common import CommandGroup
 from simcache.cli.data import (
     DataDirOpt,
+    DataSeedOpt,
     DatasetArg,
     HeldoutOpt,
     MeanItemsOpt,
@@ -22,7 +23,6 @@ from simcache.cli.data import (
     ThresholdOpt,
 )
 
-DataSeedOpt = Annotated[Optional[int], typer.Option("--data-seed", help="synthetic only: generator seed.")]
 DeviceOpt = Annotated[
     Optional[str], typer.Option("--device", help="auto (CUDA when present; the default), cpu, cuda or cuda:N.")
 ]

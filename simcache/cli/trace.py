@@ -12,6 +12,7 @@ import typer
 from simcache.cli.common import CommandGroup
 from simcache.cli.data import (
     DataDirOpt,
+    DataSeedOpt,
     DatasetArg,
     HeldoutOpt,
     MeanItemsOpt,
@@ -90,7 +91,7 @@ def register(app: CommandGroup) -> None:
         n_items: NItemsOpt = None,
         n_clusters: NClustersOpt = None,
         mean_items: MeanItemsOpt = None,
-        data_seed: Annotated[Optional[int], typer.Option("--data-seed", help="synthetic only: generator seed.")] = None,
+        data_seed: DataSeedOpt = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Build a timestamped trace of RecVAE user embeddings for DATASET (an Arrow IPC file).

@@ -12,15 +12,6 @@ from scipy.special import log_softmax, logsumexp
 from recvae.model import CompositePrior, Encoder, RecVAE, RecVAEConfig, SparseRows, as_input, log_normal, swish
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models are dominated by thread start-up on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_model(n_items: int = 50, seed: int = 0) -> RecVAE:
     torch.manual_seed(seed)
     return RecVAE(RecVAEConfig(n_items=n_items, hidden_dim=24, latent_dim=8))

@@ -17,14 +17,6 @@ from recvae.planted import make_planted
 from recvae.training import BEST, HISTORY, LAST, TrainConfig, model_dir, train, train_or_reuse
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def planted():
     return make_planted(1000, 300, n_clusters=8, seed=0)

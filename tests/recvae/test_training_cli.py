@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -12,14 +11,6 @@ from simcache.cli.app import app
 
 runner = CliRunner()
 SYN = ["synthetic", "--n-users", "400", "--n-items", "120", "--data-seed", "1"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def run(*args: str):
