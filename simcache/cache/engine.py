@@ -37,7 +37,7 @@ _FIELDS = ("outcome", "served", "distance", "inserted", "evicted")
 N_CANDIDATES = 8
 #: up to this capacity the block engine computes all block x cache products with one matrix
 #: product (every entry is a candidate) instead of a FAISS top-m search
-DENSE_MAX_CAPACITY = 2048
+DENSE_MAX_CAPACITY = 1024
 #: requests read from the input (and handed to the compiled dense loop) at once
 READ_CHUNK = 8192
 
@@ -197,7 +197,9 @@ def _numpy_blas_single_thread() -> Iterator[None]:
     if _CONTROLLER is None:
         _CONTROLLER = ThreadpoolController()
     # numpy's and scipy's OpenBLAS builds (FAISS bundles its own, named libopenblas)
-    numpy_blas = _CONTROLLER.select(internal_api="openblas", prefix="libscipy_openblas")
+    # (select() matches any of its criteria, so select by file prefix only: limiting FAISS's
+    # OpenMP OpenBLAS would also limit FAISS's own threads)
+    numpy_blas = _CONTROLLER.select(prefix="libscipy_openblas")
     if not numpy_blas.lib_controllers:  # pragma: no cover - other BLAS builds: leave them alone
         yield
         return
