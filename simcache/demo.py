@@ -33,6 +33,8 @@ from recvae.storage import atomic_path
 DEMO_POLICIES = ("lru", "fifo", "lfu", "rnd-lru", "qlru-dc")
 #: Quantiles of the same-user step distance used as radii.
 RADIUS_QUANTILES = ("q0.25", "q0.5", "q0.75")
+#: Training epochs on the synthetic dataset when none are given (enough to beat popularity clearly).
+SYNTHETIC_DEMO_EPOCHS = 10
 #: Cache sizes as fractions of the number of users in the trace.
 CAPACITY_FRACTIONS = (0.01, 0.05, 0.2)
 
@@ -135,6 +137,8 @@ def run_demo(
     stage("prepare")
 
     echo("[2/6] training RecVAE")
+    if epochs is None and dataset == "synthetic":
+        epochs = SYNTHETIC_DEMO_EPOCHS
     config = TrainConfig.for_dataset(dataset, epochs=epochs, seed=seed, device=device)
     checkpoint = train(data, config, out / "model", progress=progress, log_line=lambda s: echo("      " + s))
     model, info = load_model(checkpoint, device="cpu", expect=data)
@@ -173,7 +177,8 @@ def run_demo(
 def _run_analyses(trace: Path, out: Path, *, seed: int, max_points: int) -> dict[str, Any]:
     """Every analysis on the latest embedding of each user (drift uses every row); returns the results.
 
-    UMAP is left out (its first call compiles for tens of seconds); ``simcache analyze map`` has it.
+    UMAP and the baselines' t-SNE maps are left out to keep the demo short; ``simcache analyze map``
+    has them.
     """
     from simcache.analysis import ANALYSIS_NAMES
     from simcache.analysis.inputs import prepare_input
@@ -181,7 +186,8 @@ def _run_analyses(trace: Path, out: Path, *, seed: int, max_points: int) -> dict
 
     inp = prepare_input(trace, latest=True, sample=max_points, seed=seed)
     opts = AnalysisOptions(
-        seed=seed, gmm_sample=min(max_points, 3_000), map_sample=min(max_points, 1_500), umap=False
+        seed=seed, gmm_sample=min(max_points, 3_000), map_sample=min(max_points, 1_000), umap=False,
+        baseline_maps=False,
     )
     return run_analyses(inp, ANALYSIS_NAMES, out, opts, report=True)
 

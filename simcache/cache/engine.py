@@ -38,6 +38,9 @@ N_CANDIDATES = 8
 #: up to this capacity the block engine computes all block x cache products with one matrix
 #: product (every entry is a candidate) instead of a FAISS top-m search
 DENSE_MAX_CAPACITY = 1024
+#: below this many multiply-adds per block (capacity x block x d) numpy's BLAS runs on one
+#: thread inside a replay: its small products lose more to thread wake-ups than they gain
+SMALL_PRODUCTS = 16_000_000
 #: requests read from the input (and handed to the compiled dense loop) at once
 READ_CHUNK = 8192
 
@@ -186,8 +189,8 @@ class _Engine:
 
 @contextlib.contextmanager
 def _numpy_blas_single_thread() -> Iterator[None]:
-    """Run numpy's BLAS on one thread (its small per-block products lose to thread wake-ups and
-    suffer badly on a busy machine); FAISS keeps its own threads for the large searches."""
+    """Run numpy's and scipy's BLAS on one thread (for small per-block products, which lose to
+    thread wake-ups and suffer badly on a busy machine); FAISS keeps its own threads."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover
@@ -278,6 +281,7 @@ def replay(
     log = ReplayLog.empty(n, **attrs) if n is not None else None
     parts: list[ReplayLog] = []
     eng: _Engine | None = None
+    t0 = 0
     run = _run_block if engine == "block" else _run_plain
     bar = None
     if progress:
@@ -285,13 +289,12 @@ def replay(
 
         bar = tqdm(total=n, unit="req", desc=f"replay {policy} C={capacity}")
     try:
-        with _numpy_blas_single_thread():
-            if dim is not None:
-                eng = _Engine(v, dim, index, device, seed)
-            t0 = 0
+        with contextlib.ExitStack() as stack:
             for raw in blocks:
                 if eng is None:
-                    eng = _Engine(v, int(raw.shape[1]), index, device, seed)
+                    eng = _Engine(v, int(dim if dim is not None else raw.shape[1]), index, device, seed)
+                    if v.policy.capacity * v.block_size * eng.dim < SMALL_PRODUCTS:
+                        stack.enter_context(_numpy_blas_single_thread())
                 q, qnorm2, tol = eng.prepare(raw, t0)
                 b = q.shape[0]
                 if log is not None:
@@ -304,6 +307,8 @@ def replay(
                 t0 += b
                 if bar is not None:
                     bar.update(b)
+            if eng is None and dim is not None:
+                eng = _Engine(v, dim, index, device, seed)  # validates an empty (0, d) input
     finally:
         if bar is not None:
             bar.close()

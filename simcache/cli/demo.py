@@ -25,7 +25,9 @@ def register(app: CommandGroup) -> None:
         ] = None,
         users: Annotated[Optional[int], typer.Option(help="Synthetic users (default 2,000).")] = None,
         items: Annotated[Optional[int], typer.Option(help="Synthetic items (default 1,000).")] = None,
-        epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the dataset's).")] = None,
+        epochs: Annotated[
+            Optional[int], typer.Option(help="Training epochs (default: 10 for synthetic, else the dataset's).")
+        ] = None,
         seed: Annotated[int, typer.Option(help="Seed for data, training, replay and analysis.")] = 0,
         device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
         jobs: Annotated[Optional[int], typer.Option(help="Parallel replay processes (default: up to 4).")] = None,
