@@ -38,9 +38,6 @@ N_CANDIDATES = 8
 #: up to this capacity the block engine computes all block x cache products with one matrix
 #: product (every entry is a candidate) instead of a FAISS top-m search
 DENSE_MAX_CAPACITY = 1024
-#: below this many multiply-adds per block (capacity x block x d) numpy's BLAS runs on one
-#: thread inside a replay: its small products lose more to thread wake-ups than they gain
-SMALL_PRODUCTS = 16_000_000
 #: requests read from the input (and handed to the compiled dense loop) at once
 READ_CHUNK = 8192
 
@@ -189,8 +186,11 @@ class _Engine:
 
 @contextlib.contextmanager
 def _numpy_blas_single_thread() -> Iterator[None]:
-    """Run numpy's and scipy's BLAS on one thread (for small per-block products, which lose to
-    thread wake-ups and suffer badly on a busy machine); FAISS keeps its own threads."""
+    """Run numpy's and scipy's BLAS on one thread during a replay; FAISS keeps its own threads.
+
+    The per-block products are small: with two threads they gained up to 1.4x at C = 1,000 on an
+    idle machine but lost 3x at C = 100, and up to 15x at C = 1,000 when other jobs shared the
+    cores (measured here), so one thread is the robust choice."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover
@@ -293,8 +293,7 @@ def replay(
             for raw in blocks:
                 if eng is None:
                     eng = _Engine(v, int(dim if dim is not None else raw.shape[1]), index, device, seed)
-                    if v.policy.capacity * v.block_size * eng.dim < SMALL_PRODUCTS:
-                        stack.enter_context(_numpy_blas_single_thread())
+                    stack.enter_context(_numpy_blas_single_thread())
                 q, qnorm2, tol = eng.prepare(raw, t0)
                 b = q.shape[0]
                 if log is not None:

@@ -250,18 +250,12 @@ def run_replay(
 def engine_input(requests: Requests, block_rows: int = STREAM_BLOCK_ROWS) -> Any:
     """What to hand the engine: the (memory-mapped) matrix, or a stream of record-batch blocks.
 
-    A multi-batch Arrow file is streamed so that it is never joined in memory. Read-only views (a
-    memory-mapped file) are also streamed, as writable block copies, because the compiled engine
-    kernels are typed for writable arrays; each copy is one block, never the whole trace.
+    A multi-batch Arrow file is streamed so that it is never joined in memory; the engine reads
+    read-only (memory-mapped) arrays directly.
     """
     if requests.n_chunks == 1:
-        v = requests.vectors
-        if v.flags.writeable:
-            return v
-        blocks = requests.iter_vector_blocks(block_rows)
-    else:
-        blocks = requests.iter_vector_blocks(block_rows)
-    return (b if b.flags.writeable else np.array(b, dtype=np.float32, order="C") for b in blocks)
+        return requests.vectors
+    return requests.iter_vector_blocks(block_rows)
 
 
 def describe_input(requests: Requests) -> dict[str, Any]:
