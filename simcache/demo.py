@@ -217,7 +217,7 @@ def _write_report(
     result: DemoResult, *, dataset: str, tinfo: Any, analysis: dict[str, Any], config: dict, ckpt: dict
 ) -> None:
     """README.md and summary.json in the report folder (atomically)."""
-    import json
+    from simcache.replay.report import write_json
 
     out = result.out
     figures = sorted(p.relative_to(out).as_posix() for p in out.glob("sweep/*.png"))
@@ -269,15 +269,7 @@ def _write_report(
         "sweep": result.sweep.to_dict(orient="records"),
         "analyses": sorted(analysis),
     }
-    with atomic_path(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2, default=_jsonable))
+    write_json(out / "summary.json", summary)
     with atomic_path(out / "README.md") as tmp:
         tmp.write_text("\n".join(lines))
 
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)

@@ -29,6 +29,7 @@ from simcache.analysis.common import (histogram, make_rng, pairwise_row_distance
                                       summarize)
 from simcache.analysis.neighbors import knn
 from simcache.analysis.plotting import new_figure, save_figure, style, subtitle
+from simcache.trace.info import user_order
 
 NAME = "drift"
 _CHUNK = 65536
@@ -52,14 +53,6 @@ def _pair_distances(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[n
         with np.errstate(invalid="ignore", divide="ignore"):
             cos[s : s + _CHUNK] = np.einsum("ij,ij->i", xa, xb) / (na * nb)
     return dist, norm_a, cos
-
-
-def user_order(user_ids: Any, seq: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Row order grouping users (by ``seq``, else row order, inside a user) and the users' integer codes."""
-    users = np.asarray(user_ids)
-    _, codes = np.unique(users, return_inverse=True)
-    within = np.arange(len(users)) if seq is None else np.asarray(seq)
-    return np.lexsort((np.arange(len(users)), within, codes)), codes
 
 
 def analyze_drift(points: Any, user_ids: Any, seq: Any = None, *, baselines: Baselines | None = None, seed: int = 0,

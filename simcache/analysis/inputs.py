@@ -17,15 +17,12 @@ import numpy as np
 
 from recvae.errors import UserError
 from simcache.analysis.common import make_rng, subsample_indices
+from simcache.trace.info import user_order
 
 
 def latest_per_user(user_ids: Any, seq: Any = None) -> np.ndarray:
     """Sorted row indices of each user's latest embedding: highest ``seq`` (ties: last row), else last row."""
-    users = np.asarray(user_ids)
-    n = len(users)
-    _, codes = np.unique(users, return_inverse=True)
-    within = np.arange(n) if seq is None else np.asarray(seq)
-    order = np.lexsort((np.arange(n), within, codes))  # by user, then seq, then row
+    order, codes = user_order(user_ids, seq)
     sc = codes[order]
     last = np.r_[sc[1:] != sc[:-1], True]
     return np.sort(order[last])

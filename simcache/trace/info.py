@@ -163,12 +163,22 @@ def nearest_other_distances(
     return out
 
 
+def user_order(user_ids: np.ndarray, seq: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Row order grouping users (by ``seq``, then row, inside a user) and the users' integer codes.
+
+    The one definition of "a user's embeddings in order", shared by ``trace info`` and the analyses.
+    """
+    users = np.asarray(user_ids)
+    _, codes = np.unique(users, return_inverse=True)
+    rows = np.arange(len(users))
+    within = rows if seq is None else np.asarray(seq)
+    return np.lexsort((rows, within, codes)), codes
+
+
 def consecutive_distances(vectors: np.ndarray, user_codes: np.ndarray, seq: np.ndarray | None) -> np.ndarray:
     """Distances between consecutive embeddings of the same user (order: seq, else row order)."""
-    n = user_codes.size
-    key2 = seq if seq is not None else np.arange(n)
-    order = np.lexsort((key2, user_codes))
-    same = user_codes[order][1:] == user_codes[order][:-1]
+    order, codes = user_order(user_codes, seq)
+    same = codes[order][1:] == codes[order][:-1]
     a, b = order[:-1][same], order[1:][same]
     out = np.empty(a.size)
     for lo in range(0, a.size, 65536):
