@@ -217,7 +217,7 @@ def _write_report(
     result: DemoResult, *, dataset: str, tinfo: Any, analysis: dict[str, Any], config: dict, ckpt: dict
 ) -> None:
     """README.md and summary.json in the report folder (atomically)."""
-    from simcache.replay.report import write_json
+    from simcache.jsonout import write_json
 
     out = result.out
     figures = sorted(p.relative_to(out).as_posix() for p in out.glob("sweep/*.png"))

@@ -1,7 +1,7 @@
 """What metric space do the embeddings live in? Analyses of an embedding matrix beside two baselines.
 
 Each analysis is a pure function ``analyze_<x>(points, *, baselines=None, seed=0, ...) -> dict``
-that returns numbers only (JSON-ready through :func:`~simcache.analysis.common.to_jsonable`), plus
+that returns numbers only (JSON-ready through :func:`~simcache.jsonout.to_jsonable`), plus
 a ``plot_<x>(result, path)`` that draws the PNG from that dict alone. Every result holds the data
 and the two matched baselines of :mod:`simcache.analysis.baselines` (uniform ball, isotropic
 Gaussian) under ``result["sets"]``; :func:`plot_result` dispatches on ``result["analysis"]``.

@@ -6,24 +6,23 @@ Conventions used by every analysis module:
   by :func:`as_points` at each public entry point;
 - randomness comes from a seed (an ``int``) or a :class:`numpy.random.Generator`; the same seed
   gives the same numbers;
-- a result is a plain ``dict`` of numbers and lists (JSON-ready after :func:`to_jsonable`) whose
+- a result is a plain ``dict`` of numbers and lists (written by :func:`simcache.jsonout.write_json`
+  with ``JSON_DIGITS`` significant digits) whose
   per-point-set part lives under ``"sets"`` keyed ``"data"``, ``"uniform_ball"``, ``"gaussian"``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
-import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 import numpy as np
 
-from recvae.storage import atomic_path
-
 T = TypeVar("T")
+
+#: Significant digits of the numbers in analysis JSON files.
+JSON_DIGITS = 7
 
 #: Quantiles reported by :func:`summarize` (as fractions).
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -134,40 +133,6 @@ def single_threaded_blas() -> contextlib.AbstractContextManager[Any]:
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
-
-
-def to_jsonable(obj: Any, *, digits: int = 7) -> Any:
-    """Convert numpy scalars/arrays (recursively) to plain Python; floats rounded to ``digits`` significant digits.
-
-    Non-finite floats become ``None`` (JSON has no NaN/inf).
-    """
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v, digits=digits) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v, digits=digits) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist(), digits=digits)
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        if not math.isfinite(f):
-            return None
-        return float(f"{f:.{digits}g}")
-    if obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` (via :func:`to_jsonable`) as indented JSON, atomically."""
-    text = json.dumps(to_jsonable(obj), indent=1, allow_nan=False)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text + "\n", encoding="utf-8")
 
 
 def pairwise_row_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -24,9 +24,10 @@ import numpy as np
 
 from simcache.analysis import PLOTTERS, plot_result
 from simcache.analysis.baselines import matched_baselines
-from simcache.analysis.common import make_rng, subsample_indices, write_json
+from simcache.analysis.common import JSON_DIGITS, make_rng, subsample_indices
 from simcache.analysis.inputs import AnalysisInput
 from simcache.analysis.report import write_report
+from simcache.jsonout import write_json
 
 
 @dataclass
@@ -132,7 +133,7 @@ def run_analyses(inp: AnalysisInput, names: Sequence[str], out_dir: str | os.Pat
         res["options"] = asdict(opts)
         res["seconds"] = time.perf_counter() - t0
         png, js = f"{name}.png", f"{name}.json"
-        write_json(out / js, res)
+        write_json(out / js, res, digits=JSON_DIGITS)
         plot_result(res, out / png)
         results[name] = res
         files[name] = (png, js)

@@ -11,7 +11,8 @@ hit rules, and :mod:`simcache.cache.policies` for the policies):
   are identical to the plain engine's (tested).
 
 Input is streamed block by block (a memory-mapped array is never copied whole); memory is
-O(capacity * d + block_size * (d + block_size)) plus the per-request log (22 bytes a request).
+O(capacity * d + block_size * (d + block_size)) (plus block_size * capacity floats for the dense
+search of small caches) and the per-request log (22 bytes a request).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ ENGINES = ("block", "plain")
 _FIELDS = ("outcome", "served", "distance", "inserted", "evicted")
 #: candidates taken from each batched search
 N_CANDIDATES = 8
-#: up to this capacity the block engine computes all block x cache products with one matrix
-#: product (every entry is a candidate) instead of a FAISS top-m search
+#: up to this capacity (flat CPU index) the block engine runs its own compiled top-m search
+#: (:func:`simcache.cache.kernels.dense_search`) instead of a FAISS search per block
 DENSE_MAX_CAPACITY = 1024
 #: requests read from the input (and handed to the compiled dense loop) at once
 READ_CHUNK = 8192
@@ -45,10 +46,11 @@ READ_CHUNK = 8192
 def default_block_size(capacity: int) -> int:
     """Block size when none is given (measured on the benchmark trace; see benchmarks/).
 
-    Small caches (dense mode): about C / 8 within [32, 256] -- the block's own Gram matrix costs
-    about B / C of the block-versus-cache products, while smaller blocks make smaller, less
-    efficient matrix products. Large caches (FAISS top-m): 1,024 queries per search amortise the
-    search's fixed costs while few of the C entries go stale within a block.
+    Small caches (dense search): about C / 8 within [32, 256] -- the block's own Gram matrix
+    costs about B / C of the block-versus-cache products and each request checks the entries
+    inserted earlier in its block, while smaller blocks make smaller, less efficient matrix
+    products. Large caches (FAISS): 1,024 queries per search amortise the search's fixed costs
+    while few of the C entries go stale within a block.
     """
     if capacity <= DENSE_MAX_CAPACITY:
         return int(min(256, max(32, capacity // 8)))
@@ -147,7 +149,7 @@ class _Engine:
         self.key = K.seed_key(int(seed))
         self.searcher: Searcher = make_searcher(index, device, self.slots, self.slot_req, self.counters)
         self.block_size = v.block_size
-        self.slot_norm2 = np.zeros(cap, dtype=np.float32)  # kept by the dense kernel
+        self.slot_norm2 = np.zeros(cap, dtype=np.float32)  # kept by the block kernels
         self.tol_coef = K.TOL_FACTOR * self.searcher.tol_scale * (dim + 4) * 2.0**-24
         self.max_norm = 0.0
 
@@ -188,9 +190,9 @@ class _Engine:
 def _numpy_blas_single_thread() -> Iterator[None]:
     """Run numpy's and scipy's BLAS on one thread during a replay; FAISS keeps its own threads.
 
-    The per-block products are small: with two threads they gained up to 1.4x at C = 1,000 on an
-    idle machine but lost 3x at C = 100, and up to 15x at C = 1,000 when other jobs shared the
-    cores (measured here), so one thread is the robust choice."""
+    The per-block products are small: OpenBLAS's own threading lost 3x at C = 100 and up to 15x
+    at C = 1,000 when other jobs shared the cores (measured here). The dense search splits its
+    products between two numba threads instead, each making single-threaded BLAS calls."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover
@@ -214,9 +216,9 @@ _CONTROLLER = None
 
 
 def _run_block(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
-    args = (eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), *outs)
+    args = (eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), eng.slot_norm2, *outs)
     if eng.dense:
-        K.serve_chunk_dense(q, t0, qnorm2, tol, eng.block_size, eng.slot_norm2, *args)
+        K.serve_chunk_dense(q, t0, qnorm2, tol, eng.block_size, N_CANDIDATES, *args)
         return
     for b0 in range(0, q.shape[0], eng.block_size):
         b1 = min(q.shape[0], b0 + eng.block_size)
@@ -225,20 +227,22 @@ def _run_block(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
         gram = eng.searcher.gram(qb)
         dist, slot, req = eng.searcher.search(qb, N_CANDIDATES)
         before = eng.slot_req.copy() if eng.searcher.tracks_inserts else None
-        K.serve_block_topk(
+        K.serve_block(
             qb, t0 + b0, slot, req, dist, gram, qnorm2[b0:b1], tol[b0:b1], eng.searcher.exact,
-            eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), *block_outs,
+            eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), eng.slot_norm2, *block_outs,
         )  # fmt: skip
         if before is not None:
             eng.searcher.after_insert(np.flatnonzero(eng.slot_req != before))
 
 
 def _run_plain(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
+    no_gram = np.zeros((1, 1), dtype=np.float32)  # a one-request block has no earlier insertions
     for i in range(q.shape[0]):
         dist, slot, req = eng.searcher.search(q[i : i + 1], N_CANDIDATES)
-        K.serve_each(
-            q[i : i + 1], t0 + i, slot, req, dist, tol[i : i + 1], eng.searcher.exact,
-            eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), *(o[i : i + 1] for o in outs),
+        K.serve_block(
+            q[i : i + 1], t0 + i, slot, req, dist, no_gram, qnorm2[i : i + 1], tol[i : i + 1], eng.searcher.exact,
+            eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), eng.slot_norm2,
+            *(o[i : i + 1] for o in outs),
         )  # fmt: skip
         if eng.searcher.tracks_inserts and outs[3][i]:
             eng.searcher.after_insert(np.flatnonzero(eng.slot_req == t0 + i))

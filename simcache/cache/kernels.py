@@ -4,11 +4,12 @@ Everything that decides a request's outcome lives here, once, and is shared by b
 
 * **Distance.** Vectors are float32 (unit-normalised first for ``cosine``, see
   :func:`normalize_rows`). The distance between a request ``x`` and a cached entry ``y`` is computed
-  from ``sq = sum_k (float64(x_k) - float64(y_k))**2`` accumulated sequentially in float64
-  (:func:`sqdist`), then ``d = sqrt(sq)`` for ``l2`` (Euclidean, not squared) or ``d = sq / 2`` for
-  ``cosine`` (= 1 - cos for unit vectors; exactly 0 for identical vectors). FAISS distances are only
-  used to pick candidates; every decision uses this recomputation, so the block engine, the plain
-  engine and the test reference agree bit for bit.
+  from ``sq = sum_k (float64(x_k) - float64(y_k))**2`` accumulated in float64
+  (:func:`sqdist`: 32 interleaved partial sums combined pairwise, a fixed order), then
+  ``d = sqrt(sq)`` for ``l2`` (Euclidean, not squared) or ``d = sq / 2`` for ``cosine``
+  (= 1 - cos for unit vectors; exactly 0 for identical vectors). FAISS distances are only used to
+  pick candidates; every decision uses this recomputation, so the block engine, the plain engine
+  and the test reference agree bit for bit.
 * **Nearest entry and ties.** ``y*`` is the cached entry with the smallest ``sq``; equal ``sq``
   are broken by the smallest request index of the entry (the oldest entry). The second nearest
   (for qLRU-ΔC) follows the same order.
@@ -28,11 +29,13 @@ Everything that decides a request's outcome lives here, once, and is shared by b
   (:func:`uniform`, a splitmix64 hash), so they do not depend on processing order: purpose 0 is
   the acceptance/refresh draw, 1 the insertion draw, 2 the random-victim draw.
 
-Loops: :func:`serve_each` (plain engine: a search of the current cache per request),
-:func:`serve_block_topk` (block engine over a FAISS top-m search of the block against the cache
-at block start; stale candidates skipped, in-block insertions checked via the block's Gram
-matrix) and :func:`serve_chunk_dense` (block engine for small caches: all block x cache products from BLAS
-calls made inside the compiled loop, every entry a candidate).
+The loop: :func:`serve_block` applies the policy request by request over a block, given a top-m
+search of the block against the cache at block start (stale candidates skipped, in-block
+insertions checked via the block's Gram matrix). The block engine searches with FAISS or torch
+(one call per block) or, for small caches, with :func:`dense_search` (BLAS products and top-m
+selection on two threads, inside :func:`serve_chunk_dense` so that a whole chunk of blocks runs
+without returning to Python). The plain engine calls :func:`serve_block` with one request per
+block after searching the current cache, so nothing is ever stale for it.
 
 Policies plug in as five compiled functions with the fixed signatures below (``*_SIG``); the
 loops receive them as first-class function arguments (through :class:`KernelRef`) and never name a
@@ -150,14 +153,38 @@ def seed_key(seed: int) -> np.uint64:
     return np.uint64(splitmix64(np.uint64(seed & 0xFFFFFFFFFFFFFFFF)))
 
 
-@nb.njit(cache=True)
-def sqdist(x: np.ndarray, y: np.ndarray) -> float:
-    """Exact-order squared Euclidean distance: float64 differences summed sequentially."""
-    s = 0.0
-    for k in range(x.shape[0]):
-        diff = np.float64(x[k]) - np.float64(y[k])
-        s += diff * diff
-    return s
+#: number of interleaved float64 partial sums in :func:`sqdist`
+LANES = 32
+
+
+@nb.njit(cache=True, inline="always")
+def sqdist(x: np.ndarray, y: np.ndarray, lanes: np.ndarray) -> float:
+    """Squared Euclidean distance in a fixed float64 summation order.
+
+    Component ``k``'s squared difference ``(float64(x_k) - float64(y_k))**2`` is added to partial
+    sum ``k % 32`` (each summed in increasing ``k``); then neighbouring partial sums are added in
+    pairs, halving their number until one is left. The order is written out, so the result is the
+    same on every machine, and the 32 independent sums let LLVM vectorise the loop (a single
+    running sum waits ~4 cycles per component). ``lanes``: float64 scratch of length ``LANES``.
+    """
+    n = x.shape[0]
+    lanes[:] = 0.0
+    rows = n // LANES
+    for r in range(rows):
+        base = r * LANES
+        for j in range(LANES):
+            diff = np.float64(x[base + j]) - np.float64(y[base + j])
+            lanes[j] += diff * diff
+    base = rows * LANES
+    for j in range(n - base):
+        diff = np.float64(x[base + j]) - np.float64(y[base + j])
+        lanes[j] += diff * diff
+    width = LANES
+    while width > 1:
+        width //= 2
+        for j in range(width):
+            lanes[j] = lanes[2 * j] + lanes[2 * j + 1]
+    return lanes[0]
 
 
 @nb.njit(cache=True, inline="always")
@@ -248,11 +275,11 @@ def offer(sq, req, slot, bsq, breq, bslot, nbest, keep):
 
 
 @nb.njit(cache=True)
-def full_scan(x, slots, slot_req, n_used, bsq, breq, bslot, keep):
+def full_scan(x, slots, slot_req, n_used, bsq, breq, bslot, keep, lanes):
     """Exact nearest ``keep`` entries over every used slot."""
     nbest = 0
     for s in range(n_used):
-        nbest = offer(sqdist(x, slots[s]), slot_req[s], s, bsq, breq, bslot, nbest, keep)
+        nbest = offer(sqdist(x, slots[s], lanes), slot_req[s], s, bsq, breq, bslot, nbest, keep)
     return nbest
 
 
@@ -288,22 +315,8 @@ def collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs,
     return nc
 
 
-@nb.njit(cache=True, fastmath={"nnan", "nsz", "reassoc"})
-def two_smallest(a, n):
-    """The two smallest values of a[:n] (+inf where missing). Min/max are exact in any order, so
-    allowing reassociation (no NaN ever reaches here) only lets LLVM vectorise the scan."""
-    m1 = np.inf
-    m2 = np.inf
-    for j in range(n):
-        v = a[j]
-        hi = max(m1, v)
-        m1 = min(m1, v)
-        m2 = min(m2, hi)
-    return m1, m2
-
-
 @nb.njit(cache=True, inline="always")
-def resolve(x, cs, cr, ca, nc, tol, keep, slots, bsq, breq, bslot):
+def resolve(x, cs, cr, ca, nc, tol, keep, slots, bsq, breq, bslot, lanes):
     """Exact nearest ``keep`` among the scratch candidates, recomputing only plausible ones.
 
     ``ca`` approximates the squared distance within ``tol``, so the k-th best exact value is at
@@ -324,7 +337,7 @@ def resolve(x, cs, cr, ca, nc, tol, keep, slots, bsq, breq, bslot):
     nbest = 0
     for j in range(nc):
         if ca[j] <= threshold:
-            nbest = offer(sqdist(x, slots[cs[j]]), cr[j], cs[j], bsq, breq, bslot, nbest, keep)
+            nbest = offer(sqdist(x, slots[cs[j]], lanes), cr[j], cs[j], bsq, breq, bslot, nbest, keep)
     return nbest
 
 
@@ -403,65 +416,26 @@ _RULE = (nt.int64, nt.int64, nt.uint64, FPAR)  # keep, metric, key, fpar
 
 @nb.njit(
     nt.void(
-        _F32_2D, nt.int64, _I64_2D, _I64_2D, _F32_2D, nt.float64[::1], nt.boolean,
-        *_RULE, *_POLICY, *_STATE, *_OUTS,
-    ),
-    cache=True,
-)  # fmt: skip
-def serve_each(
-    q, t0, cand_slot, cand_req, cand_sq, tol, exact,
-    keep, metric, key, fpar,
-    decide, touch, insert, remove, victim, meta, glob,
-    slots, slot_req, counters,
-    out_outcome, out_served, out_distance, out_inserted, out_evicted,
-):  # fmt: skip
-    """Plain engine step: requests whose search ran against the *current* cache (no staleness).
-
-    Called with one request at a time by the plain engine.
-    """
-    m = cand_slot.shape[1]
-    cs = np.empty(m, np.int64)
-    cr = np.empty(m, np.int64)
-    ca = np.empty(m, np.float64)
-    bsq = np.empty(2, np.float64)
-    breq = np.empty(2, np.int64)
-    bslot = np.empty(2, np.int64)
-    for i in range(q.shape[0]):
-        x = q[i]
-        nc = collect_topk(i, cand_slot, cand_req, cand_sq, slot_req, cs, cr, ca, 0)
-        nbest = resolve(x, cs, cr, ca, nc, tol[i], keep, slots, bsq, breq, bslot)
-        if not topk_complete(i, cand_slot, cand_sq, tol[i], nbest, bsq, keep, exact):
-            nbest = full_scan(x, slots, slot_req, counters[N_USED], bsq, breq, bslot, keep)
-            counters[N_FULL_SCANS] += 1
-        apply_request(
-            i, t0 + i, x, nbest, bsq, breq, bslot, metric, key, fpar,
-            decide, touch, insert, remove, victim, meta, glob,
-            slots, slot_req, counters,
-            out_outcome, out_served, out_distance, out_inserted, out_evicted,
-        )  # fmt: skip
-
-
-@nb.njit(
-    nt.void(
         _F32_2D, nt.int64, _I64_2D, _I64_2D, _F32_2D, _F32_2D, nt.float32[::1], nt.float64[::1], nt.boolean,
-        *_RULE, *_POLICY, *_STATE, *_OUTS,
+        *_RULE, *_POLICY, *_STATE, nt.float32[::1], *_OUTS,
     ),
     cache=True,
 )  # fmt: skip
-def serve_block_topk(
+def serve_block(
     q, t0, cand_slot, cand_req, cand_sq, gram, qnorm2, tol, exact,
     keep, metric, key, fpar,
     decide, touch, insert, remove, victim, meta, glob,
-    slots, slot_req, counters,
+    slots, slot_req, counters, slot_norm2,
     out_outcome, out_served, out_distance, out_inserted, out_evicted,
 ):  # fmt: skip
-    """Block engine over a top-m search: apply the policy to requests ``t0 .. t0 + len(q) - 1``.
+    """The block engine's sequential pass: apply the policy to requests ``t0 .. t0 + len(q) - 1``.
 
-    ``cand_*`` (n, m) come from one batched search of the block against the cache as it was at
-    the start of the block. Candidates whose slot was rewritten since are stale and skipped;
+    ``cand_*`` (n, m) come from one batched top-m search of the block against the cache as it was
+    at the start of the block. Candidates whose slot was rewritten since are stale and skipped;
     entries inserted inside the block are checked directly, pre-filtered by their float32-grade
-    squared distance ``qnorm2[i] + qnorm2[p] - 2 * gram[i, p]`` (``gram = q @ q.T``). When the
-    candidates cannot be proven complete the request falls back to an exact scan.
+    squared distance ``qnorm2[i] + qnorm2[p] - 2 * gram[i, p]`` (``gram = q @ q.T``, lower
+    triangle). When the candidates cannot be proven complete the request falls back to an exact
+    scan. ``slot_norm2[s]`` is kept equal to the float32 squared norm of the entry in slot ``s``.
     """
     n = q.shape[0]
     m = cand_slot.shape[1]
@@ -471,6 +445,7 @@ def serve_block_topk(
     bsq = np.empty(2, np.float64)
     breq = np.empty(2, np.int64)
     bslot = np.empty(2, np.int64)
+    lanes = np.empty(LANES, np.float64)
     ins_pos = np.empty(n, np.int64)  # block positions of the requests inserted so far
     ins_slot = np.empty(n, np.int64)
     n_ins = 0
@@ -478,9 +453,9 @@ def serve_block_topk(
         x = q[i]
         nc = collect_topk(i, cand_slot, cand_req, cand_sq, slot_req, cs, cr, ca, 0)
         nc = collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs, cr, ca, nc)
-        nbest = resolve(x, cs, cr, ca, nc, tol[i], keep, slots, bsq, breq, bslot)
+        nbest = resolve(x, cs, cr, ca, nc, tol[i], keep, slots, bsq, breq, bslot, lanes)
         if not topk_complete(i, cand_slot, cand_sq, tol[i], nbest, bsq, keep, exact):
-            nbest = full_scan(x, slots, slot_req, counters[N_USED], bsq, breq, bslot, keep)
+            nbest = full_scan(x, slots, slot_req, counters[N_USED], bsq, breq, bslot, keep, lanes)
             counters[N_FULL_SCANS] += 1
         slot = apply_request(
             i, t0 + i, x, nbest, bsq, breq, bslot, metric, key, fpar,
@@ -489,83 +464,102 @@ def serve_block_topk(
             out_outcome, out_served, out_distance, out_inserted, out_evicted,
         )  # fmt: skip
         if slot >= 0:
+            slot_norm2[slot] = qnorm2[i]
             ins_pos[n_ins] = i
             ins_slot[n_ins] = slot
             n_ins += 1
 
 
+@nb.njit(cache=True, inline="always")
+def top_m_row(qi, g_row, slot_norm2, n0, slot_req, out_slot, out_req, out_sq):
+    """The ``m`` slots with the smallest float32 ``qi + |y_s|^2 - 2 g_row[s]`` among the first
+    ``n0``, ascending (ties: lower slot first), padded with slot -1 / +inf. Every slot left out has
+    a value >= the m-th one, as :func:`topk_complete` requires."""
+    m = out_slot.shape[0]
+    two = np.float32(2.0)
+    k = 0
+    for s in range(n0):
+        v = qi + slot_norm2[s] - two * g_row[s]
+        if k < m:
+            j = k
+            k += 1
+        elif v < out_sq[m - 1]:
+            j = m - 1
+        else:
+            continue
+        while j > 0 and out_sq[j - 1] > v:
+            out_sq[j] = out_sq[j - 1]
+            out_slot[j] = out_slot[j - 1]
+            j -= 1
+        out_sq[j] = v
+        out_slot[j] = s
+    for j in range(k):
+        out_req[j] = slot_req[out_slot[j]]
+    for j in range(k, m):
+        out_sq[j] = np.inf
+        out_slot[j] = -1
+        out_req[j] = -1
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def dense_search(qb, qnorm2, slots, slot_req, slot_norm2, n0, g, gram, cand_slot, cand_req, cand_sq):
+    """Exact top-m search of a block against the first ``n0`` slots, and the block's Gram matrix.
+
+    Rows are split between two threads; each runs single-threaded BLAS products for its rows
+    (``g = qb @ slots[:n0].T``, ``gram = qb @ qb.T``) and selects its rows' top-m candidates
+    (:func:`top_m_row`). Every value is computed the same way whatever the number of threads.
+    """
+    b = qb.shape[0]
+    half = (b + 1) // 2
+    for part in nb.prange(2):
+        r0 = min(b, part * half)
+        r1 = min(b, r0 + half)
+        if r1 > r0:
+            np.dot(qb[r0:r1], qb.T, gram[r0:r1])
+            if n0 > 0:
+                np.dot(qb[r0:r1], slots[:n0].T, g[r0:r1])
+            for i in range(r0, r1):
+                top_m_row(qnorm2[i], g[i], slot_norm2, n0, slot_req, cand_slot[i], cand_req[i], cand_sq[i])
+
+
 @nb.njit(
     nt.void(
-        _F32_2D, nt.int64, nt.float32[::1], nt.float64[::1], nt.int64, nt.float32[::1],
-        *_RULE, *_POLICY, *_STATE, *_OUTS,
+        _F32_2D, nt.int64, nt.float32[::1], nt.float64[::1], nt.int64, nt.int64,
+        *_RULE, *_POLICY, *_STATE, nt.float32[::1], *_OUTS,
     ),
     cache=True,
 )  # fmt: skip
 def serve_chunk_dense(
-    q, t0, qnorm2, tol, block, slot_norm2,
+    q, t0, qnorm2, tol, block, m,
     keep, metric, key, fpar,
     decide, touch, insert, remove, victim, meta, glob,
-    slots, slot_req, counters,
+    slots, slot_req, counters, slot_norm2,
     out_outcome, out_served, out_distance, out_inserted, out_evicted,
 ):  # fmt: skip
-    """Block engine for small caches: requests ``t0 .. t0 + len(q) - 1`` in blocks of ``block``.
+    """Block engine for small caches, a whole chunk per call (no return to Python between blocks).
 
-    Per block, two BLAS products computed here (no return to Python between blocks): ``G = qb @
-    slots0.T`` against the ``n0`` slots used at the start of the block and the block's own Gram
-    matrix ``qb @ qb.T``. Every slot holds one live entry, approximated by ``|x|^2 + |y|^2 - 2 x.y``
-    from ``G`` if the slot is unchanged since the block started, else from the Gram matrix (the
-    entry was inserted inside the block); every entry is a candidate, so no fallback is needed.
-    ``slot_norm2`` holds the float32 squared norm of each slot's entry (kept up to date here).
+    Per block of ``block`` requests: :func:`dense_search` (products and top-m on two threads)
+    replaces the FAISS search, then :func:`serve_block` runs the sequential pass.
     """
     n = q.shape[0]
     capacity = slots.shape[0]
-    ca = np.empty(capacity, np.float64)  # approximate squared distance to each used slot's entry
-    src = np.full(capacity, -1, np.int64)  # block position whose insertion last wrote the slot
-    rewritten = np.empty(capacity, np.int64)  # slots written in this block, each listed once
-    bsq = np.empty(2, np.float64)
-    breq = np.empty(2, np.int64)
-    bslot = np.empty(2, np.int64)
-    n_rw = 0
+    g_buf = np.empty(block * capacity, np.float32)
+    gram_buf = np.empty(block * block, np.float32)
+    cand_slot = np.empty((block, m), np.int64)
+    cand_req = np.empty((block, m), np.int64)
+    cand_sq = np.empty((block, m), np.float32)
     for b0 in range(0, n, block):
         b1 = min(n, b0 + block)
-        qb = q[b0:b1]
+        b = b1 - b0
         n0 = counters[N_USED]
-        if n0 > 0:
-            g = np.dot(qb, slots[:n0].T)  # BLAS sgemm, float32
-        else:
-            g = np.zeros((b1 - b0, 0), np.float32)
-        gram = np.dot(qb, qb.T)
-        sn = slot_norm2[:n0].astype(np.float64)
-        for j in range(n_rw):  # forget the previous block's rewrites
-            src[rewritten[j]] = -1
-        n_rw = 0
-        for ib in range(b1 - b0):
-            i = b0 + ib
-            x = q[i]
-            qi = np.float64(qnorm2[i])
-            grow = g[ib]
-            for s in range(n0):  # entries present at the start of the block (vectorised)
-                ca[s] = qi + sn[s] - 2.0 * np.float64(grow[s])
-            for j in range(n_rw):  # slots rewritten in this block hold in-block entries
-                sl = rewritten[j]
-                p = src[sl]
-                ca[sl] = qi + np.float64(qnorm2[b0 + p]) - 2.0 * np.float64(gram[ib, p])
-            n_used = counters[N_USED]
-            a1, a2 = two_smallest(ca, n_used)
-            threshold = (a1 if keep == 1 else a2) + 2.0 * tol[i]
-            nbest = 0
-            for sl in range(n_used):
-                if ca[sl] <= threshold:
-                    nbest = offer(sqdist(x, slots[sl]), slot_req[sl], sl, bsq, breq, bslot, nbest, keep)
-            slot = apply_request(
-                i, t0 + i, x, nbest, bsq, breq, bslot, metric, key, fpar,
-                decide, touch, insert, remove, victim, meta, glob,
-                slots, slot_req, counters,
-                out_outcome, out_served, out_distance, out_inserted, out_evicted,
-            )  # fmt: skip
-            if slot >= 0:
-                slot_norm2[slot] = qnorm2[i]
-                if src[slot] < 0:
-                    rewritten[n_rw] = slot
-                    n_rw += 1
-                src[slot] = ib
+        g = g_buf[: b * n0].reshape((b, n0))
+        gram = gram_buf[: b * b].reshape((b, b))
+        dense_search(q[b0:b1], qnorm2[b0:b1], slots, slot_req, slot_norm2, n0, g, gram,
+                     cand_slot[:b], cand_req[:b], cand_sq[:b])  # fmt: skip
+        serve_block(
+            q[b0:b1], t0 + b0, cand_slot[:b], cand_req[:b], cand_sq[:b], gram, qnorm2[b0:b1], tol[b0:b1], True,
+            keep, metric, key, fpar,
+            decide, touch, insert, remove, victim, meta, glob,
+            slots, slot_req, counters, slot_norm2,
+            out_outcome[b0:b1], out_served[b0:b1], out_distance[b0:b1], out_inserted[b0:b1], out_evicted[b0:b1],
+        )  # fmt: skip

@@ -6,7 +6,6 @@ previous file or none.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from recvae.storage import atomic_path
+from simcache.jsonout import write_json
 
 if TYPE_CHECKING:
     from simcache.replay.run import ReplayResult
@@ -162,31 +162,6 @@ def compact_metadata(meta: Any) -> Any:
     if isinstance(meta, str) and len(meta) > _MAX_META_STR:
         return f"<string of {len(meta)} characters omitted>"
     return meta
-
-
-def to_jsonable(x: Any) -> Any:
-    """Convert numpy scalars/arrays and non-finite floats (-> None) for strict JSON."""
-    if isinstance(x, dict):
-        return {str(k): to_jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [to_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return to_jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        return to_jsonable(x.item())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, Path):
-        return str(x)
-    return x
-
-
-def write_json(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as indented strict JSON, atomically."""
-    dest = Path(path)
-    with atomic_path(dest) as tmp:
-        tmp.write_text(json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
-    return dest
 
 
 def write_outputs(result: "ReplayResult", out_dir: str | Path, *, request_log: bool = False) -> dict[str, Path]:

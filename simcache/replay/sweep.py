@@ -34,7 +34,8 @@ import pandas as pd
 from recvae import __version__
 from recvae.errors import UserError
 from recvae.storage import atomic_path
-from simcache.replay.report import write_json, write_parquet
+from simcache.jsonout import write_json
+from simcache.replay.report import write_parquet
 from simcache.replay.run import check_arguments, policy_names, run_replay
 from simcache.trace.io import load_requests
 

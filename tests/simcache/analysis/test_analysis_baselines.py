@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from simcache.analysis import analyze_norms, isotropic_gaussian, matched_baselines, uniform_ball
-from simcache.analysis.common import random_pairs, to_jsonable
+from simcache.analysis.common import random_pairs
 
 
 @pytest.mark.parametrize("p", [2, 5, 30])
@@ -69,8 +69,3 @@ def test_random_pairs_distinct_and_uniform():
     assert (i != j).all()
     counts = np.bincount(j, minlength=5)
     assert counts.min() > 3500
-
-
-def test_to_jsonable_rounds_and_drops_nonfinite():
-    out = to_jsonable({"a": np.float32(0.1), "b": np.array([1, 2]), "c": float("nan"), "d": (np.int64(3),)})
-    assert out == {"a": 0.1, "b": [1, 2], "c": None, "d": [3]}

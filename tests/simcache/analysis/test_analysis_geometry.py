@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from simcache.analysis import analyze_balls, analyze_norms, analyze_projections, plot_result
-from simcache.analysis.common import to_jsonable
+from simcache.jsonout import to_jsonable
 
 
 def test_norms_summary_and_histogram(anisotropic, tmp_path, assert_png):

@@ -1,7 +1,8 @@
 """Plain, obviously correct reference of every policy: pure Python, brute force, one request at a time.
 
 Independent of the package's code on purpose (it shares only the written rules): distances are
-recomputed here in float64 by a sequential loop, the nearest entry is the minimum of
+recomputed here in float64 in the documented order (component k added to partial sum k % 32,
+neighbouring partial sums then added in pairs until one is left), the nearest entry is the minimum of
 (squared distance, request index) over all cached entries, the hit rule is ``d <= r``, and the
 random draws re-implement the documented splitmix64 scheme. Slow; use small traces.
 """
@@ -39,11 +40,13 @@ def normalise(x: np.ndarray) -> list[float]:
 
 
 def squared(x: list[float], y: list[float]) -> float:
-    s = 0.0
-    for a, b in zip(x, y):
+    lanes = [0.0] * 32
+    for k, (a, b) in enumerate(zip(x, y)):
         diff = a - b
-        s += diff * diff
-    return s
+        lanes[k % 32] += diff * diff
+    while len(lanes) > 1:
+        lanes = [lanes[j] + lanes[j + 1] for j in range(0, len(lanes), 2)]
+    return lanes[0]
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """Block engine == plain engine on larger traces, for every policy, both metrics, both block modes
-(dense products for small caches, FAISS top-m with staleness and exact fallback for large ones)."""
+(its own two-thread dense search for small caches, FAISS for large ones; both top-m with staleness
+and exact fallback), and whatever the number of threads."""
 
 from __future__ import annotations
 
+import numba
 import pytest
 
 from simcache.cache import POLICIES, CostModel, replay
@@ -30,3 +32,18 @@ def test_block_equals_plain(policy, trace, metric, radius):
             block_log = replay(x, engine="block", block_size=block, **kw)
             assert_same_log(block_log, plain, f"{policy} {trace} {metric} C={capacity} B={block}")
         assert 0.0 < plain.hit_ratio < 1.0
+
+
+@pytest.mark.parametrize("capacity", [40, 700, 2500])
+def test_block_engine_does_not_depend_on_thread_count(capacity):
+    x = clustered(3000, 24, 1500, 0.1, seed=21, zipf=0.8)
+    kw = dict(policy="lru", capacity=capacity, radius=0.8, seed=2)
+    two = replay(x, **kw)
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = replay(x, **kw)
+    finally:
+        numba.set_num_threads(before)
+    assert_same_log(one, two, f"C={capacity}")
+    assert 0.0 < two.hit_ratio < 1.0

@@ -3,11 +3,16 @@ qLRU-ΔC reduction to SIM-LRU."""
 
 from __future__ import annotations
 
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import numpy as np
 import pytest
+from hypothesis import given
 
 from simcache.cache import POLICIES, CostModel, replay
+from simcache.cache import kernels as K
 from tests.simcache.cache.helpers import assert_same_log
+from tests.simcache.cache.reference_policies import squared
 
 ENGINES = [("block", None), ("block", 1), ("plain", None)]
 
@@ -104,3 +109,24 @@ def test_qlru_dc_reduces_to_sim_lru():
             q = replay(x, policy="qlru-dc", capacity=capacity, radius=r, params={"q": 1.0}, cost=cost, seed=9)
             assert_same_log(sim, q, f"r={r} C={capacity}")
             assert 0 < sim.hit_ratio < 1
+
+
+@given(
+    hnp.arrays(np.float32, st.integers(1, 200), elements=st.floats(-1e3, 1e3, width=32)),
+    st.integers(0, 2**32 - 1),
+)
+def test_exact_distance_follows_the_documented_summation_order(x, seed):
+    """The compiled exact distance equals the reference's lane-by-lane sum bit for bit."""
+    y = (x + np.random.default_rng(seed).standard_normal(x.shape).astype(np.float32)).astype(np.float32)
+    assert K.sqdist(x, y, np.empty(K.LANES)) == squared([float(v) for v in x], [float(v) for v in y])
+
+
+def test_summation_order_is_observable():
+    """A single running sum gives another value on these vectors, so the test above can fail."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(200).astype(np.float32)
+    y = rng.standard_normal(200).astype(np.float32)
+    running = 0.0
+    for a, b in zip(x.astype(np.float64), y.astype(np.float64)):
+        running += (a - b) * (a - b)
+    assert K.sqdist(x, y, np.empty(K.LANES)) != running

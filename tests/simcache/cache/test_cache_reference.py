@@ -46,11 +46,11 @@ def _cost(c):
 
 @pytest.fixture(params=["dense", "topk"])
 def block_mode(request, monkeypatch):
-    """Run the block engine with dense products, or with a short top-m list (forces the stale and
-    exact-fallback paths: 2 candidates only)."""
+    """Run the block engine with its own dense search or with the FAISS search, both with a short
+    top-m list (2 candidates: forces the stale-candidate and exact-fallback paths)."""
+    monkeypatch.setattr(engine_module, "N_CANDIDATES", 2)
     if request.param == "topk":
         monkeypatch.setattr(engine_module, "DENSE_MAX_CAPACITY", 0)
-        monkeypatch.setattr(engine_module, "N_CANDIDATES", 2)
     return request.param
 
 

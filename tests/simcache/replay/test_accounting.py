@@ -253,7 +253,7 @@ def test_overlap_summary_direct():
 def test_summary_without_optional_columns_is_json_ready():
     import json
 
-    from simcache.replay.report import to_jsonable
+    from simcache.jsonout import to_jsonable
 
     log, _ = _fake_log(seed=8)
     acc = summarize(log)

@@ -1,4 +1,4 @@
-"""Report helpers: metadata compaction, strict JSON, sparkline, the text table."""
+"""Report helpers: metadata compaction, sparkline, the text table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from simcache.replay import run_replay
-from simcache.replay.report import compact_metadata, sparkline, to_jsonable, write_json
+from simcache.replay.report import compact_metadata, sparkline
 
 
 def test_compact_metadata_drops_huge_fields_only():
@@ -19,13 +19,6 @@ def test_compact_metadata_drops_huge_fields_only():
     assert out["items"] == "<list of 20000 values omitted>"
     assert out["blob"] == "<string of 5000 characters omitted>"
     assert len(meta["items"]) == 20_000  # input untouched
-
-
-def test_to_jsonable_is_strict(tmp_path):
-    obj = {"a": np.float32(1.5), "b": np.arange(3), "c": float("nan"), "d": [np.inf, np.int64(4)], 5: True}
-    path = write_json(tmp_path / "x.json", obj)
-    assert json.loads(path.read_text()) == {"a": 1.5, "b": [0, 1, 2], "c": None, "d": [None, 4], "5": True}
-    assert to_jsonable(math.inf) is None
 
 
 def test_sparkline():
