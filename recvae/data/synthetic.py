@@ -15,7 +15,10 @@ function of the config):
 * Ratings 1..5: items of the user's own cluster are mostly liked (4 or 5), others are spread
   around 3, so binarising at > 3.5 keeps mainly the planted signal.
 * Timestamps: each user starts at a random time in the first 80% of ``[start, start + span]``
-  and then interacts with strictly increasing times (log-normal gaps, at least one second).
+  and then interacts in sessions, with strictly increasing times: a gap ends the session with
+  probability ``1 / session_items``; gaps within a session are log-normal around 5 minutes,
+  gaps between sessions log-normal around ``session_gap_days`` (at least one second each). Users
+  thus come back over weeks to months and many are active at once, as on rating sites.
 
 Rows come out grouped by user (ids 1..n_users ascending), each user's rows in time order, like
 MovieLens' ``ratings.csv``. Item ids are 1..n_items.
@@ -55,7 +58,9 @@ class SyntheticConfig:
     popularity_exponent: float = 1.0  # Zipf exponent of item popularity
     cluster_strength: float = 20.0  # weight multiplier of a user's own-cluster items
     start: int = 946_684_800  # first possible timestamp (2000-01-01 UTC)
-    span_days: float = 3_650.0  # time window of the whole dataset
+    span_days: float = 730.0  # time window of the whole dataset
+    session_items: float = 8.0  # mean interactions per session
+    session_gap_days: float = 7.0  # median gap between a user's sessions
     seed: int = 0
 
     @classmethod
@@ -78,6 +83,8 @@ class SyntheticConfig:
             raise UserError(f"synthetic: n_clusters must be >= 1 (got {self.n_clusters})")
         if self.mean_items <= 0 or self.min_items < 1:
             raise UserError("synthetic: mean_items and min_items must be positive")
+        if not (self.session_items >= 1 and self.session_gap_days > 0 and self.span_days > 0):
+            raise UserError("synthetic: need session_items >= 1, session_gap_days > 0 and span_days > 0")
         if self.min_items > self.max_items_fraction * self.n_items:
             raise UserError(
                 f"synthetic: min_items={self.min_items} exceeds max_items_fraction * n_items "
@@ -123,7 +130,13 @@ def generate(config: SyntheticConfig | None = None, **params: object) -> pa.Tabl
     # Timestamps: strictly increasing within each user.
     span = int(cfg.span_days * 86_400)
     t0 = cfg.start + rng.integers(0, max(1, int(0.8 * span)), size=n_u)
-    gaps = np.maximum(1, rng.lognormal(np.log(3_600.0), 2.0, size=n)).astype(np.int64)
+    new_session = rng.random(n) < 1.0 / cfg.session_items
+    gaps = np.where(
+        new_session,
+        rng.lognormal(np.log(cfg.session_gap_days * 86_400.0), 1.0, size=n),
+        rng.lognormal(np.log(300.0), 1.0, size=n),
+    )
+    gaps = np.maximum(1, gaps).astype(np.int64)
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if n else np.zeros(0, np.int64)
     csum = np.cumsum(gaps)
     base = np.repeat(csum[starts] - gaps[starts], np.diff(np.r_[starts, n]))

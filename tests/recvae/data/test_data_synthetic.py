@@ -45,6 +45,22 @@ def test_shape_of_default(default_table):
     assert per_item.iloc[: len(per_item) // 10].sum() > 0.3 * len(df)
 
 
+def test_users_come_back_in_sessions_and_overlap(default_table):
+    """Interactions come in sessions (minutes apart) separated by days, and many users are
+    active at the same time, so a trace interleaves users instead of playing them one by one."""
+    df = default_table.to_pandas()
+    cfg = SyntheticConfig()
+    users = df.user.to_numpy()
+    gaps = np.diff(df.timestamp.to_numpy())[users[1:] == users[:-1]]
+    assert np.median(gaps) < 3_600
+    long = np.mean(gaps > 86_400)
+    assert 0.5 / cfg.session_items < long < 1.5 / cfg.session_items
+    span = df.groupby("user").timestamp.agg(["min", "max"])
+    middle = np.median(df.timestamp)
+    active = ((span["min"] <= middle) & (span["max"] >= middle)).mean()
+    assert active > 0.05
+
+
 def test_liked_items_rated_high(default_table):
     """Ratings >= 4 are common and the binarised data keep most users."""
     df = default_table.to_pandas()
