@@ -300,18 +300,43 @@ def collect_topk(i, cand_slot, cand_req, cand_sq, slot_req, cs, cr, ca, nc):
 
 
 @nb.njit(cache=True, inline="always")
-def collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs, cr, ca, nc):
-    """Append the live entries inserted earlier in the block, with float32-grade approximations."""
+def collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs, cr, ca, nc, keep, tol):
+    """Append the live entries inserted earlier in the block that may be among the nearest ``keep``.
+
+    Approximations are float32-grade (within ``tol``). An entry whose approximation exceeds the
+    ``keep``-th smallest approximation collected so far by more than ``2 tol`` cannot be among
+    the nearest (the bound only falls as entries are added), so it is not collected; the
+    candidates collected give :func:`resolve` the same threshold and the same result.
+    """
+    a1 = np.inf
+    a2 = np.inf
+    for j in range(nc):
+        a = ca[j]
+        if a < a1:
+            a2 = a1
+            a1 = a
+        elif a < a2:
+            a2 = a
+    bound = (a1 if keep == 1 else a2) + 2.0 * tol
     qi = np.float64(qnorm2[i])
     for p in range(n_ins):
         pi = ins_pos[p]
         s = ins_slot[p]
         if slot_req[s] != t0 + pi:
             continue  # inserted in this block, then evicted
+        a = qi + np.float64(qnorm2[pi]) - 2.0 * np.float64(gram[i, pi])
+        if a > bound:
+            continue
         cs[nc] = s
         cr[nc] = t0 + pi
-        ca[nc] = qi + np.float64(qnorm2[pi]) - 2.0 * np.float64(gram[i, pi])
+        ca[nc] = a
         nc += 1
+        if a < a1:
+            a2 = a1
+            a1 = a
+        elif a < a2:
+            a2 = a
+        bound = (a1 if keep == 1 else a2) + 2.0 * tol
     return nc
 
 
@@ -452,7 +477,7 @@ def serve_block(
     for i in range(n):
         x = q[i]
         nc = collect_topk(i, cand_slot, cand_req, cand_sq, slot_req, cs, cr, ca, 0)
-        nc = collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs, cr, ca, nc)
+        nc = collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs, cr, ca, nc, keep, tol[i])
         nbest = resolve(x, cs, cr, ca, nc, tol[i], keep, slots, bsq, breq, bslot, lanes)
         if not topk_complete(i, cand_slot, cand_sq, tol[i], nbest, bsq, keep, exact):
             nbest = full_scan(x, slots, slot_req, counters[N_USED], bsq, breq, bslot, keep, lanes)
