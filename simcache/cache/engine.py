@@ -31,6 +31,7 @@ from simcache.cache.costs import CostModel
 from simcache.cache.log import ReplayLog
 from simcache.cache.policies import POLICIES, Policy
 from simcache.cache.search import FlatCPU, Searcher, make_searcher
+from simcache.cache.threads import forked_child, single_threaded_blas
 
 ENGINES = ("block", "plain")
 _FIELDS = ("outcome", "served", "distance", "inserted", "evicted")
@@ -186,39 +187,10 @@ class _Engine:
         return isinstance(self.searcher, FlatCPU) and self.policy.capacity <= DENSE_MAX_CAPACITY
 
 
-@contextlib.contextmanager
-def _numpy_blas_single_thread() -> Iterator[None]:
-    """Run numpy's and scipy's BLAS on one thread during a replay; FAISS keeps its own threads.
-
-    The per-block products are small: OpenBLAS's own threading lost 3x at C = 100 and up to 15x
-    at C = 1,000 when other jobs shared the cores (measured here). The dense search splits its
-    products between two numba threads instead, each making single-threaded BLAS calls."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-    # numpy's and scipy's OpenBLAS builds (FAISS bundles its own, named libopenblas)
-    # (select() matches any of its criteria, so select by file prefix only: limiting FAISS's
-    # OpenMP OpenBLAS would also limit FAISS's own threads)
-    numpy_blas = _CONTROLLER.select(prefix="libscipy_openblas")
-    if not numpy_blas.lib_controllers:  # pragma: no cover - other BLAS builds: leave them alone
-        yield
-        return
-    with numpy_blas.limit(limits=1):
-        yield
-
-
-_CONTROLLER = None
-
-
 def _run_block(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
     args = (eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), eng.slot_norm2, *outs)
     if eng.dense:
-        K.serve_chunk_dense(q, t0, qnorm2, tol, eng.block_size, N_CANDIDATES, *args)
+        K.serve_chunk_dense(q, t0, qnorm2, tol, eng.block_size, N_CANDIDATES, not forked_child(), *args)
         return
     for b0 in range(0, q.shape[0], eng.block_size):
         b1 = min(q.shape[0], b0 + eng.block_size)
@@ -297,7 +269,7 @@ def replay(
             for raw in blocks:
                 if eng is None:
                     eng = _Engine(v, int(dim if dim is not None else raw.shape[1]), index, device, seed)
-                    stack.enter_context(_numpy_blas_single_thread())
+                    stack.enter_context(single_threaded_blas())
                 q, qnorm2, tol = eng.prepare(raw, t0)
                 b = q.shape[0]
                 if log is not None:

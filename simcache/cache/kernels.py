@@ -526,6 +526,21 @@ def top_m_row(qi, g_row, slot_norm2, n0, slot_req, out_slot, out_req, out_sq):
         out_req[j] = -1
 
 
+@nb.njit(cache=True, inline="always")
+def _search_half(part, qb, qnorm2, slots, slot_req, slot_norm2, n0, g, gram, cand_slot, cand_req, cand_sq):
+    """Half ``part`` (0 or 1) of the rows of :func:`dense_search`."""
+    b = qb.shape[0]
+    half = (b + 1) // 2
+    r0 = min(b, part * half)
+    r1 = min(b, r0 + half)
+    if r1 > r0:
+        np.dot(qb[r0:r1], qb.T, gram[r0:r1])
+        if n0 > 0:
+            np.dot(qb[r0:r1], slots[:n0].T, g[r0:r1])
+        for i in range(r0, r1):
+            top_m_row(qnorm2[i], g[i], slot_norm2, n0, slot_req, cand_slot[i], cand_req[i], cand_sq[i])
+
+
 @nb.njit(parallel=True, nogil=True, cache=True)
 def dense_search(qb, qnorm2, slots, slot_req, slot_norm2, n0, g, gram, cand_slot, cand_req, cand_sq):
     """Exact top-m search of a block against the first ``n0`` slots, and the block's Gram matrix.
@@ -534,28 +549,26 @@ def dense_search(qb, qnorm2, slots, slot_req, slot_norm2, n0, g, gram, cand_slot
     (``g = qb @ slots[:n0].T``, ``gram = qb @ qb.T``) and selects its rows' top-m candidates
     (:func:`top_m_row`). Every value is computed the same way whatever the number of threads.
     """
-    b = qb.shape[0]
-    half = (b + 1) // 2
     for part in nb.prange(2):
-        r0 = min(b, part * half)
-        r1 = min(b, r0 + half)
-        if r1 > r0:
-            np.dot(qb[r0:r1], qb.T, gram[r0:r1])
-            if n0 > 0:
-                np.dot(qb[r0:r1], slots[:n0].T, g[r0:r1])
-            for i in range(r0, r1):
-                top_m_row(qnorm2[i], g[i], slot_norm2, n0, slot_req, cand_slot[i], cand_req[i], cand_sq[i])
+        _search_half(part, qb, qnorm2, slots, slot_req, slot_norm2, n0, g, gram, cand_slot, cand_req, cand_sq)
+
+
+@nb.njit(cache=True)
+def dense_search_serial(qb, qnorm2, slots, slot_req, slot_norm2, n0, g, gram, cand_slot, cand_req, cand_sq):
+    """:func:`dense_search` on the calling thread only (no OpenMP: safe in a forked child)."""
+    for part in range(2):
+        _search_half(part, qb, qnorm2, slots, slot_req, slot_norm2, n0, g, gram, cand_slot, cand_req, cand_sq)
 
 
 @nb.njit(
     nt.void(
-        _F32_2D, nt.int64, nt.float32[::1], nt.float64[::1], nt.int64, nt.int64,
+        _F32_2D, nt.int64, nt.float32[::1], nt.float64[::1], nt.int64, nt.int64, nt.boolean,
         *_RULE, *_POLICY, *_STATE, nt.float32[::1], *_OUTS,
     ),
     cache=True,
 )  # fmt: skip
 def serve_chunk_dense(
-    q, t0, qnorm2, tol, block, m,
+    q, t0, qnorm2, tol, block, m, parallel,
     keep, metric, key, fpar,
     decide, touch, insert, remove, victim, meta, glob,
     slots, slot_req, counters, slot_norm2,
@@ -563,8 +576,9 @@ def serve_chunk_dense(
 ):  # fmt: skip
     """Block engine for small caches, a whole chunk per call (no return to Python between blocks).
 
-    Per block of ``block`` requests: :func:`dense_search` (products and top-m on two threads)
-    replaces the FAISS search, then :func:`serve_block` runs the sequential pass.
+    Per block of ``block`` requests: :func:`dense_search` (products and top-m on two threads;
+    :func:`dense_search_serial` when ``parallel`` is false) replaces the FAISS search, then
+    :func:`serve_block` runs the sequential pass.
     """
     n = q.shape[0]
     capacity = slots.shape[0]
@@ -579,8 +593,12 @@ def serve_chunk_dense(
         n0 = counters[N_USED]
         g = g_buf[: b * n0].reshape((b, n0))
         gram = gram_buf[: b * b].reshape((b, b))
-        dense_search(q[b0:b1], qnorm2[b0:b1], slots, slot_req, slot_norm2, n0, g, gram,
-                     cand_slot[:b], cand_req[:b], cand_sq[:b])  # fmt: skip
+        if parallel:
+            dense_search(q[b0:b1], qnorm2[b0:b1], slots, slot_req, slot_norm2, n0, g, gram,
+                         cand_slot[:b], cand_req[:b], cand_sq[:b])  # fmt: skip
+        else:
+            dense_search_serial(q[b0:b1], qnorm2[b0:b1], slots, slot_req, slot_norm2, n0, g, gram,
+                                cand_slot[:b], cand_req[:b], cand_sq[:b])  # fmt: skip
         serve_block(
             q[b0:b1], t0 + b0, cand_slot[:b], cand_req[:b], cand_sq[:b], gram, qnorm2[b0:b1], tol[b0:b1], True,
             keep, metric, key, fpar,

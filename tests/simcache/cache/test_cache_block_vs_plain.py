@@ -4,6 +4,9 @@ and exact fallback), and whatever the number of threads."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+
 import numba
 import pytest
 
@@ -47,3 +50,19 @@ def test_block_engine_does_not_depend_on_thread_count(capacity):
         numba.set_num_threads(before)
     assert_same_log(one, two, f"C={capacity}")
     assert 0.0 < two.hit_ratio < 1.0
+
+
+def _replay_in_child(capacity: int) -> list[int]:
+    x = clustered(3000, 24, 1500, 0.1, seed=21, zipf=0.8)
+    return replay(x, policy="lru", capacity=capacity, radius=0.8, seed=2).served.tolist()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_replay_works_in_a_process_forked_after_a_replay():
+    """GNU OpenMP cannot run again in a forked child (numba aborts it, FAISS hangs): children
+    forked after a replay (multiprocessing's default on Linux) replay single-threaded instead."""
+    expected = {c: _replay_in_child(c) for c in (40, 2500)}  # starts OpenMP threads here
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        for c, want in expected.items():
+            assert pool.apply_async(_replay_in_child, (c,)).get(timeout=120) == want
