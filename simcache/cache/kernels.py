@@ -453,7 +453,8 @@ def serve_block(
     slots, slot_req, counters, slot_norm2,
     out_outcome, out_served, out_distance, out_inserted, out_evicted,
 ):  # fmt: skip
-    """The block engine's sequential pass: apply the policy to requests ``t0 .. t0 + len(q) - 1``.
+    """The sequential pass: apply the policy to requests ``t0 .. t0 + len(q) - 1`` (the block
+    engine's blocks; the plain engine's single requests, searched against the current cache).
 
     ``cand_*`` (n, m) come from one batched top-m search of the block against the cache as it was
     at the start of the block. Candidates whose slot was rewritten since are stale and skipped;
