@@ -386,6 +386,7 @@ def plot_curves(df: pd.DataFrame, out: str | Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     out = Path(out)
     written = []
@@ -407,10 +408,15 @@ def plot_curves(df: pd.DataFrame, out: str | Path) -> list[Path]:
             ax.set_xlabel(x)
             ax.set_ylabel(ylabel)
             vals = df[x].to_numpy(dtype=float)
-            if x == "capacity" and vals.min() > 0 and vals.max() / vals.min() >= 20:
+            if x == "capacity" and vals.min() > 0 and vals.max() / vals.min() >= 10:
                 ax.set_xscale("log")
+                ticks = sorted(set(vals.tolist()))
+                if len(ticks) <= 12:  # label the swept capacities themselves, not powers of ten
+                    ax.set_xticks(ticks, [f"{t:,.0f}" for t in ticks])
+                    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.grid(True, alpha=0.3)
-        axes[0].set_ylim(0, 1)
+        # from 0 up to a little above the largest hit ratio: low ratios stay readable
+        axes[0].set_ylim(0, min(1.0, max(0.05, 1.15 * float(df["hit_ratio"].max()))))
         handles, labels = axes[0].get_legend_handles_labels()
         if len(labels) <= 24:
             axes[1].legend(fontsize=7, loc="best")
