@@ -7,7 +7,7 @@ import hypothesis.extra.numpy as hnp
 import hypothesis.strategies as st
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 
 from simcache.cache import POLICIES, CostModel, replay
 from simcache.cache import kernels as K
@@ -111,6 +111,7 @@ def test_qlru_dc_reduces_to_sim_lru():
             assert 0 < sim.hit_ratio < 1
 
 
+@settings(deadline=None)  # the first example may compile the kernel
 @given(
     hnp.arrays(np.float32, st.integers(1, 200), elements=st.floats(-1e3, 1e3, width=32)),
     st.integers(0, 2**32 - 1),
