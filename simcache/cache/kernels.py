@@ -300,24 +300,31 @@ def collect_topk(i, cand_slot, cand_req, cand_sq, slot_req, cs, cr, ca, nc):
 
 
 @nb.njit(cache=True, inline="always")
-def collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs, cr, ca, nc, keep, tol):
-    """Append the live entries inserted earlier in the block that may be among the nearest ``keep``.
+def two_smallest(a, a1, a2):
+    """The two smallest of ``a``, ``a1 <= a2``: the running pair after seeing value ``a``."""
+    if a < a1:
+        return a, a1
+    if a < a2:
+        return a1, a
+    return a1, a2
 
-    Approximations are float32-grade (within ``tol``). An entry whose approximation exceeds the
-    ``keep``-th smallest approximation collected so far by more than ``2 tol`` cannot be among
-    the nearest (the bound only falls as entries are added), so it is not collected; the
-    candidates collected give :func:`resolve` the same threshold and the same result.
+
+@nb.njit(cache=True, inline="always")
+def collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs, cr, ca, nc, keep, tol):
+    """Append the live entries inserted earlier in the block that may be among the nearest ``keep``;
+    return (number of candidates, threshold for :func:`resolve`).
+
+    Approximations (those already in ``ca[:nc]`` and the in-block ones) are float32-grade, within
+    ``tol`` of the exact value, so the ``keep``-th best exact value is at most the ``keep``-th
+    smallest approximation + ``tol``, and a candidate whose approximation exceeds that + ``tol``
+    cannot be among the nearest. The threshold only falls as entries are added, so such an entry
+    is not collected.
     """
     a1 = np.inf
     a2 = np.inf
     for j in range(nc):
-        a = ca[j]
-        if a < a1:
-            a2 = a1
-            a1 = a
-        elif a < a2:
-            a2 = a
-    bound = (a1 if keep == 1 else a2) + 2.0 * tol
+        a1, a2 = two_smallest(ca[j], a1, a2)
+    threshold = (a1 if keep == 1 else a2) + 2.0 * tol
     qi = np.float64(qnorm2[i])
     for p in range(n_ins):
         pi = ins_pos[p]
@@ -325,40 +332,21 @@ def collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs,
         if slot_req[s] != t0 + pi:
             continue  # inserted in this block, then evicted
         a = qi + np.float64(qnorm2[pi]) - 2.0 * np.float64(gram[i, pi])
-        if a > bound:
+        if a > threshold:
             continue
         cs[nc] = s
         cr[nc] = t0 + pi
         ca[nc] = a
         nc += 1
-        if a < a1:
-            a2 = a1
-            a1 = a
-        elif a < a2:
-            a2 = a
-        bound = (a1 if keep == 1 else a2) + 2.0 * tol
-    return nc
+        a1, a2 = two_smallest(a, a1, a2)
+        threshold = (a1 if keep == 1 else a2) + 2.0 * tol
+    return nc, threshold
 
 
 @nb.njit(cache=True, inline="always")
-def resolve(x, cs, cr, ca, nc, tol, keep, slots, bsq, breq, bslot, lanes):
-    """Exact nearest ``keep`` among the scratch candidates, recomputing only plausible ones.
-
-    ``ca`` approximates the squared distance within ``tol``, so the k-th best exact value is at
-    most (k-th smallest ``ca``) + tol and a candidate with ``ca`` above that + tol cannot enter.
-    """
-    if nc == 0:
-        return 0
-    a1 = np.inf
-    a2 = np.inf
-    for j in range(nc):
-        a = ca[j]
-        if a < a1:
-            a2 = a1
-            a1 = a
-        elif a < a2:
-            a2 = a
-    threshold = (a1 if keep == 1 else a2) + 2.0 * tol
+def resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot, lanes):
+    """Exact nearest ``keep`` among the scratch candidates, recomputing only those with an
+    approximation within ``threshold`` (see :func:`collect_inblock`)."""
     nbest = 0
     for j in range(nc):
         if ca[j] <= threshold:
@@ -478,8 +466,9 @@ def serve_block(
     for i in range(n):
         x = q[i]
         nc = collect_topk(i, cand_slot, cand_req, cand_sq, slot_req, cs, cr, ca, 0)
-        nc = collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs, cr, ca, nc, keep, tol[i])
-        nbest = resolve(x, cs, cr, ca, nc, tol[i], keep, slots, bsq, breq, bslot, lanes)
+        nc, threshold = collect_inblock(i, t0, gram, qnorm2, ins_pos, ins_slot, n_ins, slot_req, cs, cr, ca, nc,
+                                        keep, tol[i])  # fmt: skip
+        nbest = resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot, lanes)
         if not topk_complete(i, cand_slot, cand_sq, tol[i], nbest, bsq, keep, exact):
             nbest = full_scan(x, slots, slot_req, counters[N_USED], bsq, breq, bslot, keep, lanes)
             counters[N_FULL_SCANS] += 1
@@ -500,7 +489,8 @@ def serve_block(
 def top_m_row(qi, g_row, slot_norm2, n0, slot_req, out_slot, out_req, out_sq):
     """The ``m`` slots with the smallest float32 ``qi + |y_s|^2 - 2 g_row[s]`` among the first
     ``n0``, ascending (ties: lower slot first), padded with slot -1 / +inf. Every slot left out has
-    a value >= the m-th one, as :func:`topk_complete` requires."""
+    a value >= the m-th one, as :func:`topk_complete` requires. (Not :func:`offer`: its request
+    tie-break and shifting made this hot loop 1.5-2x slower in a micro-benchmark.)"""
     m = out_slot.shape[0]
     two = np.float32(2.0)
     k = 0
