@@ -11,8 +11,7 @@ hit rules, and :mod:`simcache.cache.policies` for the policies):
   are identical to the plain engine's (tested).
 
 Input is streamed block by block (a memory-mapped array is never copied whole); memory is
-O(capacity * d + block_size * (d + block_size)) (plus block_size * capacity floats for the dense
-search of small caches) and the per-request log (22 bytes a request).
+O((capacity + block_size) * (d + block_size)) floats and the per-request log (22 bytes a request).
 """
 
 from __future__ import annotations
@@ -47,14 +46,15 @@ READ_CHUNK = 8192
 def default_block_size(capacity: int) -> int:
     """Block size when none is given (measured on the benchmark trace; see benchmarks/).
 
-    Small caches (dense search): about C / 8 within [32, 256] -- the block's own Gram matrix
-    costs about B / C of the block-versus-cache products and each request checks the entries
-    inserted earlier in its block, while smaller blocks make smaller, less efficient matrix
-    products. Large caches (FAISS): 1,024 queries per search amortise the search's fixed costs
+    Small caches (dense search): about C / 8 rounded to a multiple of 32, within [32, 256] --
+    the block's own Gram matrix costs about B / C of the block-versus-cache products and each
+    request checks the entries inserted earlier in its block, while smaller blocks make smaller,
+    less efficient matrix products (each of the two threads takes B / 2 requests; BLAS ran
+    fastest with a multiple of 16). Large caches (FAISS): 1,024 queries per search amortise the search's fixed costs
     while few of the C entries go stale within a block.
     """
     if capacity <= DENSE_MAX_CAPACITY:
-        return int(min(256, max(32, capacity // 8)))
+        return int(min(256, max(32, 32 * round(capacity / 256))))
     return 1024
 
 
@@ -140,7 +140,10 @@ class _Engine:
         self.metric = v.metric
         self.dim = dim
         cap = v.policy.capacity
-        self.slots = np.zeros((cap, dim), dtype=np.float32)
+        # the dense search copies each block after the last used slot: spare rows for a full cache
+        spare = v.block_size if cap <= DENSE_MAX_CAPACITY else 0
+        self.slot_rows = np.zeros((cap + spare, dim), dtype=np.float32)
+        self.slots = self.slot_rows[:cap]
         self.slot_req = np.full(cap, -1, dtype=np.int64)
         self.counters = np.zeros(K.N_COUNTERS, dtype=np.int64)
         self.meta, self.glob = v.policy.new_state()
@@ -176,10 +179,12 @@ class _Engine:
             raise UserError(f"request {t0 + bad} has a non-finite (NaN or inf) component")
         return q, qnorm2, tol
 
-    def kernel_args(self) -> tuple:
+    def kernel_args(self, spare_rows: bool = False) -> tuple:
+        """Policy kernels and cache state as the compiled loops take them (``spare_rows``: the
+        slot vectors with the dense search's spare rows after them)."""
         k = self.kern
         return (k.decide, k.touch, k.insert, k.remove, k.victim, self.meta, self.glob,
-                self.slots, self.slot_req, self.counters)  # fmt: skip
+                self.slot_rows if spare_rows else self.slots, self.slot_req, self.counters)  # fmt: skip
 
     @property
     def dense(self) -> bool:
@@ -188,9 +193,10 @@ class _Engine:
 
 
 def _run_block(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
-    args = (eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), eng.slot_norm2, *outs)
     if eng.dense:
-        K.serve_chunk_dense(q, t0, qnorm2, tol, eng.block_size, N_CANDIDATES, not forked_child(), *args)
+        K.serve_chunk_dense(q, t0, qnorm2, tol, eng.block_size, N_CANDIDATES, not forked_child(),
+                            eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(spare_rows=True),
+                            eng.slot_norm2, *outs)  # fmt: skip
         return
     for b0 in range(0, q.shape[0], eng.block_size):
         b1 = min(q.shape[0], b0 + eng.block_size)
