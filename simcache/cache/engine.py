@@ -44,14 +44,15 @@ READ_CHUNK = 8192
 
 
 def default_block_size(capacity: int) -> int:
-    """Block size when none is given (measured on the benchmark trace; see benchmarks/).
+    """Block size when none is given (chosen from one-off timings on the replay-speed benchmark's
+    trace; ``block_size=`` overrides it).
 
     Small caches (dense search): about C / 8 rounded to a multiple of 32, within [32, 256] --
     the block's own Gram matrix costs about B / C of the block-versus-cache products and each
     request checks the entries inserted earlier in its block, while smaller blocks make smaller,
-    less efficient matrix products (each of the two threads takes B / 2 requests; BLAS ran
-    fastest with a multiple of 16). Large caches (FAISS): 1,024 queries per search amortise the search's fixed costs
-    while few of the C entries go stale within a block.
+    less efficient matrix products (each of the two threads takes B / 2 requests). Large caches
+    (FAISS): 1,024 queries per search amortise the search's fixed costs while few of the C
+    entries go stale within a block.
     """
     if capacity <= DENSE_MAX_CAPACITY:
         return int(min(256, max(32, 32 * round(capacity / 256))))

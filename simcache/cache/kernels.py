@@ -490,6 +490,28 @@ TOP_LANES = 16
 
 
 @nb.njit(cache=True, inline="always")
+def push_smallest(vals, ids, k, v, ident):
+    """Insert ``(v, ident)`` into the ascending list ``vals[:k]`` / ``ids[:k]`` that holds at most
+    ``len(vals)`` entries (equal values keep arrival order; a value not below a full list's last
+    is dropped); return the new length."""
+    m = vals.shape[0]
+    if k < m:
+        p = k
+        k += 1
+    elif v < vals[m - 1]:
+        p = m - 1
+    else:
+        return k
+    while p > 0 and vals[p - 1] > v:
+        vals[p] = vals[p - 1]
+        ids[p] = ids[p - 1]
+        p -= 1
+    vals[p] = v
+    ids[p] = ident
+    return k
+
+
+@nb.njit(cache=True, inline="always")
 def top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, lane_min, thr, count, cand_slot, cand_req, cand_sq):
     """Top-m candidates of requests ``r0 .. r0 + h - 1`` from their products with the cache.
 
@@ -499,11 +521,11 @@ def top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, lane_min, thr, count, c
     padded with slot -1 / +inf; every slot left out has a value >= the m-th one, as
     :func:`topk_complete` requires.
 
-    Two passes instead of one insertion per value (1.4x faster at C = 1,000 here): the first computes
-    ``a`` and the minimum over each of ``TOP_LANES`` interleaved subsets of slots (vectorised
-    across requests); the ``m``-th smallest of those minima is an upper bound on the ``m``-th
-    smallest value (``m`` distinct slots lie at or below it), so the second pass only inserts the
-    few values at or below it (about 10 a request whatever C).
+    Two passes instead of one insertion per value: the first computes ``a`` and the minimum over
+    each of ``TOP_LANES`` interleaved subsets of slots (vectorised across requests); the ``m``-th
+    smallest of those minima is an upper bound on the ``m``-th smallest value (``m`` distinct
+    slots lie at or below it), so the second pass only inserts the few values at or below it
+    (about 10 a request on the benchmark trace, whatever C).
     """
     h = g.shape[1]
     m = cand_slot.shape[1]
@@ -523,39 +545,16 @@ def top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, lane_min, thr, count, c
         if m > lanes:
             thr[j] = np.inf
             continue
-        best = cand_sq[r0 + j]  # scratch: the m smallest lane minima, ascending
+        # the m smallest lane minima, using the request's candidate row as scratch
         k = 0
         for lane in range(lanes):
-            v = lane_min[lane, j]
-            if k == m and not v < best[m - 1]:
-                continue
-            p = k if k < m else m - 1
-            k = k + 1 if k < m else m
-            while p > 0 and best[p - 1] > v:
-                best[p] = best[p - 1]
-                p -= 1
-            best[p] = v
-        thr[j] = best[m - 1]
+            k = push_smallest(cand_sq[r0 + j], cand_slot[r0 + j], k, lane_min[lane, j], lane)
+        thr[j] = cand_sq[r0 + j, m - 1]
     for s in range(n0):
         for j in range(h):
             a = g[s, j]
-            if a > thr[j]:
-                continue
-            i = r0 + j
-            k = count[j]
-            if k < m:
-                p = k
-                count[j] = k + 1
-            elif a < cand_sq[i, m - 1]:
-                p = m - 1
-            else:
-                continue
-            while p > 0 and cand_sq[i, p - 1] > a:
-                cand_sq[i, p] = cand_sq[i, p - 1]
-                cand_slot[i, p] = cand_slot[i, p - 1]
-                p -= 1
-            cand_sq[i, p] = a
-            cand_slot[i, p] = s
+            if not a > thr[j]:  # (a NaN value is offered too, as before)
+                count[j] = push_smallest(cand_sq[r0 + j], cand_slot[r0 + j], count[j], a, s)
     for j in range(h):
         i = r0 + j
         k = count[j]
@@ -593,10 +592,10 @@ def dense_search(qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, lane_min
 
     The block is copied into ``slot_rows[n0 : n0 + b]`` (free slots or the spare rows after the
     last slot), so that one BLAS call per part, ``slot_rows[:n0 + b] @ q_part.T``, gives both the
-    products with the cache and the Gram matrix (cache-major products ran 1.1-1.4x faster than
-    request-major ones here). Requests are split in two parts on two threads, each with
-    single-threaded BLAS; top-m selection by :func:`top_m_block`. Every value is computed the same
-    way whatever the number of threads.
+    products with the cache and the Gram matrix (cache-major products, M = cache rows, suit BLAS
+    better than request-major ones at these small request counts). Requests are split in two
+    parts on two threads, each with single-threaded BLAS; top-m selection by
+    :func:`top_m_block`. Every value is computed the same way whatever the number of threads.
     """
     slot_rows[n0 : n0 + qb.shape[0]] = qb
     for part in nb.prange(2):
