@@ -177,7 +177,10 @@ class _Engine:
         tol = np.empty(q.shape[0], dtype=np.float64)
         self.max_norm, bad = K.block_norms(q, qnorm2, tol, self.tol_coef, self.max_norm)
         if bad >= 0:
-            raise UserError(f"request {t0 + bad} has a non-finite (NaN or inf) component")
+            if not np.isfinite(q[bad]).all():
+                raise UserError(f"request {t0 + bad} has a non-finite (NaN or inf) component")
+            raise UserError(f"request {t0 + bad} has a squared norm above {K.MAX_NORM2:g}, too large for "
+                            "float32 distances; rescale the vectors")  # fmt: skip
         return q, qnorm2, tol
 
     def kernel_args(self, spare_rows: bool = False) -> tuple:

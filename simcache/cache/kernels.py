@@ -110,6 +110,9 @@ METRIC_CODES = {"l2": 0, "cosine": 1}
 
 #: Safety factor on the float32 error bound of FAISS / BLAS squared distances (see module doc).
 TOL_FACTOR = 4.0
+#: largest squared norm a request may have: float32 values |x|^2 + |y|^2 - 2 x.y then stay finite
+#: (no overflow, hence no NaN, in the dense search)
+MAX_NORM2 = 1e37
 
 # engine counters (``counters`` array): number of used slots, exact fallback scans
 N_USED, N_FULL_SCANS, N_COUNTERS = 0, 1, 4
@@ -225,7 +228,7 @@ def block_norms(q, qnorm2, tol, tol_coef, max_norm):
 
     ``tol[i] = tol_coef * (|q_i| + M)**2`` with M the largest norm seen so far, this block
     included (every cached entry is an earlier request). Returns (new M, index of the first row
-    with a non-finite value or -1).
+    with a non-finite value or a squared norm above ``MAX_NORM2``, or -1).
     """
     bad = -1
     n = q.shape[0]
@@ -237,7 +240,7 @@ def block_norms(q, qnorm2, tol, tol_coef, max_norm):
             if not np.isfinite(v):
                 finite = False
             acc += v * v
-        if not finite and bad < 0:
+        if (not finite or not acc <= MAX_NORM2) and bad < 0:
             bad = i
         qnorm2[i] = acc
         norm = math.sqrt(np.float64(acc)) * (1.0 + 1e-6)
@@ -485,8 +488,17 @@ def serve_block(
             n_ins += 1
 
 
-#: lanes of the threshold estimate in :func:`top_m_block` (one AVX-512 register of float32)
-TOP_LANES = 16
+#: most slots per group in :func:`top_m_block`'s threshold estimate
+TOP_GROUP = 16
+
+
+@nb.njit(cache=True, inline="always")
+def top_m_groups(n0, m):
+    """(slots per group, number of groups) of :func:`top_m_block` over ``n0`` slots: about ``2 m``
+    groups of consecutive slots, at most ``TOP_GROUP`` slots each (so at most ``max(4 m,
+    ceil(n0 / TOP_GROUP))`` groups)."""
+    size = min(TOP_GROUP, max(1, n0 // (2 * m)))
+    return size, (n0 + size - 1) // size
 
 
 @nb.njit(cache=True, inline="always")
@@ -512,62 +524,73 @@ def push_smallest(vals, ids, k, v, ident):
 
 
 @nb.njit(cache=True, inline="always")
-def top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, lane_min, thr, count, cand_slot, cand_req, cand_sq):
+def top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, gmin, tm, vbuf, cand_slot, cand_req, cand_sq):
     """Top-m candidates of requests ``r0 .. r0 + h - 1`` from their products with the cache.
 
     ``g`` (at least ``n0`` rows, h columns): ``g[s, j] = y_s . q_{r0 + j}``; its first ``n0`` rows
     are overwritten with the float32 values ``a = |q|^2 + |y_s|^2 - 2 g``. Each request gets the
     ``m`` slots with the smallest ``a`` among the first ``n0``, ascending (ties: lower slot first),
     padded with slot -1 / +inf; every slot left out has a value >= the m-th one, as
-    :func:`topk_complete` requires.
+    :func:`topk_complete` requires. Values must not be NaN (:func:`block_norms` bounds the norms).
 
-    Two passes instead of one insertion per value: the first computes ``a`` and the minimum over
-    each of ``TOP_LANES`` interleaved subsets of slots (vectorised across requests); the ``m``-th
-    smallest of those minima is an upper bound on the ``m``-th smallest value (``m`` distinct
-    slots lie at or below it), so the second pass only inserts the few values at or below it
-    (about 10 a request on the benchmark trace, whatever C).
+    Instead of one insertion per value, three steps vectorised across requests and one short
+    one per request: (1) the values and the minimum of each group of consecutive slots
+    (:func:`top_m_groups`); (2) the ``m`` smallest group minima by a compare-exchange network
+    (``tm``, scratch ``vbuf``); the ``m``-th, ``t``, bounds the ``m``-th smallest value from above
+    (``m`` distinct slots lie at or below it); (3) per request, only the groups whose minimum is
+    at most ``t`` are scanned, and their values at most ``t`` inserted in slot order. Scratch:
+    ``gmin`` (groups, >= h), ``tm`` (m, >= h), ``vbuf`` (>= h).
     """
     h = g.shape[1]
     m = cand_slot.shape[1]
+    if m == 0:
+        return
+    size, ng = top_m_groups(n0, m)
     two = np.float32(2.0)
-    lanes = lane_min.shape[0]
-    lane_min[:, :h] = np.inf
+    qn = qnorm2[r0 : r0 + h]  # (indices from range() are known non-negative: no gather)
+    gmin[:ng, :h] = np.inf
     for s in range(n0):
         ys = slot_norm2[s]
-        lane = s % lanes
+        grp = s // size
         for j in range(h):
-            a = qnorm2[r0 + j] + ys - two * g[s, j]
+            a = qn[j] + ys - two * g[s, j]
             g[s, j] = a
-            if a < lane_min[lane, j]:
-                lane_min[lane, j] = a
-    for j in range(h):
-        count[j] = 0
-        if m > lanes:
-            thr[j] = np.inf
-            continue
-        # the m smallest lane minima, using the request's candidate row as scratch
-        k = 0
-        for lane in range(lanes):
-            k = push_smallest(cand_sq[r0 + j], cand_slot[r0 + j], k, lane_min[lane, j], lane)
-        thr[j] = cand_sq[r0 + j, m - 1]
-    for s in range(n0):
-        for j in range(h):
-            a = g[s, j]
-            if not a > thr[j]:  # (a NaN value is offered too, as before)
-                count[j] = push_smallest(cand_sq[r0 + j], cand_slot[r0 + j], count[j], a, s)
+            if a < gmin[grp, j]:
+                gmin[grp, j] = a
+    tm[:m, :h] = np.inf
+    if m <= ng:
+        for grp in range(ng):
+            vbuf[:h] = gmin[grp, :h]
+            for p in range(m):
+                for j in range(h):
+                    kept = tm[p, j]
+                    v = vbuf[j]
+                    lower = v < kept
+                    tm[p, j] = v if lower else kept
+                    vbuf[j] = kept if lower else v
     for j in range(h):
         i = r0 + j
-        k = count[j]
+        vals = cand_sq[i]
+        ids = cand_slot[i]
+        t = tm[m - 1, j]
+        k = 0
+        for grp in range(ng):
+            if gmin[grp, j] > t:
+                continue
+            for s in range(grp * size, min(n0, grp * size + size)):
+                a = g[s, j]
+                if a <= t:
+                    k = push_smallest(vals, ids, k, a, s)
         for p in range(k):
-            cand_req[i, p] = slot_req[cand_slot[i, p]]
+            cand_req[i, p] = slot_req[ids[p]]
         for p in range(k, m):
-            cand_sq[i, p] = np.inf
-            cand_slot[i, p] = -1
+            vals[p] = np.inf
+            ids[p] = -1
             cand_req[i, p] = -1
 
 
 @nb.njit(cache=True, inline="always")
-def _search_part(part, qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, lane_min, thr, count,
+def _search_part(part, qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, gmin, tm, vbuf,
                  gram, cand_slot, cand_req, cand_sq):  # fmt: skip
     """Part ``part`` (0 or 1) of the requests of :func:`dense_search`."""
     b = qb.shape[0]
@@ -581,12 +604,12 @@ def _search_part(part, qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, la
     for p in range(b):
         for j in range(h):
             gram[r0 + j, p] = g[n0 + p, j]
-    top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, lane_min[part], thr[part], count[part],
+    top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, gmin[part], tm[part], vbuf[part],
                 cand_slot, cand_req, cand_sq)  # fmt: skip
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def dense_search(qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, lane_min, thr, count,
+def dense_search(qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, gmin, tm, vbuf,
                  gram, cand_slot, cand_req, cand_sq):  # fmt: skip
     """Exact top-m search of a block against the first ``n0`` slots, and the block's Gram matrix.
 
@@ -599,17 +622,17 @@ def dense_search(qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, lane_min
     """
     slot_rows[n0 : n0 + qb.shape[0]] = qb
     for part in nb.prange(2):
-        _search_part(part, qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, lane_min, thr, count,
+        _search_part(part, qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, gmin, tm, vbuf,
                      gram, cand_slot, cand_req, cand_sq)  # fmt: skip
 
 
 @nb.njit(cache=True)
-def dense_search_serial(qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, lane_min, thr, count,
+def dense_search_serial(qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, gmin, tm, vbuf,
                         gram, cand_slot, cand_req, cand_sq):  # fmt: skip
     """:func:`dense_search` on the calling thread only (no OpenMP: safe in a forked child)."""
     slot_rows[n0 : n0 + qb.shape[0]] = qb
     for part in range(2):
-        _search_part(part, qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, lane_min, thr, count,
+        _search_part(part, qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, gmin, tm, vbuf,
                      gram, cand_slot, cand_req, cand_sq)  # fmt: skip
 
 
@@ -639,9 +662,9 @@ def serve_chunk_dense(
     slots = slot_rows[:capacity]
     half = (block + 1) // 2
     gbuf = np.empty((2, (capacity + block) * half), np.float32)
-    lane_min = np.empty((2, TOP_LANES, half), np.float32)
-    thr = np.empty((2, half), np.float32)
-    count = np.empty((2, half), np.int64)
+    gmin = np.empty((2, max(4 * m, (capacity + TOP_GROUP - 1) // TOP_GROUP), half), np.float32)
+    tm = np.empty((2, m, half), np.float32)
+    vbuf = np.empty((2, half), np.float32)
     gram_buf = np.empty(block * block, np.float32)
     cand_slot = np.empty((block, m), np.int64)
     cand_req = np.empty((block, m), np.int64)
@@ -651,7 +674,7 @@ def serve_chunk_dense(
         b = b1 - b0
         n0 = counters[N_USED]
         gram = gram_buf[: b * b].reshape((b, b))
-        search = (q[b0:b1], qnorm2[b0:b1], slot_rows, n0, slot_req, slot_norm2, gbuf, lane_min, thr, count,
+        search = (q[b0:b1], qnorm2[b0:b1], slot_rows, n0, slot_req, slot_norm2, gbuf, gmin, tm, vbuf,
                   gram, cand_slot[:b], cand_req[:b], cand_sq[:b])  # fmt: skip
         if parallel:
             dense_search(*search)

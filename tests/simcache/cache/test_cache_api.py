@@ -59,6 +59,16 @@ def test_bad_vectors_are_user_errors(vectors):
         replay(vectors, capacity=3)
 
 
+def test_huge_norm_is_a_user_error():
+    """Squared norms beyond float32 distance arithmetic are refused (finite components)."""
+    x = np.ones((3, 4), dtype=np.float32)
+    x[2] = 3e18
+    with pytest.raises(UserError, match="request 2 has a squared norm"):
+        replay(x, capacity=3)
+    x[2] = 1e18  # squared norm 4e36: accepted
+    assert replay(x, capacity=3).outcome.shape == (3,)
+
+
 def test_cosine_zero_vector_is_a_user_error():
     with pytest.raises(UserError, match="zero vector"):
         replay(np.array([[1, 0], [0, 0]], dtype=np.float32), capacity=3, metric="cosine")

@@ -25,14 +25,15 @@ def reference_top_m(g, qnorm2, slot_norm2, n0, slot_req, m):
 
 @settings(max_examples=150, deadline=None)
 @given(
-    n0=st.integers(0, 70),
+    n0=st.integers(0, 400),
     h=st.integers(1, 20),
     m=st.sampled_from([1, 2, 8, 16, 17, 40]),
     levels=st.integers(1, 50),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_top_m_block_equals_sorting(n0, h, m, levels, seed):
-    """Same lists as sorting every value (few distinct ``levels`` force ties; m > 16 lanes, n0 < m)."""
+    """Same lists as sorting every value (few distinct ``levels`` force ties; groups of 1 to 16
+    slots; fewer groups than m; n0 < m)."""
     rng = np.random.default_rng(seed)
     g = rng.integers(0, levels, size=(n0, h)).astype(np.float32) / 4
     qnorm2 = rng.integers(0, levels, size=h).astype(np.float32)
@@ -45,8 +46,9 @@ def test_top_m_block_equals_sorting(n0, h, m, levels, seed):
     cand_req = np.zeros((rows, m), np.int64)
     cand_sq = np.zeros((rows, m), np.float32)
     qn = np.concatenate([np.zeros(3, np.float32), qnorm2])
-    K.top_m_block(g.copy(), qn, slot_norm2, n0, slot_req, 3, np.empty((K.TOP_LANES, h), np.float32),
-                  np.empty(h, np.float32), np.empty(h, np.int64), cand_slot, cand_req, cand_sq)  # fmt: skip
+    groups = max(4 * m, -(-n0 // K.TOP_GROUP))  # the bound top_m_groups documents
+    K.top_m_block(g.copy(), qn, slot_norm2, n0, slot_req, 3, np.full((groups, h), np.nan, np.float32),
+                  np.empty((m, h), np.float32), np.empty(h, np.float32), cand_slot, cand_req, cand_sq)  # fmt: skip
     np.testing.assert_array_equal(cand_slot[3:], want[0])
     np.testing.assert_array_equal(cand_req[3:], want[1])
     np.testing.assert_array_equal(cand_sq[3:], want[2])
