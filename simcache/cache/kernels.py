@@ -182,12 +182,36 @@ def sqdist(x: np.ndarray, y: np.ndarray, lanes: np.ndarray) -> float:
     for j in range(n - base):
         diff = np.float64(x[base + j]) - np.float64(y[base + j])
         lanes[j] += diff * diff
+    return fold_lanes(lanes)
+
+
+@nb.njit(cache=True, inline="always")
+def fold_lanes(lanes: np.ndarray) -> float:
+    """Sum of ``LANES`` partial sums, neighbours added in pairs until one is left (a fixed order)."""
     width = LANES
     while width > 1:
         width //= 2
         for j in range(width):
             lanes[j] = lanes[2 * j] + lanes[2 * j + 1]
     return lanes[0]
+
+
+@nb.njit(cache=True, inline="always")
+def sqnorm32(x: np.ndarray, lanes: np.ndarray) -> np.float32:
+    """Squared norm in float32, as BLAS computes it: ``LANES`` interleaved partial sums folded in
+    pairs as in :func:`sqdist` (vectorised; one running sum would wait on every addition).
+    ``lanes``: float32 scratch of length ``LANES``."""
+    n = x.shape[0]
+    lanes[:] = 0.0
+    rows = n // LANES
+    for r in range(rows):
+        base = r * LANES
+        for j in range(LANES):
+            lanes[j] += x[base + j] * x[base + j]
+    base = rows * LANES
+    for j in range(n - base):
+        lanes[j] += x[base + j] * x[base + j]
+    return fold_lanes(lanes)
 
 
 @nb.njit(cache=True, inline="always")
@@ -232,15 +256,10 @@ def block_norms(q, qnorm2, tol, tol_coef, max_norm):
     """
     bad = -1
     n = q.shape[0]
+    lanes = np.empty(LANES, np.float32)
     for i in range(n):
-        acc = np.float32(0.0)
-        finite = True
-        for k in range(q.shape[1]):
-            v = q[i, k]
-            if not np.isfinite(v):
-                finite = False
-            acc += v * v
-        if (not finite or not acc <= MAX_NORM2) and bad < 0:
+        acc = sqnorm32(q[i], lanes)  # a NaN or inf component makes it NaN or inf
+        if not acc <= MAX_NORM2 and bad < 0:
             bad = i
         qnorm2[i] = acc
         norm = math.sqrt(np.float64(acc)) * (1.0 + 1e-6)
