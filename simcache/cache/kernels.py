@@ -556,15 +556,18 @@ def top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, gmin, tm, vbuf, cand_sl
     one per request: (1) the values and the minimum of each group of consecutive slots
     (:func:`top_m_groups`); (2) the ``m`` smallest group minima by a compare-exchange network
     (``tm``, scratch ``vbuf``); the ``m``-th, ``t``, bounds the ``m``-th smallest value from above
-    (``m`` distinct slots lie at or below it); (3) per request, only the groups whose minimum is
-    at most ``t`` are scanned, and their values at most ``t`` inserted in slot order. Scratch:
-    ``gmin`` (groups, >= h), ``tm`` (m, >= h), ``vbuf`` (>= h).
+    (``m`` distinct slots lie at or below it); (3) per request, the groups whose minimum is at
+    most ``t``, then their slots whose value is at most ``t``, are listed without branches (a
+    mispredicted branch per selected value cost more than the scan), and those few values are
+    inserted in slot order. Scratch: ``gmin`` (groups, >= h), ``tm`` (m, >= h), ``vbuf`` (>= h).
     """
     h = g.shape[1]
     m = cand_slot.shape[1]
     if m == 0:
         return
     size, ng = top_m_groups(n0, m)
+    gsel = np.empty(ng, np.int64)
+    ssel = np.empty(n0, np.int64)
     two = np.float32(2.0)
     qn = qnorm2[r0 : r0 + h]  # (indices from range() are known non-negative: no gather)
     gmin[:ng, :h] = np.inf
@@ -592,14 +595,21 @@ def top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, gmin, tm, vbuf, cand_sl
         vals = cand_sq[i]
         ids = cand_slot[i]
         t = tm[m - 1, j]
-        k = 0
+        # groups at or below t, then their slots at or below t, compacted without branches
+        ng_sel = 0
         for grp in range(ng):
-            if gmin[grp, j] > t:
-                continue
-            for s in range(grp * size, min(n0, grp * size + size)):
-                a = g[s, j]
-                if a <= t:
-                    k = push_smallest(vals, ids, k, a, s)
+            gsel[ng_sel] = grp
+            ng_sel += gmin[grp, j] <= t
+        ns = 0
+        for c in range(ng_sel):
+            lo = gsel[c] * size
+            for s in range(lo, min(n0, lo + size)):
+                ssel[ns] = s
+                ns += g[s, j] <= t
+        k = 0
+        for c in range(ns):
+            s = ssel[c]
+            k = push_smallest(vals, ids, k, g[s, j], s)
         for p in range(k):
             cand_req[i, p] = slot_req[ids[p]]
         for p in range(k, m):
