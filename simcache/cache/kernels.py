@@ -182,36 +182,12 @@ def sqdist(x: np.ndarray, y: np.ndarray, lanes: np.ndarray) -> float:
     for j in range(n - base):
         diff = np.float64(x[base + j]) - np.float64(y[base + j])
         lanes[j] += diff * diff
-    return fold_lanes(lanes)
-
-
-@nb.njit(cache=True, inline="always")
-def fold_lanes(lanes: np.ndarray) -> float:
-    """Sum of ``LANES`` partial sums, neighbours added in pairs until one is left (a fixed order)."""
     width = LANES
     while width > 1:
         width //= 2
         for j in range(width):
             lanes[j] = lanes[2 * j] + lanes[2 * j + 1]
     return lanes[0]
-
-
-@nb.njit(cache=True, inline="always")
-def sqnorm32(x: np.ndarray, lanes: np.ndarray) -> np.float32:
-    """Squared norm in float32, as BLAS computes it: ``LANES`` interleaved partial sums folded in
-    pairs as in :func:`sqdist` (vectorised; one running sum would wait on every addition).
-    ``lanes``: float32 scratch of length ``LANES``."""
-    n = x.shape[0]
-    lanes[:] = 0.0
-    rows = n // LANES
-    for r in range(rows):
-        base = r * LANES
-        for j in range(LANES):
-            lanes[j] += x[base + j] * x[base + j]
-    base = rows * LANES
-    for j in range(n - base):
-        lanes[j] += x[base + j] * x[base + j]
-    return fold_lanes(lanes)
 
 
 @nb.njit(cache=True, inline="always")
@@ -248,7 +224,8 @@ def normalize_rows(x: np.ndarray, out: np.ndarray) -> int:
 
 @nb.njit(cache=True)
 def block_norms(q, qnorm2, tol, tol_coef, max_norm):
-    """Squared norms (float32, as BLAS would) and per-request tolerances of a block.
+    """Squared norms (float32, rounded from :func:`sqdist` to the origin: vectorised, unlike one
+    running sum) and per-request tolerances of a block.
 
     ``tol[i] = tol_coef * (|q_i| + M)**2`` with M the largest norm seen so far, this block
     included (every cached entry is an earlier request). Returns (new M, index of the first row
@@ -256,9 +233,10 @@ def block_norms(q, qnorm2, tol, tol_coef, max_norm):
     """
     bad = -1
     n = q.shape[0]
-    lanes = np.empty(LANES, np.float32)
+    lanes = np.empty(LANES, np.float64)
+    zero = np.zeros(q.shape[1], np.float32)
     for i in range(n):
-        acc = sqnorm32(q[i], lanes)  # a NaN or inf component makes it NaN or inf
+        acc = np.float32(sqdist(q[i], zero, lanes))  # a NaN or inf component makes it NaN or inf
         if not acc <= MAX_NORM2 and bad < 0:
             bad = i
         qnorm2[i] = acc
