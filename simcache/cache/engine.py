@@ -167,10 +167,8 @@ class _Engine:
             q = q.copy()  # read-only memory map: the compiled loops take writeable arrays
         if self.metric == K.METRIC_CODES["cosine"]:
             out = np.empty_like(q)
-            bad = K.normalize_rows(q, out)
+            bad = K.normalize_rows(q, out)  # (a non-finite row normalises to non-finite: caught below)
             if bad >= 0:
-                if not np.isfinite(q[bad]).all():
-                    raise UserError(f"request {t0 + bad} has a non-finite (NaN or inf) component")
                 raise UserError(f"request {t0 + bad} is the zero vector, which has no cosine distance")
             q = out
         qnorm2 = np.empty(q.shape[0], dtype=np.float32)

@@ -528,7 +528,8 @@ def top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, gmin, tm, vbuf, cand_sl
     are overwritten with the float32 values ``a = |q|^2 + |y_s|^2 - 2 g``. Each request gets the
     ``m`` slots with the smallest ``a`` among the first ``n0``, ascending (ties: lower slot first),
     padded with slot -1 / +inf; every slot left out has a value >= the m-th one, as
-    :func:`topk_complete` requires. Values must not be NaN (:func:`block_norms` bounds the norms).
+    :func:`topk_complete` requires. ``m >= 1``; values must not be NaN (:func:`block_norms` bounds
+    the norms).
 
     Instead of one insertion per value, three steps vectorised across requests and one short
     one per request: (1) the values and the minimum of each group of consecutive slots
@@ -541,8 +542,6 @@ def top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, gmin, tm, vbuf, cand_sl
     """
     h = g.shape[1]
     m = cand_slot.shape[1]
-    if m == 0:
-        return
     size, ng = top_m_groups(n0, m)
     gsel = np.empty(ng, np.int64)
     ssel = np.empty(n0, np.int64)

@@ -1,9 +1,9 @@
 """Thread control for the engines: BLAS on one thread, and safe behaviour after ``fork``.
 
 * During a replay numpy's and scipy's OpenBLAS run on one thread (:func:`single_threaded_blas`):
-  the per-block products are small, and OpenBLAS's own threading lost 3x at C = 100 and up to
-  15x at C = 1,000 when other jobs shared the cores (measured here). The dense search splits its
-  products between two numba threads instead, each making single-threaded BLAS calls.
+  the per-block products are small, and OpenBLAS's own threads wake and wait for each of them,
+  which costs most when other jobs share the cores. The dense search splits its products between
+  two numba threads instead, each making single-threaded BLAS calls.
 * GNU OpenMP (numba's ``omp`` threading layer, FAISS) cannot be used again in a process forked
   after it started threads: numba terminates such a child and FAISS hangs in it. A child forked
   from a process that imported this module (e.g. a ``multiprocessing`` pool on Linux) therefore

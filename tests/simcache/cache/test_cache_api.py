@@ -69,6 +69,13 @@ def test_huge_norm_is_a_user_error():
     assert replay(x, capacity=3).outcome.shape == (3,)
 
 
+@pytest.mark.parametrize("row", [[np.inf, 0.0], [np.nan, 1.0], [np.inf, np.inf]])
+def test_cosine_non_finite_vector_is_a_user_error(row):
+    """Normalising keeps the row non-finite, so the norm check names it."""
+    with pytest.raises(UserError, match="request 1 has a non-finite"):
+        replay(np.array([[1, 0], row], dtype=np.float32), capacity=3, metric="cosine")
+
+
 def test_cosine_zero_vector_is_a_user_error():
     with pytest.raises(UserError, match="zero vector"):
         replay(np.array([[1, 0], [0, 0]], dtype=np.float32), capacity=3, metric="cosine")
