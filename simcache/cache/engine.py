@@ -30,7 +30,7 @@ from simcache.cache.costs import CostModel
 from simcache.cache.log import ReplayLog
 from simcache.cache.policies import POLICIES, Policy
 from simcache.cache.search import FlatCPU, Searcher, make_searcher
-from simcache.cache.threads import forked_child, single_threaded_blas
+from simcache.cache.threads import faiss_threads, forked_child, single_threaded_blas
 
 ENGINES = ("block", "plain")
 _FIELDS = ("outcome", "served", "distance", "inserted", "evicted")
@@ -92,6 +92,11 @@ def _validate(policy, capacity, radius, metric, params, cost, index, engine, blo
     return _Validated(pol, K.METRIC_CODES[metric], int(block_size))
 
 
+def _chunk_rows(block_size: int) -> int:
+    """Rows read from the input at once: whole blocks, about ``READ_CHUNK``."""
+    return block_size * max(1, READ_CHUNK // block_size)
+
+
 def _blocks(vectors: Any, size: int) -> tuple[int | None, int | None, Iterator[np.ndarray]]:
     """(n or None, d or None, iterator of raw (<= size, d) blocks) for an array or an iterable."""
     if isinstance(vectors, np.ndarray) or hasattr(vectors, "__array_interface__") and hasattr(vectors, "shape"):
@@ -134,7 +139,7 @@ def _rechunk(blocks: Iterable[Any], size: int) -> Iterator[np.ndarray]:
 class _Engine:
     """State shared by both engines: slots, policy state, searcher, output log."""
 
-    def __init__(self, v: _Validated, dim: int, index: str, device: str, seed: int) -> None:
+    def __init__(self, v: _Validated, dim: int, index: str, device: str, seed: int, parallel: bool = True) -> None:
         if dim < 1:
             raise UserError("vectors must have at least one dimension")
         self.policy = v.policy
@@ -157,6 +162,8 @@ class _Engine:
         self.slot_norm2 = np.zeros(cap, dtype=np.float32)  # kept by the block kernels
         self.tol_coef = K.TOL_FACTOR * self.searcher.tol_scale * (dim + 4) * 2.0**-24
         self.max_norm = 0.0
+        # two threads for the dense search and FAISS's own threads, or the calling thread only
+        self.parallel = parallel and not forked_child()
 
     def prepare(self, raw: np.ndarray, t0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Checked, contiguous float32 (normalised for cosine) block; its squared norms; tolerances."""
@@ -181,6 +188,13 @@ class _Engine:
                             "float32 distances; rescale the vectors")  # fmt: skip
         return q, qnorm2, tol
 
+    @contextlib.contextmanager
+    def threads(self) -> Iterator[None]:
+        """Thread settings while the engine runs: BLAS on one thread (see :mod:`.threads`), FAISS
+        on one thread too unless ``parallel``."""
+        with single_threaded_blas(), (contextlib.nullcontext() if self.parallel else faiss_threads(1)):
+            yield
+
     def kernel_args(self, spare_rows: bool = False) -> tuple:
         """Policy kernels and cache state as the compiled loops take them (``spare_rows``: the
         slot vectors with the dense search's spare rows after them)."""
@@ -196,7 +210,7 @@ class _Engine:
 
 def _run_block(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
     if eng.dense:
-        K.serve_chunk_dense(q, t0, qnorm2, tol, eng.block_size, N_CANDIDATES, not forked_child(),
+        K.serve_chunk_dense(q, t0, qnorm2, tol, eng.block_size, N_CANDIDATES, eng.parallel,
                             eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(spare_rows=True),
                             eng.slot_norm2, *outs)  # fmt: skip
         return
@@ -228,6 +242,40 @@ def _run_plain(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
             eng.searcher.after_insert(np.flatnonzero(eng.slot_req == t0 + i))
 
 
+def search_seconds(vectors: np.ndarray, capacity: int, *, block_size: int | None = None,
+                   parallel: bool = True) -> float:  # fmt: skip
+    """Seconds the block engine spends on its searches alone (L2, flat index, CPU): every block of
+    ``vectors`` searched as :func:`replay` searches it, against a cache that stays full of the
+    first ``capacity`` vectors. With a replay's time it splits the replay into search and
+    sequential pass (``benchmarks/replay_speed.py``). ``parallel=False``: one thread (the
+    dense search's serial variant; FAISS on one thread).
+    """
+    v = _validate("lru", capacity, 0.0, "l2", None, None, "flat", "block", block_size)
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or vectors.shape[0] < capacity:
+        raise UserError(f"need an (n, d) array with n >= capacity = {capacity}")
+    eng = _Engine(v, vectors.shape[1], "flat", "cpu", 0, parallel)
+    full, norm2, _ = eng.prepare(vectors[:capacity], 0)
+    eng.slots[:] = full
+    eng.slot_norm2[:] = norm2
+    eng.slot_req[:] = np.arange(capacity)
+    eng.counters[K.N_USED] = capacity
+    with eng.threads():
+        start = time.perf_counter()
+        step = _chunk_rows(v.block_size)
+        for c0 in range(0, vectors.shape[0], step):
+            q, qnorm2, _ = eng.prepare(vectors[c0 : c0 + step], c0)
+            if eng.dense:
+                K.search_chunk_dense(q, qnorm2, eng.block_size, N_CANDIDATES, eng.parallel, eng.slot_rows,
+                                     eng.slot_req, eng.counters, eng.slot_norm2)  # fmt: skip
+                continue
+            for b0 in range(0, q.shape[0], eng.block_size):
+                qb = q[b0 : b0 + eng.block_size]
+                eng.searcher.gram(qb)
+                eng.searcher.search(qb, N_CANDIDATES)
+        return time.perf_counter() - start
+
+
 def replay(
     vectors: Any,
     *,
@@ -242,6 +290,7 @@ def replay(
     block_size: int | None = None,
     seed: int = 0,
     device: str = "auto",
+    parallel: bool = True,
     progress: bool = False,
 ) -> ReplayLog:
     """Replay requests through a similarity cache and record what happened to each.
@@ -253,12 +302,14 @@ def replay(
     normalised internally). ``cost``: the cost model (used by qlru-dc). ``index``: "flat" (exact),
     "hnsw" or "ivf" (approximate; see :mod:`simcache.cache.search`). ``engine``: "block" (fast) or
     "plain" (one search per request; the reference). ``device``: "auto" uses a GPU for the flat
-    search when FAISS GPU or CUDA torch is available. ``seed`` drives every random choice.
+    search when FAISS GPU or CUDA torch is available. ``parallel=False`` runs on the calling thread
+    only (the small-cache search's serial variant, FAISS on one thread; same results), e.g. when
+    other replays share the cores. ``seed`` drives every random choice.
     """
     v = _validate(policy, capacity, radius, metric, params, cost, index, engine, block_size)
     # input is read in chunks of whole blocks (bounded memory); the dense kernel runs a whole
     # chunk per call, the top-m path one block per search
-    n, dim, blocks = _blocks(vectors, v.block_size * max(1, READ_CHUNK // v.block_size))
+    n, dim, blocks = _blocks(vectors, _chunk_rows(v.block_size))
     attrs = dict(policy=policy, capacity=int(capacity), radius=float(radius), metric=metric,
                  params=v.policy.describe())  # fmt: skip
     started = time.perf_counter()
@@ -276,8 +327,8 @@ def replay(
         with contextlib.ExitStack() as stack:
             for raw in blocks:
                 if eng is None:
-                    eng = _Engine(v, int(dim if dim is not None else raw.shape[1]), index, device, seed)
-                    stack.enter_context(single_threaded_blas())
+                    eng = _Engine(v, int(dim if dim is not None else raw.shape[1]), index, device, seed, parallel)
+                    stack.enter_context(eng.threads())
                 q, qnorm2, tol = eng.prepare(raw, t0)
                 b = q.shape[0]
                 if log is not None:

@@ -642,6 +642,39 @@ def dense_search_serial(qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, g
                      gram, cand_slot, cand_req, cand_sq)  # fmt: skip
 
 
+@nb.njit(cache=True)
+def dense_scratch(capacity, block, m):
+    """Scratch arrays of :func:`dense_search_block` for blocks of up to ``block`` requests."""
+    half = (block + 1) // 2
+    return (
+        np.empty((2, (capacity + block) * half), np.float32),  # products of each half-block
+        np.empty((2, max(4 * m, (capacity + TOP_GROUP - 1) // TOP_GROUP), half), np.float32),  # group minima
+        np.empty((2, m, half), np.float32),  # m smallest group minima
+        np.empty((2, half), np.float32),
+        np.empty(block * block, np.float32),  # the block's Gram matrix
+        np.empty((block, m), np.int64),  # candidates: slot, request, float32 squared distance
+        np.empty((block, m), np.int64),
+        np.empty((block, m), np.float32),
+    )
+
+
+@nb.njit(cache=True, inline="always")
+def dense_search_block(q, qnorm2, b0, b1, parallel, slot_rows, slot_req, counters, slot_norm2, scratch):
+    """:func:`dense_search` of requests ``b0 .. b1 - 1`` against the used slots (serial variant
+    when ``parallel`` is false); returns views (gram, cand_slot, cand_req, cand_sq) into
+    ``scratch`` (:func:`dense_scratch`)."""
+    gbuf, gmin, tm, vbuf, gram_buf, cand_slot, cand_req, cand_sq = scratch
+    b = b1 - b0
+    gram = gram_buf[: b * b].reshape((b, b))
+    search = (q[b0:b1], qnorm2[b0:b1], slot_rows, counters[N_USED], slot_req, slot_norm2, gbuf, gmin, tm, vbuf,
+              gram, cand_slot[:b], cand_req[:b], cand_sq[:b])  # fmt: skip
+    if parallel:
+        dense_search(*search)
+    else:
+        dense_search_serial(*search)
+    return gram, cand_slot[:b], cand_req[:b], cand_sq[:b]
+
+
 @nb.njit(
     nt.void(
         _F32_2D, nt.int64, nt.float32[::1], nt.float64[::1], nt.int64, nt.int64, nt.boolean,
@@ -664,32 +697,27 @@ def serve_chunk_dense(
     replaces the FAISS search, then :func:`serve_block` runs the sequential pass.
     """
     n = q.shape[0]
-    capacity = slot_req.shape[0]
-    slots = slot_rows[:capacity]
-    half = (block + 1) // 2
-    gbuf = np.empty((2, (capacity + block) * half), np.float32)
-    gmin = np.empty((2, max(4 * m, (capacity + TOP_GROUP - 1) // TOP_GROUP), half), np.float32)
-    tm = np.empty((2, m, half), np.float32)
-    vbuf = np.empty((2, half), np.float32)
-    gram_buf = np.empty(block * block, np.float32)
-    cand_slot = np.empty((block, m), np.int64)
-    cand_req = np.empty((block, m), np.int64)
-    cand_sq = np.empty((block, m), np.float32)
+    slots = slot_rows[: slot_req.shape[0]]
+    scratch = dense_scratch(slot_req.shape[0], block, m)
     for b0 in range(0, n, block):
         b1 = min(n, b0 + block)
-        b = b1 - b0
-        n0 = counters[N_USED]
-        gram = gram_buf[: b * b].reshape((b, b))
-        search = (q[b0:b1], qnorm2[b0:b1], slot_rows, n0, slot_req, slot_norm2, gbuf, gmin, tm, vbuf,
-                  gram, cand_slot[:b], cand_req[:b], cand_sq[:b])  # fmt: skip
-        if parallel:
-            dense_search(*search)
-        else:
-            dense_search_serial(*search)
+        gram, cand_slot, cand_req, cand_sq = dense_search_block(
+            q, qnorm2, b0, b1, parallel, slot_rows, slot_req, counters, slot_norm2, scratch
+        )
         serve_block(
-            q[b0:b1], t0 + b0, cand_slot[:b], cand_req[:b], cand_sq[:b], gram, qnorm2[b0:b1], tol[b0:b1], True,
+            q[b0:b1], t0 + b0, cand_slot, cand_req, cand_sq, gram, qnorm2[b0:b1], tol[b0:b1], True,
             keep, metric, key, fpar,
             decide, touch, insert, remove, victim, meta, glob,
             slots, slot_req, counters, slot_norm2,
             out_outcome[b0:b1], out_served[b0:b1], out_distance[b0:b1], out_inserted[b0:b1], out_evicted[b0:b1],
         )  # fmt: skip
+
+
+@nb.njit(cache=True)
+def search_chunk_dense(q, qnorm2, block, m, parallel, slot_rows, slot_req, counters, slot_norm2):
+    """Only the searches of :func:`serve_chunk_dense` (the cache never changes): its search share,
+    timed by :func:`simcache.cache.engine.search_seconds`."""
+    scratch = dense_scratch(slot_req.shape[0], block, m)
+    for b0 in range(0, q.shape[0], block):
+        dense_search_block(q, qnorm2, b0, min(q.shape[0], b0 + block), parallel, slot_rows, slot_req, counters,
+                           slot_norm2, scratch)  # fmt: skip

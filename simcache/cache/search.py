@@ -26,6 +26,7 @@ from scipy.linalg import blas as _blas
 
 from recvae.errors import UserError
 from simcache.cache.kernels import N_USED
+from simcache.cache.threads import faiss_threads
 
 INDEXES = ("flat", "hnsw", "ivf")
 DEVICES = ("auto", "cpu", "cuda")
@@ -91,12 +92,8 @@ def knn_cpu(q: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     """``faiss.knn`` (squared L2), single-threaded for small problems."""
     if q.shape[0] * base.shape[0] * base.shape[1] >= SMALL_SEARCH:
         return faiss.knn(q, base, k)
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
+    with faiss_threads(1):
         return faiss.knn(q, base, k)
-    finally:
-        faiss.omp_set_num_threads(threads)
 
 
 class FlatCPU(Searcher):

@@ -60,3 +60,16 @@ def single_threaded_blas() -> Iterator[None]:
         return
     with numpy_blas.limit(limits=1):
         yield
+
+
+@contextlib.contextmanager
+def faiss_threads(n: int) -> Iterator[None]:
+    """Run FAISS on ``n`` OpenMP threads inside the block (its previous setting restored after)."""
+    import faiss
+
+    old = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(old)

@@ -9,6 +9,7 @@ import pytest
 
 from recvae.errors import UserError
 from simcache.cache import POLICIES, CostModel, ReplayLog, engine as engine_module, replay
+from simcache.cache.engine import search_seconds
 from simcache.cache.search import FlatTorch
 from tests.simcache.cache.helpers import assert_same_log, clustered
 
@@ -164,3 +165,24 @@ def test_torch_flat_search_matches_faiss(monkeypatch):
     log = replay(x, **kw)
     assert log.stats["searcher"] == "flat-torch"
     assert_same_log(log, ref, "torch")
+
+
+@pytest.mark.parametrize("capacity", [30, 1100])  # dense search / FAISS search
+def test_one_thread_replay_equals_the_parallel_one(capacity):
+    x = clustered(2500, 12, 400, 0.1, seed=3)
+    logs = [replay(x, policy="lru", capacity=capacity, radius=0.5, parallel=p) for p in (True, False)]
+    assert 0 < logs[0].hit_ratio < 1
+    assert_same_log(logs[0], logs[1])
+
+
+@pytest.mark.parametrize("capacity", [20, 1100])  # dense search / FAISS search
+def test_search_seconds_times_the_searches_of_both_paths(capacity):
+    x = np.random.default_rng(0).standard_normal((1300, 8)).astype(np.float32)
+    for parallel in (True, False):
+        seconds = search_seconds(x, capacity, parallel=parallel)
+        assert 0.0 < seconds < 60.0
+
+
+def test_search_seconds_needs_capacity_rows():
+    with pytest.raises(UserError, match="n >= capacity"):
+        search_seconds(np.zeros((5, 3), np.float32), 10)

@@ -52,3 +52,36 @@ def test_top_m_block_equals_sorting(n0, h, m, levels, seed):
     np.testing.assert_array_equal(cand_slot[3:], want[0])
     np.testing.assert_array_equal(cand_req[3:], want[1])
     np.testing.assert_array_equal(cand_sq[3:], want[2])
+
+
+def test_dense_search_block_finds_the_nearest_and_the_gram_matrix():
+    """A block's candidates against a static cache are its m nearest by exact distance (random
+    data: no near-ties), the Gram matrix is q @ q.T, and both thread variants agree bit for bit."""
+    rng = np.random.default_rng(7)
+    cap, d, block, m, n = 60, 24, 16, 8, 40
+    cache = rng.standard_normal((cap, d)).astype(np.float32)
+    q = rng.standard_normal((n, d)).astype(np.float32)
+    slot_rows = np.zeros((cap + block, d), np.float32)
+    slot_rows[:cap] = cache
+    slot_req = np.arange(100, 100 + cap, dtype=np.int64)
+    counters = np.zeros(K.N_COUNTERS, np.int64)
+    counters[K.N_USED] = cap
+    slot_norm2 = (cache.astype(np.float64) ** 2).sum(1).astype(np.float32)
+    qnorm2 = (q.astype(np.float64) ** 2).sum(1).astype(np.float32)
+    b0, b1 = 16, 30  # a partial block
+    results = []
+    for parallel in (True, False):
+        scratch = K.dense_scratch(cap, block, m)
+        out = K.dense_search_block(q, qnorm2, b0, b1, parallel, slot_rows, slot_req, counters, slot_norm2, scratch)
+        results.append([a.copy() for a in out])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    gram, cand_slot, cand_req, cand_sq = results[0]
+    exact = ((q[b0:b1, None, :].astype(np.float64) - cache[None].astype(np.float64)) ** 2).sum(-1)
+    np.testing.assert_array_equal(cand_slot, np.argsort(exact, axis=1)[:, :m])
+    np.testing.assert_array_equal(cand_req, slot_req[cand_slot])
+    np.testing.assert_allclose(cand_sq, np.sort(exact, axis=1)[:, :m], rtol=1e-4, atol=1e-4)
+    qb = q[b0:b1].astype(np.float64)
+    low = np.tril_indices(b1 - b0, -1)
+    np.testing.assert_allclose(gram[low], (qb @ qb.T)[low], rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(slot_rows[:cap], cache)  # the cache rows are left alone
