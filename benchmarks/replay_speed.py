@@ -139,9 +139,9 @@ def main(argv: list[str] | None = None) -> None:
             for _ in range(args.repeats):
                 dt, log = best_of(1, lambda: replay(mapped, policy="lru", capacity=capacity, radius=radius))
                 times["engine"].append(dt)
-                times["engine_1thread"].append(
-                    best_of(1, lambda: replay(mapped, policy="lru", capacity=capacity, radius=radius, parallel=False))[0]
-                )
+                one_thread = best_of(1, lambda: replay(mapped, policy="lru", capacity=capacity, radius=radius,
+                                                       parallel=False))  # fmt: skip
+                times["engine_1thread"].append(one_thread[0])
                 times["search_1thread"].append(search_seconds(mapped, capacity, parallel=False))
                 times["one_call"].append(ceiling(x, capacity))
                 times["2k_batches"].append(ceiling(x, capacity, chunk=2000))

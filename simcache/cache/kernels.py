@@ -200,16 +200,16 @@ def to_metric(sq: float, metric: int) -> float:
 
 @nb.njit(cache=True)
 def normalize_rows(x: np.ndarray, out: np.ndarray) -> int:
-    """Unit-normalise float32 rows into ``out`` (norm summed sequentially in float64).
+    """Unit-normalise float32 rows into ``out``: ``float32(x_k / |x|)`` in float64, the squared norm
+    summed as :func:`sqdist` to the origin sums it (vectorised, unlike one running sum).
 
     Returns the index of the first all-zero row, or -1 if there is none.
     """
     bad = -1
+    lanes = np.empty(LANES, np.float64)
+    zero = np.zeros(x.shape[1], np.float32)
     for i in range(x.shape[0]):
-        s = 0.0
-        for k in range(x.shape[1]):
-            v = np.float64(x[i, k])
-            s += v * v
+        s = sqdist(x[i], zero, lanes)
         if s == 0.0:
             if bad < 0:
                 bad = i

@@ -31,12 +31,10 @@ def uniform(seed: int, t: int, k: int) -> float:
 
 
 def normalise(x: np.ndarray) -> list[float]:
-    """Unit vector as float32 values (norm summed sequentially in float64)."""
-    s = 0.0
-    for v in x:
-        s += float(v) * float(v)
-    n = math.sqrt(s)
-    return [float(np.float32(float(v) / n)) for v in x]
+    """Unit vector as float32 values (squared norm summed as ``squared`` sums it, from the origin)."""
+    values = [float(v) for v in x]
+    n = math.sqrt(squared(values, [0.0] * len(values)))
+    return [float(np.float32(v / n)) for v in values]
 
 
 def squared(x: list[float], y: list[float]) -> float:

@@ -1,4 +1,5 @@
-"""The dense search's top-m selection against a sort-based reference."""
+"""Kernels against plain references: the dense search (top-m selection, candidates, Gram matrix)
+and row normalisation."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 
 from simcache.cache import kernels as K
+from tests.simcache.cache.reference_policies import normalise
 
 
 def reference_top_m(g, qnorm2, slot_norm2, n0, slot_req, m):
@@ -85,3 +87,16 @@ def test_dense_search_block_finds_the_nearest_and_the_gram_matrix():
     low = np.tril_indices(b1 - b0, -1)
     np.testing.assert_allclose(gram[low], (qb @ qb.T)[low], rtol=1e-5, atol=1e-4)
     np.testing.assert_array_equal(slot_rows[:cap], cache)  # the cache rows are left alone
+
+
+def test_normalize_rows_matches_the_reference_and_flags_the_first_zero_row():
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((50, 37)) * rng.uniform(0.01, 100, size=(50, 1))).astype(np.float32)
+    x[[7, 20]] = 0.0
+    out = np.full_like(x, np.nan)
+    assert K.normalize_rows(x, out) == 7
+    want = np.array([normalise(row) if row.any() else [0.0] * len(row) for row in x], np.float32)
+    np.testing.assert_array_equal(out, want)
+    live = np.ones(len(x), bool)
+    live[[7, 20]] = False
+    np.testing.assert_allclose(np.linalg.norm(out[live].astype(np.float64), axis=1), 1.0, rtol=1e-6)
