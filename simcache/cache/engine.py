@@ -37,7 +37,7 @@ _FIELDS = ("outcome", "served", "distance", "inserted", "evicted")
 #: candidates taken from each batched search
 N_CANDIDATES = 8
 #: up to this capacity (flat CPU index) the block engine runs its own compiled top-m search
-#: (:func:`simcache.cache.kernels.dense_search`) instead of a FAISS search per block
+#: (:func:`simcache.cache.kernels.dense_search_block`) instead of a FAISS search per block
 DENSE_MAX_CAPACITY = 1024
 #: requests read from the input (and handed to the compiled dense loop) at once
 READ_CHUNK = 8192
@@ -195,6 +195,13 @@ class _Engine:
         with single_threaded_blas(), (contextlib.nullcontext() if self.parallel else faiss_threads(1)):
             yield
 
+    def block_searches(self, q: np.ndarray) -> Iterator[tuple[int, int, np.ndarray, tuple]]:
+        """The searcher's search of each block of ``q`` in turn (the top-m path): (b0, b1, the
+        block's Gram matrix, (dist, slot, req)), each block searched when the previous one is done."""
+        for b0 in range(0, q.shape[0], self.block_size):
+            qb = q[b0 : b0 + self.block_size]
+            yield b0, b0 + qb.shape[0], self.searcher.gram(qb), self.searcher.search(qb, N_CANDIDATES)
+
     def kernel_args(self, spare_rows: bool = False) -> tuple:
         """Policy kernels and cache state as the compiled loops take them (``spare_rows``: the
         slot vectors with the dense search's spare rows after them)."""
@@ -214,12 +221,9 @@ def _run_block(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
                             eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(spare_rows=True),
                             eng.slot_norm2, *outs)  # fmt: skip
         return
-    for b0 in range(0, q.shape[0], eng.block_size):
-        b1 = min(q.shape[0], b0 + eng.block_size)
+    for b0, b1, gram, (dist, slot, req) in eng.block_searches(q):
         qb = q[b0:b1]
         block_outs = tuple(o[b0:b1] for o in outs)
-        gram = eng.searcher.gram(qb)
-        dist, slot, req = eng.searcher.search(qb, N_CANDIDATES)
         before = eng.slot_req.copy() if eng.searcher.tracks_inserts else None
         K.serve_block(
             qb, t0 + b0, slot, req, dist, gram, qnorm2[b0:b1], tol[b0:b1], eng.searcher.exact,
@@ -269,10 +273,8 @@ def search_seconds(vectors: np.ndarray, capacity: int, *, block_size: int | None
                 K.search_chunk_dense(q, qnorm2, eng.block_size, N_CANDIDATES, eng.parallel, eng.slot_rows,
                                      eng.slot_req, eng.counters, eng.slot_norm2)  # fmt: skip
                 continue
-            for b0 in range(0, q.shape[0], eng.block_size):
-                qb = q[b0 : b0 + eng.block_size]
-                eng.searcher.gram(qb)
-                eng.searcher.search(qb, N_CANDIDATES)
+            for _ in eng.block_searches(q):
+                pass
         return time.perf_counter() - start
 
 

@@ -32,7 +32,7 @@ Everything that decides a request's outcome lives here, once, and is shared by b
 The loop: :func:`serve_block` applies the policy request by request over a block, given a top-m
 search of the block against the cache at block start (stale candidates skipped, in-block
 insertions checked via the block's Gram matrix). The block engine searches with FAISS or torch
-(one call per block) or, for small caches, with :func:`dense_search` (BLAS products and top-m
+(one call per block) or, for small caches, with :func:`dense_search_block` (BLAS products and top-m
 selection on two threads, inside :func:`serve_chunk_dense` so that a whole chunk of blocks runs
 without returning to Python). The plain engine calls :func:`serve_block` with one request per
 block after searching the current cache, so nothing is ever stale for it.
@@ -521,7 +521,7 @@ def push_smallest(vals, ids, k, v, ident):
 
 
 @nb.njit(cache=True, inline="always")
-def top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, gmin, tm, vbuf, cand_slot, cand_req, cand_sq):
+def top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, gmin, tm, vbuf, gsel, ssel, cand_slot, cand_req, cand_sq):
     """Top-m candidates of requests ``r0 .. r0 + h - 1`` from their products with the cache.
 
     ``g`` (at least ``n0`` rows, h columns): ``g[s, j] = y_s . q_{r0 + j}``; its first ``n0`` rows
@@ -538,13 +538,12 @@ def top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, gmin, tm, vbuf, cand_sl
     (``m`` distinct slots lie at or below it); (3) per request, the groups whose minimum is at
     most ``t``, then their slots whose value is at most ``t``, are listed without branches (a
     mispredicted branch per selected value cost more than the scan), and those few values are
-    inserted in slot order. Scratch: ``gmin`` (groups, >= h), ``tm`` (m, >= h), ``vbuf`` (>= h).
+    inserted in slot order. Scratch: ``gmin`` (groups, >= h), ``tm`` (m, >= h), ``vbuf`` (>= h),
+    ``gsel`` (>= groups), ``ssel`` (>= n0).
     """
     h = g.shape[1]
     m = cand_slot.shape[1]
     size, ng = top_m_groups(n0, m)
-    gsel = np.empty(ng, np.int64)
-    ssel = np.empty(n0, np.int64)
     two = np.float32(2.0)
     qn = qnorm2[r0 : r0 + h]  # (indices from range() are known non-negative: no gather)
     gmin[:ng, :h] = np.inf
@@ -596,9 +595,9 @@ def top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, gmin, tm, vbuf, cand_sl
 
 
 @nb.njit(cache=True, inline="always")
-def _search_part(part, qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, gmin, tm, vbuf,
-                 gram, cand_slot, cand_req, cand_sq):  # fmt: skip
-    """Part ``part`` (0 or 1) of the requests of :func:`dense_search`."""
+def _search_part(part, qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, scratch, gram, cand_slot, cand_req, cand_sq):
+    """Part ``part`` (0 or 1) of the requests of :func:`dense_search_block`."""
+    gbuf, gmin, tm, vbuf, gsel, ssel = scratch[:6]
     b = qb.shape[0]
     half = (b + 1) // 2
     r0 = min(b, part * half)
@@ -610,47 +609,31 @@ def _search_part(part, qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, gm
     for p in range(b):
         for j in range(h):
             gram[r0 + j, p] = g[n0 + p, j]
-    top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, gmin[part], tm[part], vbuf[part],
+    top_m_block(g, qnorm2, slot_norm2, n0, slot_req, r0, gmin[part], tm[part], vbuf[part], gsel[part], ssel[part],
                 cand_slot, cand_req, cand_sq)  # fmt: skip
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def dense_search(qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, gmin, tm, vbuf,
-                 gram, cand_slot, cand_req, cand_sq):  # fmt: skip
-    """Exact top-m search of a block against the first ``n0`` slots, and the block's Gram matrix.
-
-    The block is copied into ``slot_rows[n0 : n0 + b]`` (free slots or the spare rows after the
-    last slot), so that one BLAS call per part, ``slot_rows[:n0 + b] @ q_part.T``, gives both the
-    products with the cache and the Gram matrix (cache-major products, M = cache rows, suit BLAS
-    better than request-major ones at these small request counts). Requests are split in two
-    parts on two threads, each with single-threaded BLAS; top-m selection by
-    :func:`top_m_block`. Every value is computed the same way whatever the number of threads.
-    """
-    slot_rows[n0 : n0 + qb.shape[0]] = qb
+def _search_parts_parallel(qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, scratch, gram, cand_slot, cand_req,
+                           cand_sq):  # fmt: skip
+    """The two parts of :func:`dense_search_block` on two threads."""
     for part in nb.prange(2):
-        _search_part(part, qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, gmin, tm, vbuf,
-                     gram, cand_slot, cand_req, cand_sq)  # fmt: skip
-
-
-@nb.njit(cache=True)
-def dense_search_serial(qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, gmin, tm, vbuf,
-                        gram, cand_slot, cand_req, cand_sq):  # fmt: skip
-    """:func:`dense_search` on the calling thread only (no OpenMP: safe in a forked child)."""
-    slot_rows[n0 : n0 + qb.shape[0]] = qb
-    for part in range(2):
-        _search_part(part, qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, gbuf, gmin, tm, vbuf,
-                     gram, cand_slot, cand_req, cand_sq)  # fmt: skip
+        _search_part(part, qb, qnorm2, slot_rows, n0, slot_req, slot_norm2, scratch, gram, cand_slot, cand_req,
+                     cand_sq)  # fmt: skip
 
 
 @nb.njit(cache=True)
 def dense_scratch(capacity, block, m):
     """Scratch arrays of :func:`dense_search_block` for blocks of up to ``block`` requests."""
     half = (block + 1) // 2
+    groups = max(4 * m, (capacity + TOP_GROUP - 1) // TOP_GROUP)  # the most top_m_groups makes
     return (
         np.empty((2, (capacity + block) * half), np.float32),  # products of each half-block
-        np.empty((2, max(4 * m, (capacity + TOP_GROUP - 1) // TOP_GROUP), half), np.float32),  # group minima
+        np.empty((2, groups, half), np.float32),  # group minima
         np.empty((2, m, half), np.float32),  # m smallest group minima
         np.empty((2, half), np.float32),
+        np.empty((2, groups), np.int64),  # groups, then slots, at or below a request's threshold
+        np.empty((2, capacity), np.int64),
         np.empty(block * block, np.float32),  # the block's Gram matrix
         np.empty((block, m), np.int64),  # candidates: slot, request, float32 squared distance
         np.empty((block, m), np.int64),
@@ -660,18 +643,31 @@ def dense_scratch(capacity, block, m):
 
 @nb.njit(cache=True, inline="always")
 def dense_search_block(q, qnorm2, b0, b1, parallel, slot_rows, slot_req, counters, slot_norm2, scratch):
-    """:func:`dense_search` of requests ``b0 .. b1 - 1`` against the used slots (serial variant
-    when ``parallel`` is false); returns views (gram, cand_slot, cand_req, cand_sq) into
-    ``scratch`` (:func:`dense_scratch`)."""
-    gbuf, gmin, tm, vbuf, gram_buf, cand_slot, cand_req, cand_sq = scratch
+    """Exact top-m search of requests ``b0 .. b1 - 1`` against the used slots, and the block's
+    Gram matrix; returns views (gram, cand_slot, cand_req, cand_sq) into ``scratch``
+    (:func:`dense_scratch`).
+
+    The block is copied into ``slot_rows[n0 : n0 + b]`` (free slots or the spare rows after the
+    last slot), so that one BLAS call per part, ``slot_rows[:n0 + b] @ q_part.T``, gives both the
+    products with the cache and the Gram matrix (cache-major products, M = cache rows, suit BLAS
+    better than request-major ones at these small request counts). Requests are split in two
+    parts, on two threads when ``parallel`` (each with single-threaded BLAS), else one after the
+    other on the calling thread (no OpenMP: safe in a forked child); top-m selection by
+    :func:`top_m_block`. Every value is computed the same way whatever the number of threads.
+    """
+    gram_buf, cand_slot, cand_req, cand_sq = scratch[6:]
     b = b1 - b0
+    n0 = counters[N_USED]
+    qb = q[b0:b1]
     gram = gram_buf[: b * b].reshape((b, b))
-    search = (q[b0:b1], qnorm2[b0:b1], slot_rows, counters[N_USED], slot_req, slot_norm2, gbuf, gmin, tm, vbuf,
-              gram, cand_slot[:b], cand_req[:b], cand_sq[:b])  # fmt: skip
+    slot_rows[n0 : n0 + b] = qb
     if parallel:
-        dense_search(*search)
+        _search_parts_parallel(qb, qnorm2[b0:b1], slot_rows, n0, slot_req, slot_norm2, scratch, gram, cand_slot[:b],
+                               cand_req[:b], cand_sq[:b])  # fmt: skip
     else:
-        dense_search_serial(*search)
+        for part in range(2):
+            _search_part(part, qb, qnorm2[b0:b1], slot_rows, n0, slot_req, slot_norm2, scratch, gram, cand_slot[:b],
+                         cand_req[:b], cand_sq[:b])  # fmt: skip
     return gram, cand_slot[:b], cand_req[:b], cand_sq[:b]
 
 
@@ -692,9 +688,9 @@ def serve_chunk_dense(
     """Block engine for small caches, a whole chunk per call (no return to Python between blocks).
 
     ``slot_rows``: the slot vectors (first ``capacity`` rows) followed by at least ``block`` spare
-    rows (see :func:`dense_search`). Per block of ``block`` requests: :func:`dense_search`
-    (products and top-m on two threads; :func:`dense_search_serial` when ``parallel`` is false)
-    replaces the FAISS search, then :func:`serve_block` runs the sequential pass.
+    rows (see :func:`dense_search_block`). Per block of ``block`` requests:
+    :func:`dense_search_block` (products and top-m, on two threads when ``parallel``) replaces the
+    FAISS search, then :func:`serve_block` runs the sequential pass.
     """
     n = q.shape[0]
     slots = slot_rows[: slot_req.shape[0]]

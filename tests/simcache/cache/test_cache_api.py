@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from recvae.errors import UserError
-from simcache.cache import POLICIES, CostModel, ReplayLog, engine as engine_module, replay
+from simcache.cache import POLICIES, CostModel, ReplayLog, engine as engine_module, kernels as K, replay
 from simcache.cache.engine import search_seconds
-from simcache.cache.search import FlatTorch
+from simcache.cache.search import FlatCPU, FlatTorch
 from tests.simcache.cache.helpers import assert_same_log, clustered
 
 X = clustered(800, 6, 80, 0.2, seed=2)
@@ -175,12 +175,18 @@ def test_one_thread_replay_equals_the_parallel_one(capacity):
     assert_same_log(logs[0], logs[1])
 
 
-@pytest.mark.parametrize("capacity", [20, 1100])  # dense search / FAISS search
-def test_search_seconds_times_the_searches_of_both_paths(capacity):
+@pytest.mark.parametrize(("capacity", "searched"), [(20, [1300]), (1100, [1024, 276])])  # dense / FAISS
+def test_search_seconds_searches_every_request_as_the_replay_does(capacity, searched, monkeypatch):
+    """One dense call per input chunk, or one FAISS search per 1,024-request block."""
     x = np.random.default_rng(0).standard_normal((1300, 8)).astype(np.float32)
+    rows: list[int] = []
+    dense, flat = K.search_chunk_dense, FlatCPU.search
+    monkeypatch.setattr(K, "search_chunk_dense", lambda q, *a: (rows.append(len(q)), dense(q, *a))[1])
+    monkeypatch.setattr(FlatCPU, "search", lambda self, q, m: (rows.append(len(q)), flat(self, q, m))[1])
     for parallel in (True, False):
-        seconds = search_seconds(x, capacity, parallel=parallel)
-        assert 0.0 < seconds < 60.0
+        rows.clear()
+        assert search_seconds(x, capacity, parallel=parallel) > 0.0
+        assert rows == searched
 
 
 def test_search_seconds_needs_capacity_rows():

@@ -50,7 +50,8 @@ def test_top_m_block_equals_sorting(n0, h, m, levels, seed):
     qn = np.concatenate([np.zeros(3, np.float32), qnorm2])
     groups = max(4 * m, -(-n0 // K.TOP_GROUP))  # the bound top_m_groups documents
     K.top_m_block(g.copy(), qn, slot_norm2, n0, slot_req, 3, np.full((groups, h), np.nan, np.float32),
-                  np.empty((m, h), np.float32), np.empty(h, np.float32), cand_slot, cand_req, cand_sq)  # fmt: skip
+                  np.empty((m, h), np.float32), np.empty(h, np.float32), np.empty(groups, np.int64),
+                  np.empty(n0, np.int64), cand_slot, cand_req, cand_sq)  # fmt: skip
     np.testing.assert_array_equal(cand_slot[3:], want[0])
     np.testing.assert_array_equal(cand_req[3:], want[1])
     np.testing.assert_array_equal(cand_sq[3:], want[2])
