@@ -20,7 +20,6 @@ from recvae.storage import atomic_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED_ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
-POLICIES = ("lru", "fifo", "lfu", "random", "rnd-lru", "qlru-dc")
 CAPACITY_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
@@ -45,6 +44,7 @@ def _table(df) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from simcache.cache import POLICIES  # every registered policy, at its defaults
     from simcache.demo import choose_radii
     from simcache.replay.sweep import run_sweep
     from simcache.trace.info import trace_info

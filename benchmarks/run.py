@@ -23,11 +23,13 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 #: Run order: the report reads top-down from data to model to traces to caching.
 ORDER = ("data_prepare", "train_speed", "trace_build", "replay_speed", "hit_curves")
+#: scripts that are tools for a change under review, not part of the product's report
+TOOLS = {"compare_revisions"}
 
 
 def discover() -> list[str]:
     """Benchmark script names in run order (known ones first, then any others alphabetically)."""
-    found = {p.stem for p in BENCH_DIR.glob("*.py") if p.stem not in {"__init__", "__main__", "run"}}
+    found = {p.stem for p in BENCH_DIR.glob("*.py") if p.stem not in {"__init__", "__main__", "run", *TOOLS}}
     return [n for n in ORDER if n in found] + sorted(found - set(ORDER))
 
 

@@ -1,7 +1,10 @@
-"""Approximation-cost models h(d) for the object-cache view (qLRU-ΔC and the front end's accounting).
+"""The cost rule: approximation cost h(d) and retrieval cost C_r (qLRU-ΔC and the accounting).
 
 A request served by a cached entry at distance d costs ``h(d)``; a request fetched from the server
 costs the retrieval cost ``C_r``. The service cost is ``min(C_r, h(d))`` where the entry is usable.
+This module is the one statement of that rule on the Python side (the replay's accounting uses
+it); the compiled twin used inside qLRU-ΔC's decision is checked against it by the tests.
+Cheap to import (numpy only).
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import numpy as np
 
 from recvae.errors import UserError
 
-#: Cost kinds and their numeric codes inside the compiled kernels.
-COST_KINDS = {"zero": 0, "linear": 1, "power": 2}
+from simcache.cache.options import COST_KINDS
+
+#: cost kind -> numeric code inside the compiled kernels
+COST_CODES = {kind: code for code, kind in enumerate(COST_KINDS)}
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,12 @@ class CostModel:
     @property
     def code(self) -> int:
         """Numeric code of ``kind`` used by the compiled kernels."""
-        return COST_KINDS[self.kind]
+        return COST_CODES[self.kind]
+
+    def to_dict(self) -> dict[str, float | str]:
+        """The four fields, for provenance (JSON)."""
+        return {"kind": self.kind, "retrieval_cost": float(self.retrieval_cost), "scale": float(self.scale),
+                "exponent": float(self.exponent)}
 
     def approx_cost(self, d: np.ndarray) -> np.ndarray:
         """h(d) for an array of distances (float64 result; +inf distances give +inf except for ``zero``)."""

@@ -19,20 +19,18 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from recvae.errors import UserError
 from simcache.cache import kernels as K
-from simcache.cache.costs import CostModel
+from simcache.cache.config import ReplayConfig
 from simcache.cache.log import ReplayLog
-from simcache.cache.policies import POLICIES, Policy
-from simcache.cache.search import FlatCPU, Searcher, make_searcher
+from simcache.cache.options import ENGINES
+from simcache.cache.search import Searcher, make_searcher
 from simcache.cache.threads import faiss_threads, forked_child, single_threaded_blas
 
-ENGINES = ("block", "plain")
 _FIELDS = ("outcome", "served", "distance", "inserted", "evicted")
 #: candidates taken from each batched search
 N_CANDIDATES = 8
@@ -57,39 +55,6 @@ def default_block_size(capacity: int) -> int:
     if capacity <= DENSE_MAX_CAPACITY:
         return int(min(256, max(32, 32 * round(capacity / 256))))
     return 1024
-
-
-@dataclass
-class _Validated:
-    policy: Policy
-    metric: int
-    block_size: int
-
-
-def _validate(policy, capacity, radius, metric, params, cost, index, engine, block_size) -> _Validated:
-    if policy not in POLICIES:
-        raise UserError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
-    if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
-        raise UserError(f"capacity must be an integer >= 1, got {capacity!r}")
-    try:
-        radius = float(radius)
-    except (TypeError, ValueError):
-        raise UserError(f"radius must be a number, got {radius!r}") from None
-    if not radius >= 0:  # also rejects NaN
-        raise UserError(f"radius must be >= 0, got {radius}")
-    if metric not in K.METRIC_CODES:
-        raise UserError(f"unknown metric {metric!r}; expected one of {', '.join(K.METRIC_CODES)}")
-    if engine not in ENGINES:
-        raise UserError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    if cost is not None and not isinstance(cost, CostModel):
-        raise UserError("cost must be a CostModel")
-    if block_size is None:
-        block_size = default_block_size(int(capacity))
-    elif isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise UserError(f"block_size must be an integer >= 1, got {block_size!r}")
-    pol = POLICIES[policy](int(capacity), radius, params, cost)
-    pol.rule_parameters()  # validates rule parameters early
-    return _Validated(pol, K.METRIC_CODES[metric], int(block_size))
 
 
 def _chunk_rows(block_size: int) -> int:
@@ -139,26 +104,27 @@ def _rechunk(blocks: Iterable[Any], size: int) -> Iterator[np.ndarray]:
 class _Engine:
     """State shared by both engines: slots, policy state, searcher, output log."""
 
-    def __init__(self, v: _Validated, dim: int, index: str, device: str, seed: int, parallel: bool = True) -> None:
+    def __init__(self, cfg: ReplayConfig, dim: int, block_size: int, parallel: bool = True) -> None:
         if dim < 1:
             raise UserError("vectors must have at least one dimension")
-        self.policy = v.policy
-        self.metric = v.metric
+        self.policy = cfg.make_policy()
+        self.metric = K.METRIC_CODES[cfg.metric]
         self.dim = dim
-        cap = v.policy.capacity
+        cap = cfg.capacity
         # the dense search copies each block after the last used slot: spare rows for a full cache
-        spare = v.block_size if cap <= DENSE_MAX_CAPACITY else 0
+        spare = block_size if cap <= DENSE_MAX_CAPACITY else 0
         self.slot_rows = np.zeros((cap + spare, dim), dtype=np.float32)
         self.slots = self.slot_rows[:cap]
-        self.slot_req = np.full(cap, -1, dtype=np.int64)
+        self.slot_id = np.full(cap, -1, dtype=np.int64)  # what the log records (inserting request)
+        self.slot_version = np.full(cap, -1, dtype=np.int64)  # write count at insertion (staleness)
         self.counters = np.zeros(K.N_COUNTERS, dtype=np.int64)
-        self.meta, self.glob = v.policy.new_state()
-        self.fpar = v.policy.rule_parameters()
-        self.kern = v.policy.kernels().refs()
-        self.keep = 2 if v.policy.needs_second else 1
-        self.key = K.seed_key(int(seed))
-        self.searcher: Searcher = make_searcher(index, device, self.slots, self.slot_req, self.counters)
-        self.block_size = v.block_size
+        self.meta, self.fmeta, self.glob = self.policy.new_state()
+        self.fpar = self.policy.rule_parameters()
+        self.kern = self.policy.kernels().refs()
+        self.keep = 2 if self.policy.needs_second else 1
+        self.key = K.seed_key(cfg.seed)
+        self.searcher: Searcher = make_searcher(cfg.index, cfg.device, self.slots, self.slot_version, self.counters)
+        self.block_size = block_size
         self.slot_norm2 = np.zeros(cap, dtype=np.float32)  # kept by the block kernels
         self.tol_coef = K.TOL_FACTOR * self.searcher.tol_scale * (dim + 4) * 2.0**-24
         self.max_norm = 0.0
@@ -197,7 +163,8 @@ class _Engine:
 
     def block_searches(self, q: np.ndarray) -> Iterator[tuple[int, int, np.ndarray, tuple]]:
         """The searcher's search of each block of ``q`` in turn (the top-m path): (b0, b1, the
-        block's Gram matrix, (dist, slot, req)), each block searched when the previous one is done."""
+        block's Gram matrix, (dist, slot, version)), each block searched when the previous one is
+        done."""
         for b0 in range(0, q.shape[0], self.block_size):
             qb = q[b0 : b0 + self.block_size]
             yield b0, b0 + qb.shape[0], self.searcher.gram(qb), self.searcher.search(qb, N_CANDIDATES)
@@ -206,13 +173,26 @@ class _Engine:
         """Policy kernels and cache state as the compiled loops take them (``spare_rows``: the
         slot vectors with the dense search's spare rows after them)."""
         k = self.kern
-        return (k.decide, k.touch, k.insert, k.remove, k.victim, self.meta, self.glob,
-                self.slot_rows if spare_rows else self.slots, self.slot_req, self.counters)  # fmt: skip
+        return (k.decide, k.touch, k.insert, k.remove, k.victim, self.meta, self.fmeta, self.glob,
+                self.slot_rows if spare_rows else self.slots, self.slot_id, self.slot_version,
+                self.counters)  # fmt: skip
 
     @property
     def dense(self) -> bool:
-        """Whether the block engine uses dense products instead of a top-m search (small caches)."""
-        return isinstance(self.searcher, FlatCPU) and self.policy.capacity <= DENSE_MAX_CAPACITY
+        """Whether the block engine uses its own dense products instead of the searcher's top-m
+        search (small caches, searchers that allow it)."""
+        return self.searcher.dense_capable and self.policy.capacity <= DENSE_MAX_CAPACITY
+
+    def fill(self, vectors: np.ndarray) -> None:
+        """Make the cache hold ``vectors`` (one entry per row, ids 0..) without replaying them."""
+        full, norm2, _ = self.prepare(vectors, 0)
+        n = full.shape[0]
+        self.slots[:n] = full
+        self.slot_norm2[:n] = norm2
+        self.slot_id[:n] = np.arange(n)
+        self.slot_version[:n] = np.arange(n)
+        self.counters[K.N_USED] = n
+        self.counters[K.N_WRITES] = n
 
 
 def _run_block(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
@@ -221,29 +201,29 @@ def _run_block(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
                             eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(spare_rows=True),
                             eng.slot_norm2, *outs)  # fmt: skip
         return
-    for b0, b1, gram, (dist, slot, req) in eng.block_searches(q):
+    for b0, b1, gram, (dist, slot, version) in eng.block_searches(q):
         qb = q[b0:b1]
         block_outs = tuple(o[b0:b1] for o in outs)
-        before = eng.slot_req.copy() if eng.searcher.tracks_inserts else None
+        before = eng.slot_version.copy() if eng.searcher.tracks_inserts else None
         K.serve_block(
-            qb, t0 + b0, slot, req, dist, gram, qnorm2[b0:b1], tol[b0:b1], eng.searcher.exact,
+            qb, t0 + b0, slot, version, dist, gram, qnorm2[b0:b1], tol[b0:b1], eng.searcher.exact,
             eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), eng.slot_norm2, *block_outs,
         )  # fmt: skip
         if before is not None:
-            eng.searcher.after_insert(np.flatnonzero(eng.slot_req != before))
+            eng.searcher.after_insert(np.flatnonzero(eng.slot_version != before))
 
 
 def _run_plain(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
     no_gram = np.zeros((1, 1), dtype=np.float32)  # a one-request block has no earlier insertions
     for i in range(q.shape[0]):
-        dist, slot, req = eng.searcher.search(q[i : i + 1], N_CANDIDATES)
+        dist, slot, version = eng.searcher.search(q[i : i + 1], N_CANDIDATES)
         K.serve_block(
-            q[i : i + 1], t0 + i, slot, req, dist, no_gram, qnorm2[i : i + 1], tol[i : i + 1], eng.searcher.exact,
-            eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), eng.slot_norm2,
+            q[i : i + 1], t0 + i, slot, version, dist, no_gram, qnorm2[i : i + 1], tol[i : i + 1],
+            eng.searcher.exact, eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), eng.slot_norm2,
             *(o[i : i + 1] for o in outs),
         )  # fmt: skip
         if eng.searcher.tracks_inserts and outs[3][i]:
-            eng.searcher.after_insert(np.flatnonzero(eng.slot_req == t0 + i))
+            eng.searcher.after_insert(np.flatnonzero(eng.slot_id == t0 + i))
 
 
 def search_seconds(vectors: np.ndarray, capacity: int, *, block_size: int | None = None,
@@ -254,82 +234,68 @@ def search_seconds(vectors: np.ndarray, capacity: int, *, block_size: int | None
     sequential pass (``benchmarks/replay_speed.py``). ``parallel=False``: one thread (the
     dense search's serial variant; FAISS on one thread).
     """
-    v = _validate("lru", capacity, 0.0, "l2", None, None, "flat", "block", block_size)
+    cfg = ReplayConfig(capacity=capacity, index="flat", device="cpu", block_size=block_size)
+    block = cfg.block_size or default_block_size(cfg.capacity)
     vectors = np.asarray(vectors)
     if vectors.ndim != 2 or vectors.shape[0] < capacity:
         raise UserError(f"need an (n, d) array with n >= capacity = {capacity}")
-    eng = _Engine(v, vectors.shape[1], "flat", "cpu", 0, parallel)
-    full, norm2, _ = eng.prepare(vectors[:capacity], 0)
-    eng.slots[:] = full
-    eng.slot_norm2[:] = norm2
-    eng.slot_req[:] = np.arange(capacity)
-    eng.counters[K.N_USED] = capacity
+    eng = _Engine(cfg, vectors.shape[1], block, parallel)
+    eng.fill(vectors[:capacity])
     with eng.threads():
         start = time.perf_counter()
-        step = _chunk_rows(v.block_size)
+        step = _chunk_rows(block)
         for c0 in range(0, vectors.shape[0], step):
             q, qnorm2, _ = eng.prepare(vectors[c0 : c0 + step], c0)
             if eng.dense:
                 K.search_chunk_dense(q, qnorm2, eng.block_size, N_CANDIDATES, eng.parallel, eng.slot_rows,
-                                     eng.slot_req, eng.counters, eng.slot_norm2)  # fmt: skip
+                                     eng.slot_version, eng.counters, eng.slot_norm2)  # fmt: skip
                 continue
             for _ in eng.block_searches(q):
                 pass
         return time.perf_counter() - start
 
 
-def replay(
-    vectors: Any,
-    *,
-    policy: str = "lru",
-    capacity: int,
-    radius: float = 0.0,
-    metric: str = "l2",
-    params: dict[str, Any] | None = None,
-    cost: CostModel | None = None,
-    index: str = "flat",
-    engine: str = "block",
-    block_size: int | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    parallel: bool = True,
-    progress: bool = False,
-) -> ReplayLog:
+def replay(vectors: Any, config: ReplayConfig | None = None, /, *, progress: bool = False,
+           **settings: Any) -> ReplayLog:  # fmt: skip
     """Replay requests through a similarity cache and record what happened to each.
 
     ``vectors``: (n, d) float32 array (a memory-mapped view is streamed block by block) or an
-    iterable of (n_i, d) blocks in request order. ``policy``: a name in ``POLICIES``; ``params``
-    its options (see the policy class's ``params``). ``radius``: hit iff d(x, y*) <= radius in
-    ``metric`` ("l2": Euclidean distance, not squared; "cosine": 1 - cosine similarity, vectors
-    normalised internally). ``cost``: the cost model (used by qlru-dc). ``index``: "flat" (exact),
-    "hnsw" or "ivf" (approximate; see :mod:`simcache.cache.search`). ``engine``: "block" (fast) or
-    "plain" (one search per request; the reference). ``device``: "auto" uses a GPU for the flat
-    search when FAISS GPU or CUDA torch is available. ``parallel=False`` runs on the calling thread
-    only (the small-cache search's serial variant, FAISS on one thread; same results), e.g. when
-    other replays share the cores. ``seed`` drives every random choice.
+    iterable of (n_i, d) blocks in request order. ``config``: a :class:`ReplayConfig`; or give
+    its fields as keywords (``replay(x, policy="lru", capacity=100, radius=0.5)``), or both (the
+    keywords then change the config). See :class:`ReplayConfig` for every field: policy and its
+    ``params``, ``radius`` (hit iff d(x, y*) <= radius in ``metric``: "l2" Euclidean, not squared;
+    "cosine" 1 - cosine similarity, vectors normalised internally), ``cost``, ``index`` ("flat"
+    exact, "hnsw"/"ivf" approximate; :mod:`simcache.cache.search`), ``engine`` ("block" fast,
+    "plain" the reference), ``device``, ``parallel`` (False: the calling thread only, same
+    results), ``seed``.
     """
-    v = _validate(policy, capacity, radius, metric, params, cost, index, engine, block_size)
+    if config is None:
+        cfg = ReplayConfig(**settings)
+    else:
+        cfg = config.with_(**settings) if settings else config
+    block = cfg.block_size or default_block_size(cfg.capacity)
     # input is read in chunks of whole blocks (bounded memory); the dense kernel runs a whole
     # chunk per call, the top-m path one block per search
-    n, dim, blocks = _blocks(vectors, _chunk_rows(v.block_size))
-    attrs = dict(policy=policy, capacity=int(capacity), radius=float(radius), metric=metric,
-                 params=v.policy.describe())  # fmt: skip
+    n, dim, blocks = _blocks(vectors, _chunk_rows(block))
+    policy_description = cfg.make_policy().describe()
+    attrs = dict(policy=cfg.policy, capacity=cfg.capacity, radius=cfg.radius, metric=cfg.metric,
+                 params=policy_description)  # fmt: skip
     started = time.perf_counter()
     log = ReplayLog.empty(n, **attrs) if n is not None else None
     parts: list[ReplayLog] = []
     eng: _Engine | None = None
     t0 = 0
-    run = _run_block if engine == "block" else _run_plain
+    run = _run_block if cfg.engine == "block" else _run_plain
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n, unit="req", desc=f"replay {policy} C={capacity}")
+        bar = tqdm(total=n, unit="req", desc=f"replay {cfg.policy} C={cfg.capacity}")
     try:
         with contextlib.ExitStack() as stack:
             for raw in blocks:
                 if eng is None:
-                    eng = _Engine(v, int(dim if dim is not None else raw.shape[1]), index, device, seed, parallel)
+                    eng = _Engine(cfg, int(dim if dim is not None else raw.shape[1]), block, cfg.parallel)
                     stack.enter_context(eng.threads())
                 q, qnorm2, tol = eng.prepare(raw, t0)
                 b = q.shape[0]
@@ -344,19 +310,19 @@ def replay(
                 if bar is not None:
                     bar.update(b)
             if eng is None and dim is not None:
-                eng = _Engine(v, dim, index, device, seed)  # validates an empty (0, d) input
+                eng = _Engine(cfg, dim, block)  # validates an empty (0, d) input
     finally:
         if bar is not None:
             bar.close()
     if log is None:
         log = ReplayLog.concatenate(parts, **attrs)
     log.stats = {
-        "engine": engine,
-        "index": index,
-        "searcher": (eng.searcher.name + ("-dense" if engine == "block" and eng.dense else "")) if eng else None,
-        "block_size": v.block_size if engine == "block" else 1,
+        "engine": cfg.engine,
+        "index": cfg.index,
+        "searcher": (eng.searcher.name + ("-dense" if cfg.engine == "block" and eng.dense else "")) if eng else None,
+        "block_size": block if cfg.engine == "block" else 1,
         "exact_fallback_scans": int(eng.counters[K.N_FULL_SCANS]) if eng is not None else 0,
         "seconds": time.perf_counter() - started,
-        "seed": int(seed),
+        "seed": cfg.seed,
     }
     return log

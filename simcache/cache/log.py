@@ -7,20 +7,21 @@ from typing import Any
 
 import numpy as np
 
-MISS, EXACT_HIT, APPROX_HIT = 0, 1, 2
+from simcache.cache.outcome import MISS
 
 
 @dataclass
 class ReplayLog:
     """What happened to every request of a replay (arrays of length n, in request order).
 
-    ``outcome``: int8, 0 miss, 1 exact hit (served entry at distance 0), 2 approximate hit.
-    ``served``: int64, request index of the cached entry that served the request (the request whose
-    insertion created it); -1 on a miss.
+    ``outcome``: int8 :class:`~simcache.cache.outcome.Outcome` codes: 0 miss, 1 exact hit (served
+    entry at distance 0), 2 approximate hit.
+    ``served``: int64, id of the cached entry that served the request (for a query cache: the
+    request whose insertion created it); -1 on a miss.
     ``distance``: float32, distance to the nearest cached entry at lookup time (+inf when the cache
     was empty); in the replay's metric (Euclidean, not squared; or 1 - cosine similarity).
     ``inserted``: bool, whether the request's vector was inserted into the cache.
-    ``evicted``: int64, request index of the entry evicted by this request's insertion, -1 if none.
+    ``evicted``: int64, id of the entry evicted by this request's insertion, -1 if none.
     """
 
     outcome: np.ndarray

@@ -1,16 +1,17 @@
 """Candidate search over the cache slots: exact flat search (FAISS CPU, FAISS GPU or torch), HNSW, IVF.
 
-The engines own the slot arrays (``slots`` (C, d) float32, ``slot_req`` (C,) int64, the number of
-used slots in ``counters[N_USED]``); a searcher reads them and returns, for each query, ``m``
-candidates as (float32 squared L2 distance, slot, request index of the entry in that slot at search
-time), padded with slot -1 / distance +inf. The kernels treat these only as *candidates*: each is
+The engines own the slot arrays (``slots`` (C, d) float32, ``slot_version`` (C,) int64: the write
+count at which the entry in the slot was inserted, the number of used slots in
+``counters[N_USED]``); a searcher reads them and returns, for each query, ``m`` candidates as
+(float32 squared L2 distance, slot, version of the entry in that slot at search time), padded with
+slot -1 / distance +inf. The kernels treat these only as *candidates*: each is
 re-checked exactly, a candidate whose slot has since been rewritten is ignored, and with an exact
 searcher the kernels prove the list complete or fall back to an exact scan.
 
 Removal strategy of the approximate indexes: FAISS HNSW cannot remove and IVF removal scans the
-whole index, so neither removes anything. Entries are added with id ``request * C + slot``;
+whole index, so neither removes anything. Entries are added with id ``version * C + slot``;
 an evicted entry stays in the index as a tombstone and is recognised as stale when its slot holds
-another request. When tombstones outnumber the capacity, the index is rebuilt from the live slots
+a newer version. When tombstones outnumber the capacity, the index is rebuilt from the live slots
 (amortised O(1) rebuild work per insertion). IVF is trained on the cache contents the first time
 the cache is full (exact search is used until then).
 """
@@ -25,11 +26,9 @@ import numpy as np
 from scipy.linalg import blas as _blas
 
 from recvae.errors import UserError
-from simcache.cache.kernels import N_USED
+from simcache.cache.kernels.signatures import N_USED
+from simcache.cache.options import DEVICES, INDEXES
 from simcache.cache.threads import faiss_threads
-
-INDEXES = ("flat", "hnsw", "ivf")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def _pad(dist: np.ndarray, idx: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,14 +56,18 @@ class Searcher:
     name = "flat"
     #: whether :meth:`after_insert` must be called (the searcher keeps its own copy of the entries)
     tracks_inserts = False
+    #: whether the block engine may replace this searcher's search by its own compiled dense
+    #: products over the slot array (:mod:`simcache.cache.kernels.topm`): an exact CPU search that
+    #: keeps no state of its own
+    dense_capable = False
 
-    def __init__(self, slots: np.ndarray, slot_req: np.ndarray, counters: np.ndarray) -> None:
+    def __init__(self, slots: np.ndarray, slot_version: np.ndarray, counters: np.ndarray) -> None:
         self.slots = slots
-        self.slot_req = slot_req
+        self.slot_version = slot_version
         self.counters = counters
 
     def search(self, q: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(dist (n, m) float32, slot (n, m) int64, request (n, m) int64) for queries ``q``."""
+        """(dist (n, m) float32, slot (n, m) int64, slot version (n, m) int64) for queries ``q``."""
         raise NotImplementedError
 
     def gram(self, q: np.ndarray) -> np.ndarray:
@@ -78,9 +81,9 @@ class Searcher:
     def after_insert(self, written: np.ndarray) -> None:
         """Called with the slots rewritten since the last call (after a block or a request)."""
 
-    def _with_requests(self, dist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        req = np.where(idx >= 0, self.slot_req[np.maximum(idx, 0)], -1)
-        return dist, idx, req
+    def _with_versions(self, dist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        version = np.where(idx >= 0, self.slot_version[np.maximum(idx, 0)], -1)
+        return dist, idx, version
 
 
 #: below this many multiply-adds a search runs on one thread: waking an OpenMP team costs more
@@ -100,13 +103,14 @@ class FlatCPU(Searcher):
     """Exact search with ``faiss.knn`` directly on the slot array (nothing to maintain)."""
 
     name = "flat"
+    dense_capable = True
 
     def search(self, q, m):
         n_used = int(self.counters[N_USED])
         if n_used == 0:
             return _empty(q.shape[0], m)
         dist, idx = knn_cpu(q, self.slots[:n_used], min(m, n_used))
-        return self._with_requests(*_pad(dist, idx, m))
+        return self._with_versions(*_pad(dist, idx, m))
 
 
 class FlatFaissGPU(Searcher):
@@ -115,8 +119,8 @@ class FlatFaissGPU(Searcher):
     name = "flat-faiss-gpu"
     tol_scale = 4.0
 
-    def __init__(self, slots, slot_req, counters) -> None:
-        super().__init__(slots, slot_req, counters)
+    def __init__(self, slots, slot_version, counters) -> None:
+        super().__init__(slots, slot_version, counters)
         self.res = faiss.StandardGpuResources()
 
     def search(self, q, m):
@@ -124,7 +128,7 @@ class FlatFaissGPU(Searcher):
         if n_used == 0:
             return _empty(q.shape[0], m)
         dist, idx = faiss.knn_gpu(self.res, q, self.slots[:n_used], min(m, n_used))
-        return self._with_requests(*_pad(dist, idx, m))
+        return self._with_versions(*_pad(dist, idx, m))
 
 
 class FlatTorch(Searcher):
@@ -137,10 +141,10 @@ class FlatTorch(Searcher):
     tol_scale = 4.0
     tracks_inserts = True
 
-    def __init__(self, slots, slot_req, counters, device: str = "cuda") -> None:
+    def __init__(self, slots, slot_version, counters, device: str = "cuda") -> None:
         import torch
 
-        super().__init__(slots, slot_req, counters)
+        super().__init__(slots, slot_version, counters)
         self.torch = torch
         self.device = torch.device(device)
         self.dev_slots = torch.from_numpy(slots).to(self.device)
@@ -176,7 +180,7 @@ class FlatTorch(Searcher):
         dist = (qd * qd).sum(1, keepdim=True) + self.dev_norm2[:n_used][None, :] - 2.0 * self._matmul(qd, s.T)
         k = min(m, n_used)
         vals, idx = torch.topk(dist, k, dim=1, largest=False, sorted=True)
-        return self._with_requests(*_pad(vals.cpu().numpy(), idx.cpu().numpy(), m))
+        return self._with_versions(*_pad(vals.cpu().numpy(), idx.cpu().numpy(), m))
 
     def gram(self, q):
         qd = self.torch.from_numpy(q).to(self.device)
@@ -189,8 +193,8 @@ class Tombstoned(Searcher):
     exact = False
     tracks_inserts = True
 
-    def __init__(self, slots, slot_req, counters, kind: str, options: dict[str, Any] | None = None) -> None:
-        super().__init__(slots, slot_req, counters)
+    def __init__(self, slots, slot_version, counters, kind: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(slots, slot_version, counters)
         self.kind = kind
         self.name = kind
         self.options = dict(options or {})
@@ -226,7 +230,7 @@ class Tombstoned(Searcher):
         self.n_indexed = 0
 
     def _ids(self, written: np.ndarray) -> np.ndarray:
-        return self.slot_req[written] * self.capacity + written
+        return self.slot_version[written] * self.capacity + written
 
     def after_insert(self, written):
         n_used = int(self.counters[N_USED])
@@ -248,12 +252,12 @@ class Tombstoned(Searcher):
             return _empty(q.shape[0], m)
         if not self.trained:
             dist, idx = knn_cpu(q, self.slots[:n_used], min(m, n_used))
-            return self._with_requests(*_pad(dist, idx, m))
+            return self._with_versions(*_pad(dist, idx, m))
         dist, ids = self.index.search(q, m)
         ok = ids >= 0
         slot = np.where(ok, ids % self.capacity, -1)
-        req = np.where(ok, ids // self.capacity, -1)
-        return dist.astype(np.float32, copy=False), slot.astype(np.int64), req.astype(np.int64)
+        version = np.where(ok, ids // self.capacity, -1)
+        return dist.astype(np.float32, copy=False), slot.astype(np.int64), version.astype(np.int64)
 
 
 def gpu_available() -> str | None:
@@ -274,7 +278,7 @@ def gpu_available() -> str | None:
 
 
 def make_searcher(
-    index: str, device: str, slots: np.ndarray, slot_req: np.ndarray, counters: np.ndarray
+    index: str, device: str, slots: np.ndarray, slot_version: np.ndarray, counters: np.ndarray
 ) -> Searcher:
     """The searcher for ``index`` (flat, hnsw, ivf) on ``device`` (auto, cpu, cuda)."""
     if index not in INDEXES:
@@ -284,12 +288,12 @@ def make_searcher(
     if index != "flat":
         if device == "cuda":
             raise UserError(f"index {index!r} runs on the CPU only; use --device cpu or auto")
-        return Tombstoned(slots, slot_req, counters, index)
+        return Tombstoned(slots, slot_version, counters, index)
     gpu = gpu_available() if device in ("auto", "cuda") else None
     if device == "cuda" and gpu is None:
         raise UserError("device 'cuda' requested but neither FAISS GPU nor torch CUDA is available")
     if gpu == "faiss":
-        return FlatFaissGPU(slots, slot_req, counters)
+        return FlatFaissGPU(slots, slot_version, counters)
     if gpu == "torch":
-        return FlatTorch(slots, slot_req, counters, "cuda")
-    return FlatCPU(slots, slot_req, counters)
+        return FlatTorch(slots, slot_version, counters, "cuda")
+    return FlatCPU(slots, slot_version, counters)

@@ -21,31 +21,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-MISS, EXACT, APPROX = 0, 1, 2
+from simcache.cache.costs import CostModel
+from simcache.cache.outcome import APPROX_HIT as APPROX
+from simcache.cache.outcome import EXACT_HIT as EXACT
+from simcache.cache.outcome import MISS
+
 QUANTILES = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
 HIST_BINS = 20
 TOP_USERS = 10
 _OVERLAP_CHUNK = 1 << 15
-
-
-class CostLike(Protocol):
-    """What accounting needs from ``simcache.cache.costs.CostModel``."""
-
-    retrieval_cost: float
-
-    def approx_cost(self, d: np.ndarray) -> np.ndarray: ...
-
-
-class _ZeroCost:
-    retrieval_cost = 1.0
-
-    def approx_cost(self, d: np.ndarray) -> np.ndarray:
-        return np.zeros_like(np.asarray(d, dtype=np.float64))
 
 
 @dataclass
@@ -100,24 +89,13 @@ def outcome_counts(outcome: np.ndarray) -> dict[str, Any]:
     }
 
 
-def service_costs(outcome: np.ndarray, distance: np.ndarray, cost: CostLike) -> np.ndarray:
-    """Per-request service cost (float64): ``C_r`` on a miss, ``min(C_r, h(d))`` on a hit."""
-    outcome = np.asarray(outcome)
-    c_r = float(cost.retrieval_cost)
-    out = np.full(outcome.shape, c_r, dtype=np.float64)
-    hit = outcome > 0
-    if hit.any():
-        out[hit] = np.minimum(c_r, approx_costs(outcome, distance, cost)[hit])
-    return out
-
-
-def approx_costs(outcome: np.ndarray, distance: np.ndarray, cost: CostLike) -> np.ndarray:
+def approx_costs(outcome: np.ndarray, distance: np.ndarray, cost: CostModel) -> np.ndarray:
     """Per-request approximation cost ``h(d)`` (float64) on hits, NaN on misses."""
     outcome = np.asarray(outcome)
     out = np.full(outcome.shape, np.nan, dtype=np.float64)
     hit = outcome > 0
     if hit.any():
-        out[hit] = np.asarray(cost.approx_cost(np.asarray(distance, dtype=np.float64)[hit]), dtype=np.float64)
+        out[hit] = cost.approx_cost(np.asarray(distance, dtype=np.float64)[hit])
     return out
 
 
@@ -163,7 +141,7 @@ def distance_summary(outcome: np.ndarray, distance: np.ndarray, *, radius: float
     d = np.asarray(distance, dtype=np.float64)
     dh = d[outcome > 0]
     hi = float(dh.max()) if dh.size else 0.0
-    if radius is not None and radius > 0:
+    if radius is not None and 0 < radius < math.inf:
         hi = max(hi, float(radius))
     rng = (0.0, hi)
     hits = value_stats(dh, hist_range=rng)
@@ -343,7 +321,7 @@ class Accounts:
 def summarize(
     log: Any,
     *,
-    cost: CostLike | None = None,
+    cost: CostModel | None = None,
     window: int | None = None,
     radius: float | None = None,
     timestamp: np.ndarray | None = None,
@@ -358,18 +336,18 @@ def summarize(
     ``log`` needs ``outcome``, ``served`` and ``distance`` arrays (a ``ReplayLog``); the optional
     trace columns enable the per-split, per-user and overlap@k parts.
     """
-    cost = cost if cost is not None else _ZeroCost()
+    cost = cost if cost is not None else CostModel()
     outcome = np.asarray(log.outcome)
     distance = np.asarray(log.distance)
     served = np.asarray(log.served)
     n = outcome.size
-    costs = service_costs(outcome, distance, cost)
+    costs = cost.service_cost(distance, outcome > 0)
     approx = approx_costs(outcome, distance, cost)
     dist = distance_summary(outcome, distance, radius=radius)
     w = auto_window(n) if window is None else int(window)
     summary = Summary(
         counts=outcome_counts(outcome),
-        cost={**_cost_params(cost), **cost_summary(outcome, costs, approx)},
+        cost={**cost.to_dict(), **cost_summary(outcome, costs, approx)},
         distance=dist,
         windows=window_ratios(outcome, w, costs=costs, timestamp=timestamp),
     )
@@ -384,11 +362,6 @@ def summarize(
             distance_edges=dist["hits"]["histogram"]["edges"],
         )
     return Accounts(summary=summary, costs=costs, overlap=per_request_overlap)
-
-
-def _cost_params(cost: CostLike) -> dict[str, Any]:
-    keys = ("kind", "retrieval_cost", "scale", "exponent")
-    return {k: getattr(cost, k) for k in keys if hasattr(cost, k)}
 
 
 def _mean(v: np.ndarray) -> float | None:

@@ -18,6 +18,7 @@ Similarity LRU has no stack property, so every capacity is its own replay.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import functools
 import math
 import multiprocessing
@@ -36,7 +37,8 @@ from recvae.errors import UserError
 from recvae.storage import atomic_path
 from simcache.jsonout import write_json
 from simcache.replay.report import write_parquet
-from simcache.replay.run import check_arguments, policy_names, run_replay
+from simcache.cache.config import ReplayConfig, policy_class
+from simcache.replay.run import RunOptions, check_overlap_k, run_replay, split_settings
 from simcache.trace.io import load_requests
 
 RESULTS_CSV = "results.csv"
@@ -96,6 +98,8 @@ def _parse_range(part: str, kind: type, name: str) -> list[Any]:
     step_text = bits[2].strip()
     geometric = step_text[:1].lower() == "x"
     step = _parse_number(step_text[1:] if geometric else step_text, float, name)
+    if not all(math.isfinite(v) for v in (start, stop, step)):
+        raise UserError(f"bad {name} range {part!r}: START, STOP and STEP must be finite (list inf on its own)")
     if geometric:
         if start <= 0 or step <= 1:
             raise UserError(f"bad {name} range {part!r}: a geometric range needs START > 0 and FACTOR > 1")
@@ -120,38 +124,34 @@ def _parse_range(part: str, kind: type, name: str) -> list[Any]:
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Point:
-    """One grid point."""
+    """One grid point: a complete, validated replay configuration."""
 
-    policy: str
-    capacity: int
-    radius: float
+    config: ReplayConfig
 
     @property
     def name(self) -> str:
-        r = re.sub(r"[^0-9a-zA-Z.+-]", "_", f"{self.radius:g}")
-        return f"{self.policy}_C{self.capacity}_r{r}"
+        """File-name stem of the point's JSON summary."""
+        c = self.config
+        r = re.sub(r"[^0-9a-zA-Z.+-]", "_", f"{c.radius:g}")
+        return f"{c.policy}_C{c.capacity}_r{r}"
 
 
 def policy_params(policy: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``params`` that ``policy`` accepts (sweep options apply to the policies that know them)."""
-    accepted = accepted_params(policy)
-    if accepted is None:
-        return dict(params)
-    return {k: v for k, v in params.items() if k in accepted}
+    """The subset of ``params`` that ``policy`` declares (sweep options apply to the policies that
+    know them)."""
+    declared = {p.name for p in policy_class(policy).params}
+    return {k: v for k, v in params.items() if k in declared}
 
 
-def accepted_params(policy: str) -> set[str] | None:
-    """Names of the options the policy documents (None: unknown, pass everything)."""
-    from simcache.cache import POLICIES
-
-    cls = POLICIES[policy]
-    for attr in ("PARAMS", "params", "param_docs", "PARAM_DOCS", "DEFAULTS", "defaults"):
-        spec = getattr(cls, attr, None)
-        if isinstance(spec, dict):
-            return set(spec)
-        if isinstance(spec, (list, tuple, set, frozenset)):
-            return {getattr(s, "name", s) for s in spec}
-    return None
+def grid_points(base: ReplayConfig, policies: Sequence[str], capacities: Sequence[int],
+                radii: Sequence[float], params: dict[str, Any]) -> list[Point]:  # fmt: skip
+    """Every (policy, radius, capacity) point as a validated config: ``base`` with the point's
+    values and the ``params`` its policy declares (an option no policy declares is refused)."""
+    unused = set(params) - {name for p in policies for name in policy_params(p, params)}
+    if unused:
+        raise UserError(f"option(s) {', '.join(sorted(unused))} apply to none of the policies {', '.join(policies)}")
+    return [Point(base.with_(policy=p, capacity=c, radius=r, params=policy_params(p, params)))
+            for p in policies for r in radii for c in capacities]  # fmt: skip
 
 
 @functools.lru_cache(maxsize=2)
@@ -177,15 +177,11 @@ def _init_worker(threads: int) -> None:
         pass
 
 
-def run_point(path: str, point: Point, common: dict[str, Any], points_dir: str | None) -> dict[str, Any]:
+def run_point(path: str, point: Point, options: RunOptions, points_dir: str | None) -> dict[str, Any]:
     """Replay one point (in a worker) and return its results-table row."""
-    loading = dict(common["loading"])
-    requests = _worker_requests(path, loading["vector_column"], loading["sort"], loading["limit"])
-    kw = dict(common["replay"])
-    kw["params"] = policy_params(point.policy, kw.get("params") or {})
-    result = run_replay(requests, policy=point.policy, capacity=point.capacity, radius=point.radius,
-                        **kw)
-    result.parameters.update({"sort": loading["sort"], "limit": loading["limit"]})
+    requests = _worker_requests(path, options.vector_column, options.sort, options.limit)
+    result = run_replay(requests, point.config, dataclasses.replace(options, limit=None, validate=False))
+    result.parameters.update({"sort": options.sort, "limit": options.limit})
     if points_dir is not None:
         write_json(Path(points_dir) / f"{point.name}.json", result.to_dict())
     return result_row(result)
@@ -233,90 +229,60 @@ def run_sweep(
     policies: str | Sequence[str] = "lru",
     capacities: str | Sequence[int],
     radii: str | Sequence[float] = (0.0,),
+    params: dict[str, Any] | None = None,
     out: str | Path,
     jobs: int | None = None,
-    metric: str = "l2",
-    params: dict[str, Any] | None = None,
-    cost: Any = None,
-    index: str = "flat",
-    engine: str = "block",
-    block_size: int | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    window: int | None = None,
-    overlap_k: int | None = None,
-    vector_column: str | None = None,
-    sort: bool = False,
-    limit: int | None = None,
+    config: ReplayConfig | None = None,
+    options: RunOptions | None = None,
     plots: bool = True,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
+    **settings: Any,
 ) -> pd.DataFrame:
     """Replay every (policy, capacity, radius) point and write the results table and curves.
 
     ``policies``, ``capacities``, ``radii``: lists or grid strings (see the module docstring).
-    ``params`` are policy options; each point receives those its policy documents. Returns the
-    results table (one row per point, sorted by policy, radius, capacity).
+    ``params`` are policy options; each point receives those its policy declares. ``config``: the
+    other replay settings (metric, cost, index, engine, seed, ...; its policy, capacity and radius
+    are replaced by each point's) and ``options`` how requests are read and summarised; their
+    fields may also be given as keywords. Returns the results table (one row per point, sorted
+    by policy, radius, capacity). Every point's configuration is validated before any replay.
 
     With ``jobs > 1`` points run in ``spawn``-started worker processes (forking after FAISS/OpenMP
     started is unsafe), so a script that calls this needs the usual ``if __name__ == "__main__":``
     guard. Each worker uses ``cores // jobs`` FAISS threads. Any failing point stops the sweep.
     """
-    from simcache.replay.run import make_cost
-
     pols = [p.strip() for p in policies.split(",") if p.strip()] if isinstance(policies, str) else list(policies)
     if not pols:
         raise UserError("no policy given")
-    known = policy_names()
     for p in pols:
-        if p not in known:
-            raise UserError(f"unknown policy {p!r}; choose one of {', '.join(known)}")
+        policy_class(p)
     caps = parse_grid(capacities, kind=int, name="capacity")
     rads = parse_grid(radii, kind=float, name="radius")
-    for c in caps:
-        check_arguments(policy=pols[0], capacity=c, radius=0.0)
-    for r in rads:
-        check_arguments(policy=pols[0], capacity=1, radius=r)
-    check_arguments(policy=pols[0], capacity=1, radius=0.0, metric=metric, index=index, engine=engine,
-                    device=device, block_size=block_size, window=window, limit=limit, overlap_k=overlap_k)
+    config_changes, option_changes = split_settings(settings)
+    base = config.with_(**config_changes) if config is not None else ReplayConfig(policy=pols[0], **config_changes)
+    options = dataclasses.replace(options or RunOptions(), **option_changes)
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
         raise UserError(f"jobs must be >= 1, got {jobs}")
-    params = dict(params or {})
-    if params:
-        unused = set(params) - set().union(*({*policy_params(p, params)} for p in pols))
-        if unused:
-            raise UserError(f"option(s) {', '.join(sorted(unused))} apply to none of the policies {', '.join(pols)}")
-    cost = make_cost() if cost is None else cost
-    for p in pols:
-        for r in rads:
-            check_arguments(policy=p, capacity=caps[0], radius=r, params=policy_params(p, params), cost=cost)
+    points = grid_points(base, pols, caps, rads, dict(params or {}))
 
     # Validate the file once here (a full NaN/inf scan); workers skip the scan.
     path = Path(trace)
-    req = load_requests(path, vector_column=vector_column, sort=sort)
-    n = min(len(req), limit) if limit is not None else len(req)
-    topk = req.topk
-    if overlap_k is not None and topk is not None and overlap_k > topk.shape[1]:
-        raise UserError(f"overlap k {overlap_k} exceeds the trace's top-k length {topk.shape[1]}")
-    del req, topk
+    req = load_requests(path, vector_column=options.vector_column, sort=options.sort)
+    n = min(len(req), options.limit) if options.limit is not None else len(req)
+    check_overlap_k(options.overlap_k, req.topk)
+    del req
 
-    points = [Point(p, c, r) for p in pols for r in rads for c in caps]
     out = Path(out)
     points_dir = out / POINTS_DIR
     points_dir.mkdir(parents=True, exist_ok=True)
-    common = {
-        "loading": {"vector_column": vector_column, "sort": sort, "limit": limit},
-        "replay": {"metric": metric, "params": params, "cost": cost, "index": index, "engine": engine,
-                   "block_size": block_size, "seed": seed, "device": device, "window": window,
-                   "overlap_k": overlap_k, "validate": False},
-    }
     say = echo or (lambda _m: None)
     jobs = min(jobs, len(points))
     say(f"sweep: {len(points)} points ({len(pols)} policies x {len(caps)} capacities x {len(rads)} radii) "
         f"over {n:,} requests, {jobs} process(es)")
     t0 = time.perf_counter()
-    rows = _run_points(str(path), points, common, str(points_dir), jobs, progress)
+    rows = _run_points(str(path), points, options, str(points_dir), jobs, progress)
     elapsed = time.perf_counter() - t0
 
     df = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
@@ -326,6 +292,7 @@ def run_sweep(
     with atomic_path(out / RESULTS_CSV) as tmp:
         df.to_csv(tmp, index=False)
     write_parquet(df, out / RESULTS_PARQUET)
+    shared = {k: v for k, v in base.describe().items() if k not in ("policy", "capacity", "radius", "params")}
     write_json(out / "sweep.json", {
         "simcache_version": __version__,
         "trace": str(path),
@@ -335,35 +302,34 @@ def run_sweep(
         "radii": rads,
         "jobs": jobs,
         "elapsed_s": elapsed,
-        "loading": common["loading"],
-        "replay": {**{k: v for k, v in common["replay"].items() if k not in ("cost", "validate")},
-                   "cost": {k: getattr(cost, k) for k in ("kind", "retrieval_cost", "scale", "exponent")
-                            if hasattr(cost, k)}},
-    })
+        "loading": {"vector_column": options.vector_column, "sort": options.sort, "limit": options.limit},
+        "replay": {**shared, "params": dict(params or {}), "window": options.window,
+                   "overlap_k": options.overlap_k},
+    })  # fmt: skip
     if plots:
         plot_curves(df, out)
     return df
 
 
-def _run_points(path: str, points: list[Point], common: dict[str, Any], points_dir: str, jobs: int,
+def _run_points(path: str, points: list[Point], options: RunOptions, points_dir: str, jobs: int,
                 progress: bool) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(points), desc="sweep", unit="point", disable=not progress)
     rows: list[dict[str, Any]] = []
     # Largest caches first: they take longest, so the pool finishes more evenly.
-    ordered = sorted(points, key=lambda pt: -pt.capacity)
+    ordered = sorted(points, key=lambda pt: -pt.config.capacity)
     try:
         if jobs == 1:
             for pt in ordered:
-                rows.append(run_point(path, pt, common, points_dir))
+                rows.append(run_point(path, pt, options, points_dir))
                 bar.update()
             return rows
         threads = max(1, usable_cores() // jobs)
         ctx = multiprocessing.get_context("spawn")  # fork after faiss/OpenMP started is unsafe
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
                                     initargs=(threads,)) as pool:
-            futures = {pool.submit(run_point, path, pt, common, points_dir): pt for pt in ordered}
+            futures = {pool.submit(run_point, path, pt, options, points_dir): pt for pt in ordered}
             try:
                 for fut in cf.as_completed(futures):
                     rows.append(fut.result())
@@ -430,4 +396,4 @@ def plot_curves(df: pd.DataFrame, out: str | Path) -> list[Path]:
     return written
 
 
-__all__ = ["Point", "ROW_COLUMNS", "parse_grid", "plot_curves", "result_row", "run_point", "run_sweep"]
+__all__ = ["Point", "ROW_COLUMNS", "grid_points", "parse_grid", "plot_curves", "policy_params", "result_row", "run_point", "run_sweep"]

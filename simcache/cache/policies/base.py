@@ -1,16 +1,18 @@
-"""The policy interface: a small Python class around five compiled kernels with fixed signatures.
+"""The query-cache policy interface: a small Python class around five compiled kernels.
 
 A policy is an *eviction order* (which entry leaves when the cache is full: kernels ``touch``,
-``insert``, ``remove``, ``victim`` over per-slot integer metadata it owns) plus a *decision rule*
-(``decide``: hit or not, refresh or not, insert or not, from the distances to the two nearest
-cached entries and two uniform draws). The engines call only these kernels
-(signatures in :mod:`simcache.cache.kernels`), so adding a policy is one module with one class,
-one entry in :data:`simcache.cache.policies.POLICIES`, and one test class; never an engine change.
+``insert``, ``remove``, ``victim`` over per-slot integer and float state it owns) plus a
+*decision rule* (``decide``: hit or not, refresh or not, insert or not, from the distances to the
+two nearest cached entries and two uniform draws). The engines call only these kernels
+(signatures in :mod:`simcache.cache.kernels.signatures`), so adding a policy is one module with
+one class, one entry in :data:`simcache.cache.policies.POLICIES`, and one test class; never an
+engine change. The class is also the policy's registry record: the CLI options, ``simcache
+policies``, the test parametrisation and the benchmark grids are read from its attributes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 import numba as nb
@@ -18,7 +20,8 @@ import numpy as np
 
 from recvae.errors import UserError
 from simcache.cache.costs import CostModel
-from simcache.cache.kernels import (
+from simcache.cache.kernels.distances import within_radius
+from simcache.cache.kernels.signatures import (
     DECIDE_SIG,
     HIT,
     INSERT,
@@ -28,7 +31,6 @@ from simcache.cache.kernels import (
     TOUCH_SIG,
     VICTIM_SIG,
     KernelRef,
-    within_radius,
 )
 
 
@@ -41,6 +43,23 @@ class Param:
     default: Any  # None: derived (see help)
     help: str
     choices: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Example:
+    """A setting of a policy that shows its character: the test suite checks the engines against
+    the reference on every example, and the benchmarks sweep them."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    cost: CostModel | None = None  # None: the default cost model
+
+    @property
+    def label(self) -> str:
+        """Short text naming the setting (test ids, benchmark rows)."""
+        bits = [f"{k}={v}" for k, v in self.params.items()]
+        if self.cost is not None:
+            bits.append(f"cost={self.cost.kind}")
+        return ",".join(bits) or "defaults"
 
 
 class Kernels(NamedTuple):
@@ -76,16 +95,22 @@ class Policy:
     """Base class: validates parameters and hands the engines their kernels, state and parameters.
 
     Subclasses set the class attributes below and, if their rule has parameters, override
-    :meth:`rule_parameters`. ``meta_fields`` integers per slot and ``glob_size`` global integers are
-    allocated by :meth:`new_state` (initialised to -1 unless :meth:`init_state` says otherwise).
+    :meth:`rule_parameters`. ``meta_fields`` integers and ``float_fields`` floats per slot and
+    ``glob_size`` global integers are allocated by :meth:`new_state` (initialised to -1, floats to
+    0, unless :meth:`init_state` says otherwise).
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    #: the cache family the policy belongs to (``query``: entries are past requests)
+    family: ClassVar[str] = "query"
     params: ClassVar[tuple[Param, ...]] = ()
+    #: settings that show the policy's character (tests and benchmarks run each)
+    examples: ClassVar[tuple[Example, ...]] = (Example(),)
     #: whether ``decide`` needs the distance to the second-nearest entry (costs a little more)
     needs_second: ClassVar[bool] = False
     meta_fields: ClassVar[int] = 1
+    float_fields: ClassVar[int] = 0
     glob_size: ClassVar[int] = 1
 
     def __init__(
@@ -128,12 +153,13 @@ class Policy:
         """float64 array passed to ``decide`` (the radius first)."""
         return np.array([self.radius], dtype=np.float64)
 
-    def new_state(self) -> tuple[np.ndarray, np.ndarray]:
-        """Fresh (meta, glob) arrays for an empty cache."""
+    def new_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fresh (meta, fmeta, glob) arrays for an empty cache."""
         meta = np.full((self.capacity, max(1, self.meta_fields)), -1, dtype=np.int64)
+        fmeta = np.zeros((self.capacity, max(1, self.float_fields)), dtype=np.float64)
         glob = np.full(max(1, self.glob_size), -1, dtype=np.int64)
         self.init_state(meta, glob)
-        return meta, glob
+        return meta, fmeta, glob
 
     def init_state(self, meta: np.ndarray, glob: np.ndarray) -> None:
         """Adjust the freshly allocated state (default: everything -1)."""

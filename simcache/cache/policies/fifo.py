@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numba as nb
 
-from simcache.cache.kernels import TOUCH_SIG
+from simcache.cache.kernels.signatures import TOUCH_SIG
 from simcache.cache.policies.base import Kernels, Policy, decide_radius
 from simcache.cache.policies.lru import list_push_front, list_tail, list_unlink
 
 
 @nb.njit(TOUCH_SIG, cache=True)
-def no_touch(slot, t, meta, glob):
+def no_touch(slot, t, meta, fmeta, glob):
     """Hits do not change the order."""
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numba as nb
 
-from simcache.cache.kernels import INSERT_SIG, REMOVE_SIG, TOUCH_SIG, VICTIM_SIG
+from simcache.cache.kernels.signatures import INSERT_SIG, REMOVE_SIG, TOUCH_SIG, VICTIM_SIG
 from simcache.cache.policies.base import Kernels, Policy, decide_radius
 
 FREQ, LAST, POS, HEAP = 0, 1, 2, 3  # meta columns; HEAP is the heap array itself (by position)
@@ -61,7 +61,7 @@ def _sift_down(meta, pos, size):
 
 
 @nb.njit(INSERT_SIG, cache=True)
-def lfu_insert(slot, t, meta, glob):
+def lfu_insert(slot, t, meta, fmeta, glob):
     meta[slot, FREQ] = 1
     meta[slot, LAST] = t
     size = glob[SIZE]
@@ -72,14 +72,14 @@ def lfu_insert(slot, t, meta, glob):
 
 
 @nb.njit(TOUCH_SIG, cache=True)
-def lfu_touch(slot, t, meta, glob):
+def lfu_touch(slot, t, meta, fmeta, glob):
     meta[slot, FREQ] += 1
     meta[slot, LAST] = t
     _sift_down(meta, meta[slot, POS], glob[SIZE])
 
 
 @nb.njit(REMOVE_SIG, cache=True)
-def lfu_remove(slot, meta, glob):
+def lfu_remove(slot, meta, fmeta, glob):
     pos = meta[slot, POS]
     size = glob[SIZE] - 1
     glob[SIZE] = size
@@ -92,7 +92,7 @@ def lfu_remove(slot, meta, glob):
 
 
 @nb.njit(VICTIM_SIG, cache=True)
-def lfu_victim(t, u, meta, glob):
+def lfu_victim(t, u, meta, fmeta, glob):
     return meta[0, HEAP]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numba as nb
 
-from simcache.cache.kernels import INSERT_SIG, REMOVE_SIG, TOUCH_SIG, VICTIM_SIG
+from simcache.cache.kernels.signatures import INSERT_SIG, REMOVE_SIG, TOUCH_SIG, VICTIM_SIG
 from simcache.cache.policies.base import Kernels, Policy, decide_radius
 
 PREV, NEXT = 0, 1  # meta columns
@@ -18,7 +18,7 @@ HEAD, TAIL = 0, 1  # glob: most and least recently used slot (-1 when empty)
 
 
 @nb.njit(INSERT_SIG, cache=True)
-def list_push_front(slot, t, meta, glob):
+def list_push_front(slot, t, meta, fmeta, glob):
     """Link ``slot`` at the head (MRU end)."""
     head = glob[HEAD]
     meta[slot, PREV] = -1
@@ -31,7 +31,7 @@ def list_push_front(slot, t, meta, glob):
 
 
 @nb.njit(REMOVE_SIG, cache=True)
-def list_unlink(slot, meta, glob):
+def list_unlink(slot, meta, fmeta, glob):
     """Unlink ``slot`` from the list."""
     prev = meta[slot, PREV]
     nxt = meta[slot, NEXT]
@@ -46,15 +46,15 @@ def list_unlink(slot, meta, glob):
 
 
 @nb.njit(TOUCH_SIG, cache=True)
-def lru_touch(slot, t, meta, glob):
+def lru_touch(slot, t, meta, fmeta, glob):
     """Move ``slot`` to the MRU end."""
     if glob[HEAD] != slot:
-        list_unlink(slot, meta, glob)
-        list_push_front(slot, t, meta, glob)
+        list_unlink(slot, meta, fmeta, glob)
+        list_push_front(slot, t, meta, fmeta, glob)
 
 
 @nb.njit(VICTIM_SIG, cache=True)
-def list_tail(t, u, meta, glob):
+def list_tail(t, u, meta, fmeta, glob):
     """The entry at the LRU end."""
     return glob[TAIL]
 

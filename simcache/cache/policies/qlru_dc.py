@@ -22,8 +22,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from simcache.cache.kernels import DECIDE_SIG, HIT, INSERT, REFRESH, within_radius
-from simcache.cache.policies.base import Kernels, Param, Policy
+from recvae.errors import UserError
+from simcache.cache.kernels.distances import within_radius
+from simcache.cache.kernels.signatures import DECIDE_SIG, HIT, INSERT, REFRESH
+from simcache.cache.costs import CostModel
+from simcache.cache.policies.base import Example, Kernels, Param, Policy
 from simcache.cache.policies.lru import list_push_front, list_tail, list_unlink, lru_touch
 
 
@@ -69,6 +72,11 @@ class QLRUDC(Policy):
     name = "qlru-dc"
     summary = "qLRU-ΔC: refresh with prob. ΔC/C_r, insert with prob. q*C(x,S)/C_r (uses the cost model)"
     params = (Param("q", float, 1.0, "insertion probability on a pure miss (0 < q <= 1)"),)
+    examples = (
+        Example({"q": 1.0}),
+        Example({"q": 0.5}, CostModel("linear", retrieval_cost=1.0, scale=0.8)),
+        Example({"q": 0.3}, CostModel("power", retrieval_cost=2.0, scale=1.0, exponent=2.0)),
+    )
     needs_second = True
     meta_fields = 2
     glob_size = 2
@@ -80,14 +88,9 @@ class QLRUDC(Policy):
     def rule_parameters(self) -> np.ndarray:
         q = float(self.values["q"])
         if not 0.0 < q <= 1.0:
-            from recvae.errors import UserError
-
             raise UserError(f"qlru-dc q must be in (0, 1], got {q}")
         c = self.cost
         return np.array([self.radius, q, c.retrieval_cost, c.code, c.scale, c.exponent], dtype=np.float64)
 
-    def describe(self):
-        out = dict(self.values)
-        out["cost"] = {"kind": self.cost.kind, "retrieval_cost": self.cost.retrieval_cost,
-                       "scale": self.cost.scale, "exponent": self.cost.exponent}
-        return out
+    def describe(self) -> dict:
+        return {**self.values, "cost": self.cost.to_dict()}

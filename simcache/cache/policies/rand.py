@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import numba as nb
 
-from simcache.cache.kernels import VICTIM_SIG
+from simcache.cache.kernels.signatures import INSERT_SIG, REMOVE_SIG, VICTIM_SIG
 from simcache.cache.policies.base import Kernels, Policy, decide_radius
 from simcache.cache.policies.fifo import no_touch
 
 
-@nb.njit(nb.types.void(nb.types.int64, nb.types.int64, nb.types.int64[:, ::1], nb.types.int64[::1]), cache=True)
-def no_insert(slot, t, meta, glob):
+@nb.njit(INSERT_SIG, cache=True)
+def no_insert(slot, t, meta, fmeta, glob):
     """Random eviction keeps no order."""
 
 
-@nb.njit(nb.types.void(nb.types.int64, nb.types.int64[:, ::1], nb.types.int64[::1]), cache=True)
-def no_remove(slot, meta, glob):
+@nb.njit(REMOVE_SIG, cache=True)
+def no_remove(slot, meta, fmeta, glob):
     """Random eviction keeps no order."""
 
 
 @nb.njit(VICTIM_SIG, cache=True)
-def random_victim(t, u, meta, glob):
+def random_victim(t, u, meta, fmeta, glob):
     capacity = meta.shape[0]
     s = int(u * capacity)
     return s if s < capacity else capacity - 1

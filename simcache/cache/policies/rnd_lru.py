@@ -18,8 +18,10 @@ import math
 import numba as nb
 import numpy as np
 
-from simcache.cache.kernels import DECIDE_SIG, HIT, INSERT, REFRESH, within_radius
-from simcache.cache.policies.base import Kernels, Param, Policy
+from recvae.errors import UserError
+from simcache.cache.kernels.distances import within_radius
+from simcache.cache.kernels.signatures import DECIDE_SIG, HIT, INSERT, REFRESH
+from simcache.cache.policies.base import Example, Kernels, Param, Policy
 from simcache.cache.policies.lru import list_push_front, list_tail, list_unlink, lru_touch
 
 ACCEPTANCE = {"step": 0, "linear": 1, "exp": 2}
@@ -50,8 +52,13 @@ class RndLRU(Policy):
     name = "rnd-lru"
     summary = "SIM-LRU with randomised acceptance p(d) of approximate hits"
     params = (
-        Param("acceptance", str, "step", "acceptance function p(d): step, linear or exp", tuple(ACCEPTANCE)),
+        Param("acceptance", str, "step", "acceptance function p(d)", tuple(ACCEPTANCE)),
         Param("scale", float, None, "scale s of p(d) (default: the radius r)"),
+    )
+    examples = (
+        Example({"acceptance": "step"}),
+        Example({"acceptance": "linear", "scale": 1.5}),
+        Example({"acceptance": "exp"}),
     )
     meta_fields = 2
     glob_size = 2
@@ -63,7 +70,5 @@ class RndLRU(Policy):
     def rule_parameters(self) -> np.ndarray:
         scale = self.radius if self.values["scale"] is None else float(self.values["scale"])
         if not scale >= 0:
-            from recvae.errors import UserError
-
             raise UserError(f"rnd-lru scale must be >= 0, got {scale}")
         return np.array([self.radius, ACCEPTANCE[self.values["acceptance"]], scale], dtype=np.float64)

@@ -53,6 +53,7 @@ class Entry:
     vec: list[float]
     freq: int = 1
     last: int = 0
+    score: float = 1.0  # float state of orders that keep one (a new entry starts at 1)
 
 
 @dataclass
@@ -72,6 +73,98 @@ def approx_cost(d: float, kind: str, scale: float, exponent: float) -> float:
     return scale * d**exponent
 
 
+@dataclass
+class Request:
+    """What a decision rule sees: distances to the two nearest entries (inf when absent), the
+    number of cached entries, the request's draws, the radius, parameters and cost model."""
+
+    d1: float
+    d2: float
+    n_cached: int
+    u0: float
+    u1: float
+    radius: float
+    params: dict
+    cost: dict
+
+
+def radius_rule(r: Request) -> tuple[bool, bool, bool]:
+    """(hit, refresh, insert) of the SIM-* family: hit iff d1 <= r; refresh on hit; insert on miss."""
+    hit = r.n_cached >= 1 and r.d1 <= r.radius
+    return hit, hit, not hit
+
+
+def rnd_lru_rule(r: Request) -> tuple[bool, bool, bool]:
+    kind = r.params.get("acceptance", "step")
+    s = r.params.get("scale")
+    s = r.radius if s is None else s
+    if kind == "step" or s <= 0:
+        p = 1.0 if r.d1 <= s else 0.0
+    elif kind == "linear":
+        p = max(0.0, 1.0 - r.d1 / s)
+    else:
+        p = math.exp(-r.d1 / s)
+    hit = r.n_cached >= 1 and r.u0 < p
+    return hit, hit, not hit
+
+
+def qlru_dc_rule(r: Request) -> tuple[bool, bool, bool]:
+    q = r.params.get("q", 1.0)
+    c_r = r.cost["retrieval_cost"]
+
+    def service(d: float, present: bool) -> float:
+        if present and d <= r.radius:
+            return min(c_r, approx_cost(d, r.cost["kind"], r.cost["scale"], r.cost["exponent"]))
+        return c_r
+
+    c1 = service(r.d1, r.n_cached >= 1)
+    c2 = service(r.d2, r.n_cached >= 2)
+    hit = c1 < c_r
+    return hit, hit and r.u0 < (c2 - c1) / c_r, r.u1 < q * c1 / c_r
+
+
+class Order:
+    """An eviction order over slot positions: ``recency`` lists positions, oldest first."""
+
+    def refresh(self, slots: list[Entry], recency: list[int], pos: int, t: int) -> None:
+        recency.remove(pos)
+        recency.append(pos)
+
+    def victim(self, slots: list[Entry], recency: list[int], u2: float) -> int:
+        return recency[0]
+
+
+class FifoOrder(Order):
+    def refresh(self, slots, recency, pos, t):
+        pass
+
+
+class LfuOrder(Order):
+    def refresh(self, slots, recency, pos, t):
+        slots[pos].freq += 1
+        slots[pos].last = t
+
+    def victim(self, slots, recency, u2):
+        return min(range(len(slots)), key=lambda p: (slots[p].freq, slots[p].last))
+
+
+class RandomOrder(FifoOrder):
+    def victim(self, slots, recency, u2):
+        return min(int(u2 * len(slots)), len(slots) - 1)
+
+
+#: policy name -> (decision rule, eviction order); the lookup the engine-equality tests use
+#: (a test module that registers a policy adds its reference here too)
+REFERENCES: dict[str, tuple] = {
+    "lru": (radius_rule, Order()),
+    "fifo": (radius_rule, FifoOrder()),
+    "lfu": (radius_rule, LfuOrder()),
+    "random": (radius_rule, RandomOrder()),
+    "rnd-lru": (rnd_lru_rule, Order()),
+    "qlru-dc": (qlru_dc_rule, Order()),
+}
+
+
 def reference_replay(
     vectors: np.ndarray,
     policy: str,
@@ -85,6 +178,7 @@ def reference_replay(
     """Replay ``vectors`` request by request. ``cost``: dict(kind, retrieval_cost, scale, exponent)."""
     params = params or {}
     cost = {"kind": "zero", "retrieval_cost": 1.0, "scale": 1.0, "exponent": 2.0, **(cost or {})}
+    rule, order = REFERENCES[policy]
     slots: list[Entry] = []  # position = slot; a new entry takes its victim's position
     recency: list[int] = []  # slot positions, least recent first (LRU) / oldest first (FIFO)
     log = RefLog()
@@ -98,52 +192,14 @@ def reference_replay(
         d1 = dist(ranked[0][0]) if ranked else math.inf
         d2 = dist(ranked[1][0]) if len(ranked) > 1 else math.inf
         u0, u1, u2 = uniform(seed, t, 0), uniform(seed, t, 1), uniform(seed, t, 2)
-
-        hit = refresh = insert = False
-        if policy in ("lru", "fifo", "lfu", "random"):
-            hit = bool(ranked) and d1 <= radius
-            refresh, insert = hit, not hit
-        elif policy == "rnd-lru":
-            kind = params.get("acceptance", "step")
-            s = params.get("scale")
-            s = radius if s is None else s
-            if kind == "step" or s <= 0:
-                p = 1.0 if d1 <= s else 0.0
-            elif kind == "linear":
-                p = max(0.0, 1.0 - d1 / s)
-            else:
-                p = math.exp(-d1 / s)
-            hit = bool(ranked) and u0 < p
-            refresh, insert = hit, not hit
-        elif policy == "qlru-dc":
-            q = params.get("q", 1.0)
-            c_r = cost["retrieval_cost"]
-
-            def service(d: float, present: bool) -> float:
-                if present and d <= radius:
-                    return min(c_r, approx_cost(d, cost["kind"], cost["scale"], cost["exponent"]))
-                return c_r
-
-            c1 = service(d1, len(ranked) >= 1)
-            c2 = service(d2, len(ranked) >= 2)
-            hit = c1 < c_r
-            refresh = hit and u0 < (c2 - c1) / c_r
-            insert = u1 < q * c1 / c_r
-        else:
-            raise ValueError(policy)
+        hit, refresh, insert = rule(Request(d1, d2, len(ranked), u0, u1, radius, params, cost))
 
         log.distance.append(float(np.float32(d1)))
         if hit:
             log.outcome.append(1 if d1 == 0.0 else 2)
             log.served.append(ranked[0][1])
-            pos = ranked[0][2]
             if refresh:
-                if policy in ("lru", "rnd-lru", "qlru-dc"):
-                    recency.remove(pos)
-                    recency.append(pos)
-                elif policy == "lfu":
-                    slots[pos].freq += 1
-                    slots[pos].last = t
+                order.refresh(slots, recency, ranked[0][2], t)
         else:
             log.outcome.append(0)
             log.served.append(-1)
@@ -154,12 +210,7 @@ def reference_replay(
                 slots.append(entry)
                 recency.append(len(slots) - 1)
             else:
-                if policy == "random":
-                    pos = min(int(u2 * capacity), capacity - 1)
-                elif policy == "lfu":
-                    pos = min(range(len(slots)), key=lambda p: (slots[p].freq, slots[p].last))
-                else:  # lru family and fifo: front of the recency / insertion list
-                    pos = recency[0]
+                pos = order.victim(slots, recency, u2)
                 evicted = slots[pos].req
                 slots[pos] = entry
                 if pos in recency:

@@ -95,7 +95,9 @@ def test_cost_model():
 
 
 def test_registry_names():
-    assert set(POLICIES) == {"lru", "fifo", "lfu", "random", "rnd-lru", "qlru-dc"}
+    """The spec's query-cache policies are registered (more may be: adding one edits no test)."""
+    assert set(POLICIES) >= {"lru", "fifo", "lfu", "random", "rnd-lru", "qlru-dc"}
+    assert all(name == cls.name and cls.family == "query" for name, cls in POLICIES.items())
 
 
 @pytest.mark.parametrize("policy", ["lru", "qlru-dc", "random"])
@@ -192,3 +194,16 @@ def test_search_seconds_searches_every_request_as_the_replay_does(capacity, sear
 def test_search_seconds_needs_capacity_rows():
     with pytest.raises(UserError, match="n >= capacity"):
         search_seconds(np.zeros((5, 3), np.float32), 10)
+
+
+@pytest.mark.parametrize("kind", ["zero", "linear", "power"])
+def test_compiled_cost_rule_equals_the_cost_model(kind):
+    """qLRU-ΔC's compiled h(d) and C(x, S) are the CostModel's rule (the one Python statement)."""
+    from simcache.cache.policies.qlru_dc import approx_cost, service_cost
+
+    c = CostModel(kind, retrieval_cost=1.5, scale=0.7, exponent=2.5)
+    d = np.array([0.0, 0.3, 1.0, 2.0, 9.0])
+    assert [approx_cost(v, c.code, c.scale, c.exponent) for v in d] == pytest.approx(c.approx_cost(d).tolist())
+    hit = d <= 2.0  # radius 2: entries beyond it are not usable
+    compiled = [service_cost(True, v, 2.0, c.retrieval_cost, c.code, c.scale, c.exponent) for v in d]
+    assert compiled == pytest.approx(c.service_cost(d, hit).tolist())

@@ -5,23 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simcache.cache import CostModel, engine as engine_module, replay
+from simcache.cache import POLICIES, CostModel, engine as engine_module, replay
 from tests.simcache.cache.helpers import assert_same_log, clustered, grid, mixed
-from tests.simcache.cache.reference_policies import reference_replay
+from tests.simcache.cache.reference_policies import REFERENCES, reference_replay
 
-# (policy, params, cost) variants; every registered policy appears at least once
-VARIANTS = [
-    ("lru", {}, None),
-    ("fifo", {}, None),
-    ("lfu", {}, None),
-    ("random", {}, None),
-    ("rnd-lru", {"acceptance": "step"}, None),
-    ("rnd-lru", {"acceptance": "linear", "scale": 1.5}, None),
-    ("rnd-lru", {"acceptance": "exp"}, None),
-    ("qlru-dc", {"q": 1.0}, None),
-    ("qlru-dc", {"q": 0.5}, {"kind": "linear", "retrieval_cost": 1.0, "scale": 0.8}),
-    ("qlru-dc", {"q": 0.3}, {"kind": "power", "retrieval_cost": 2.0, "scale": 1.0, "exponent": 2.0}),
-]
+# (policy, params, cost) variants: every example every registered policy declares
+VARIANTS = [(name, ex.params, None if ex.cost is None else ex.cost.to_dict())
+            for name, cls in sorted(POLICIES.items()) for ex in cls.examples]  # fmt: skip
 IDS = [f"{p}-{'-'.join(f'{k}={v}' for k, v in par.items())}-{c['kind'] if c else 'nocost'}" for p, par, c in VARIANTS]
 
 TRACES = {
@@ -77,3 +67,8 @@ def test_traces_are_not_trivial():
         x = TRACES[trace]() + (0.5 if metric == "cosine" else 0.0)
         ratio = replay(x, policy="lru", capacity=37, radius=radii[-1], metric=metric).hit_ratio
         assert 0.05 < ratio < 0.95, (trace, metric, ratio)
+
+
+def test_every_registered_policy_has_a_reference_and_examples():
+    assert set(POLICIES) <= set(REFERENCES)
+    assert all(cls.examples for cls in POLICIES.values())

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from simcache.cache.costs import CostModel
 from simcache.cli.app import app
 from simcache.cli.replay import parse_params
 from simcache.replay import run_replay
@@ -122,13 +123,26 @@ def test_policies_lists_parameters():
             assert f"{p.name}:" in res.output
 
 
-def test_dedicated_options_match_policy_parameters():
-    """--acceptance/--scale/--q carry the names the policies document (else use --param)."""
+@pytest.mark.parametrize("command", ["replay", "sweep"])
+def test_every_declared_policy_parameter_is_an_option(command):
+    """The CLI's policy options are derived from the registry: one per declared parameter."""
     from simcache.cache import POLICIES
 
-    documented = {p.name for cls in POLICIES.values() for p in cls.params}
-    assert set(parse_params("step", 1.0, 0.5, None)) <= documented
-    assert parse_params(None, None, None, ["some-name=3"]) == {"some_name": "3"}
+    res = invoke(command, "--help")
+    assert res.exit_code == 0
+    for cls in POLICIES.values():
+        for p in cls.params:
+            assert f"--{p.name.replace('_', '-')}" in res.output, (cls.name, p.name)
+    assert parse_params({"q": 0.5, "scale": None}, ["some-name=3"]) == {"q": 0.5, "some_name": "3"}
+
+
+def test_radius_inf_is_accepted(trace_file):
+    """A pure cost model (qLRU-DeltaC with r = inf) runs from the command line as in the API."""
+    res = invoke("replay", trace_file, "-C", "10", "--policy", "qlru-dc", "--radius", "inf", "--cost", "linear",
+                 "--q", "0.5")
+    assert res.exit_code == 0, res.output
+    assert run_replay(trace_file, policy="qlru-dc", capacity=10, radius=float("inf"),
+                      cost=CostModel("linear"), params={"q": 0.5}).summary.counts["hits"] > 0
 
 
 def pd_read(path):

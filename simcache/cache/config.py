@@ -1,0 +1,131 @@
+"""The one typed, validated configuration of a replay: what the CLI, the Python API, sweeps and the
+engine all pass around instead of keyword lists.
+
+:class:`ReplayConfig` is frozen and checks every field once, in ``__post_init__``; a bad value is
+a :class:`~recvae.errors.UserError` with a one-line message. ``params`` are resolved against the
+policy's declared parameters (unknown names refused, values typed, defaults filled), so a config
+always describes a complete, runnable replay. Cheap to import: no numba or FAISS until a policy
+class is looked up.
+
+    from simcache.cache.config import ReplayConfig
+    cfg = ReplayConfig(policy="rnd-lru", capacity=1000, radius=0.5, params={"acceptance": "linear"})
+    cfg.with_(capacity=10_000)            # a validated copy with other values (sweeps)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recvae.errors import UserError
+from simcache.cache.costs import CostModel
+from simcache.cache.options import DEVICES, ENGINES, INDEXES, METRICS
+
+if TYPE_CHECKING:
+    from simcache.cache.policies.base import Policy
+
+
+def positive_int(name: str, value: Any, *, what: str = "") -> int:
+    """``value`` as an int >= 1, else a UserError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise UserError(f"{name} must be a positive integer{what}, got {value!r}")
+    return int(value)
+
+
+def choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``, else a UserError listing them."""
+    if value not in allowed:
+        raise UserError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+    return value
+
+
+def policy_class(name: str) -> type[Policy]:
+    """The registered policy class of ``name`` (a UserError listing the known ones otherwise)."""
+    from simcache.cache.policies import POLICIES
+
+    return POLICIES[choice("policy", name, tuple(POLICIES))]
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Everything that decides a replay's outcome (and how it is computed).
+
+    ``radius``: hit iff d(x, y*) <= radius, in the metric's units; ``inf`` makes every entry
+    usable (a pure cost model for qLRU-ΔC). ``params``: the policy's options (see
+    ``simcache policies``); after construction it holds every parameter's value. ``cost``: the
+    cost model (used by qLRU-ΔC and by the accounting). ``index``, ``device``, ``engine``,
+    ``block_size`` (None: adaptive) and ``parallel`` change only how the result is computed,
+    never the result. ``seed`` drives every random choice.
+    """
+
+    policy: str = "lru"
+    capacity: int = 100
+    radius: float = 0.0
+    metric: str = "l2"
+    params: dict[str, Any] = field(default_factory=dict)
+    cost: CostModel | None = field(default_factory=CostModel)  # None: the default CostModel()
+    index: str = "flat"
+    device: str = "auto"
+    engine: str = "block"
+    block_size: int | None = None
+    seed: int = 0
+    parallel: bool = True
+
+    def __post_init__(self) -> None:
+        cls = policy_class(self.policy)
+        set_ = object.__setattr__
+        set_(self, "capacity", positive_int("capacity", self.capacity, what=" (number of cache entries)"))
+        try:
+            radius = float(self.radius)
+        except (TypeError, ValueError):
+            raise UserError(f"radius must be a number, got {self.radius!r}") from None
+        if math.isnan(radius) or radius < 0:
+            raise UserError(f"radius must be a finite number >= 0 (or inf), got {self.radius!r}")
+        set_(self, "radius", radius)
+        choice("metric", self.metric, METRICS)
+        choice("index", self.index, INDEXES)
+        choice("device", self.device, DEVICES)
+        choice("engine", self.engine, ENGINES)
+        if self.block_size is not None:
+            set_(self, "block_size", positive_int("block size", self.block_size))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise UserError(f"seed must be an integer, got {self.seed!r}")
+        set_(self, "seed", int(self.seed))
+        if self.cost is None:
+            set_(self, "cost", CostModel())
+        elif not isinstance(self.cost, CostModel):
+            raise UserError("cost must be a simcache.cache.costs.CostModel")
+        set_(self, "params", cls.resolve_params(dict(self.params or {})))
+        self.make_policy().rule_parameters()  # the rule's own range checks
+
+    @property
+    def policy_class(self) -> type[Policy]:
+        """The policy's registry record."""
+        return policy_class(self.policy)
+
+    def make_policy(self) -> Policy:
+        """A fresh policy object for one replay."""
+        return self.policy_class(self.capacity, self.radius, self.params, self.cost)
+
+    def with_(self, **changes: Any) -> ReplayConfig:
+        """A validated copy with ``changes``; a new ``policy`` keeps only the parameters it declares."""
+        if "policy" in changes and "params" not in changes:
+            declared = {p.name for p in policy_class(changes["policy"]).params}
+            changes["params"] = {k: v for k, v in self.given_params().items() if k in declared}
+        return dataclasses.replace(self, **changes)
+
+    def given_params(self) -> dict[str, Any]:
+        """The parameters that differ from the policy's declared defaults."""
+        defaults = {p.name: p.default for p in self.policy_class.params}
+        return {k: v for k, v in self.params.items() if defaults.get(k) != v}
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready provenance of every field."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["params"] = dict(self.params)
+        out["cost"] = self.cost.to_dict()
+        return out

@@ -1,0 +1,45 @@
+"""Compiled (numba) core of the similarity cache, one module per concern:
+
+* :mod:`~simcache.cache.kernels.signatures`: the policy kernel signatures, decision flags and
+  engine counters (what connects a policy to the loops);
+* :mod:`~simcache.cache.kernels.distances`: the distance, the hit rule ``d <= r`` and the tie rule
+  (every decision recomputes the distance exactly, so the engines and the test reference agree bit
+  for bit);
+* :mod:`~simcache.cache.kernels.draws`: seeded uniform draws, a pure function of (seed, request,
+  purpose);
+* :mod:`~simcache.cache.kernels.topm`: the dense top-m search of a block against small caches;
+* :mod:`~simcache.cache.kernels.sequential`: the sequential pass that applies the policy request
+  by request, given candidates from a batched search.
+
+Names load from their submodule on first use (numba compiles, or reads its cache, then), so
+importing a policy, which needs only the signatures and the distance rules, stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from simcache.cache.kernels.signatures import *  # noqa: F403 - the shared types and constants (cheap)
+from simcache.cache.kernels.signatures import __all__ as _SIGNATURES
+
+#: submodule of every other public name; loaded (and compiled or read from numba's cache) on first use
+_WHERE = {
+    **dict.fromkeys(("LANES", "MAX_NORM2", "METRIC_CODES", "TOL_FACTOR", "block_norms", "normalize_rows", "offer",
+                     "sqdist", "to_metric", "within_radius"), "distances"),
+    **dict.fromkeys(("seed_key", "splitmix64", "uniform"), "draws"),
+    **dict.fromkeys(("apply_request", "collect_inblock", "collect_topk", "full_scan", "resolve", "serve_block",
+                     "serve_chunk_dense", "topk_complete", "two_smallest"), "sequential"),
+    **dict.fromkeys(("TOP_GROUP", "dense_scratch", "dense_search_block", "push_smallest", "search_chunk_dense",
+                     "top_m_block", "top_m_groups"), "topm"),
+}  # fmt: skip
+
+__all__ = [*_SIGNATURES, *_WHERE]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'simcache.cache.kernels' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"simcache.cache.kernels.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,157 @@
+"""Distances, the hit rule and the tie rule: how every decision measures a request against an entry.
+
+* **Distance.** Vectors are float32 (unit-normalised first for ``cosine``, see
+  :func:`normalize_rows`). The distance between a request ``x`` and a cached entry ``y`` is computed
+  from ``sq = sum_k (float64(x_k) - float64(y_k))**2`` accumulated in float64
+  (:func:`sqdist`: 32 interleaved partial sums combined pairwise, a fixed order), then
+  ``d = sqrt(sq)`` for ``l2`` (Euclidean, not squared) or ``d = sq / 2`` for ``cosine``
+  (= 1 - cos for unit vectors; exactly 0 for identical vectors). FAISS distances are only used to
+  pick candidates; every decision uses this recomputation, so the block engine, the plain engine
+  and the test reference agree bit for bit.
+* **Nearest entry and ties.** ``y*`` is the cached entry with the smallest ``sq``; equal ``sq``
+  are broken by the smallest entry id (for a query cache the request index that inserted the
+  entry: the oldest entry) (:func:`offer`). The second nearest (for qLRU-ΔC) follows the same order.
+* **Hit rule.** ``d <= r`` (:func:`within_radius`), decided in float64 on the recomputed distance:
+  at r = 0 an identical vector hits. This is the only place the comparison is written.
+* **Approximate distances only select candidates.** FAISS / BLAS float32 squared distances
+  (``|x|^2 + |y|^2 - 2 x.y``) are within ``tol = TOL_FACTOR * (d + 4) * 2**-24 * (|x| + M)**2``
+  of the exact value (M: the largest norm seen so far; standard dot-product error bound with a
+  safety factor); see :mod:`~simcache.cache.kernels.sequential` for how candidates are proven
+  complete.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from simcache.cache.options import METRICS
+
+#: metric name -> code inside the compiled loops
+METRIC_CODES = {name: code for code, name in enumerate(METRICS)}
+
+#: Safety factor on the float32 error bound of FAISS / BLAS squared distances (see module doc).
+TOL_FACTOR = 4.0
+#: largest squared norm a request may have: float32 values |x|^2 + |y|^2 - 2 x.y then stay finite
+#: (no overflow, hence no NaN, in the dense search)
+MAX_NORM2 = 1e37
+
+#: number of interleaved float64 partial sums in :func:`sqdist`
+LANES = 32
+
+
+@nb.njit(cache=True, inline="always")
+def within_radius(d: float, r: float) -> bool:
+    """THE hit rule: a cached entry at distance ``d`` may serve the request iff ``d <= r``."""
+    return d <= r
+
+
+@nb.njit(cache=True, inline="always")
+def sqdist(x: np.ndarray, y: np.ndarray, lanes: np.ndarray) -> float:
+    """Squared Euclidean distance in a fixed float64 summation order.
+
+    Component ``k``'s squared difference ``(float64(x_k) - float64(y_k))**2`` is added to partial
+    sum ``k % 32`` (each summed in increasing ``k``); then neighbouring partial sums are added in
+    pairs, halving their number until one is left. The order is written out, so the result is the
+    same on every machine, and the 32 independent sums let LLVM vectorise the loop (a single
+    running sum waits ~4 cycles per component). ``lanes``: float64 scratch of length ``LANES``.
+    """
+    n = x.shape[0]
+    lanes[:] = 0.0
+    rows = n // LANES
+    for r in range(rows):
+        base = r * LANES
+        for j in range(LANES):
+            diff = np.float64(x[base + j]) - np.float64(y[base + j])
+            lanes[j] += diff * diff
+    base = rows * LANES
+    for j in range(n - base):
+        diff = np.float64(x[base + j]) - np.float64(y[base + j])
+        lanes[j] += diff * diff
+    width = LANES
+    while width > 1:
+        width //= 2
+        for j in range(width):
+            lanes[j] = lanes[2 * j] + lanes[2 * j + 1]
+    return lanes[0]
+
+
+@nb.njit(cache=True, inline="always")
+def to_metric(sq: float, metric: int) -> float:
+    """Distance in the replay's metric from the exact squared Euclidean distance."""
+    if metric == 0:
+        return math.sqrt(sq)
+    return 0.5 * sq
+
+
+@nb.njit(cache=True)
+def normalize_rows(x: np.ndarray, out: np.ndarray) -> int:
+    """Unit-normalise float32 rows into ``out``: ``float32(x_k / |x|)`` in float64, the squared norm
+    summed as :func:`sqdist` to the origin sums it (vectorised, unlike one running sum).
+
+    Returns the index of the first all-zero row, or -1 if there is none.
+    """
+    bad = -1
+    lanes = np.empty(LANES, np.float64)
+    zero = np.zeros(x.shape[1], np.float32)
+    for i in range(x.shape[0]):
+        s = sqdist(x[i], zero, lanes)
+        if s == 0.0:
+            if bad < 0:
+                bad = i
+            for k in range(x.shape[1]):
+                out[i, k] = 0.0
+            continue
+        n = math.sqrt(s)
+        for k in range(x.shape[1]):
+            out[i, k] = np.float32(np.float64(x[i, k]) / n)
+    return bad
+
+
+@nb.njit(cache=True)
+def block_norms(q, qnorm2, tol, tol_coef, max_norm):
+    """Squared norms (float32, rounded from :func:`sqdist` to the origin: vectorised, unlike one
+    running sum) and per-request tolerances of a block.
+
+    ``tol[i] = tol_coef * (|q_i| + M)**2`` with M the largest norm seen so far, this block
+    included (every cached entry is an earlier request). Returns (new M, index of the first row
+    with a non-finite value or a squared norm above ``MAX_NORM2``, or -1).
+    """
+    bad = -1
+    n = q.shape[0]
+    lanes = np.empty(LANES, np.float64)
+    zero = np.zeros(q.shape[1], np.float32)
+    for i in range(n):
+        acc = np.float32(sqdist(q[i], zero, lanes))  # a NaN or inf component makes it NaN or inf
+        if not acc <= MAX_NORM2 and bad < 0:
+            bad = i
+        qnorm2[i] = acc
+        norm = math.sqrt(np.float64(acc)) * (1.0 + 1e-6)
+        if norm > max_norm:
+            max_norm = norm
+    for i in range(n):
+        r = math.sqrt(np.float64(qnorm2[i])) + max_norm
+        tol[i] = tol_coef * r * r
+    return max_norm, bad
+
+
+@nb.njit(cache=True, inline="always")
+def offer(sq, req, slot, bsq, breq, bslot, nbest, keep):
+    """Insert (sq, req, slot) into the best list ordered by (sq, req); return the new length."""
+    pos = nbest
+    while pos > 0 and (sq < bsq[pos - 1] or (sq == bsq[pos - 1] and req < breq[pos - 1])):
+        pos -= 1
+    if pos >= keep:
+        return nbest
+    j = nbest if nbest < keep else keep - 1
+    while j > pos:
+        bsq[j] = bsq[j - 1]
+        breq[j] = breq[j - 1]
+        bslot[j] = bslot[j - 1]
+        j -= 1
+    bsq[pos] = sq
+    breq[pos] = req
+    bslot[pos] = slot
+    return nbest + 1 if nbest < keep else keep

@@ -1,0 +1,281 @@
+"""The sequential pass: apply the policy request by request, given candidates from a batched search.
+
+:func:`serve_block` runs over a block, given a top-m search of the block against the cache at
+block start: candidates whose slot was written since are stale and skipped, entries inserted
+earlier in the block are checked via the block's Gram matrix, and every candidate is re-checked
+exactly (:mod:`~simcache.cache.kernels.distances`). The exact distance is recomputed for every
+candidate whose approximation is within ``2 tol`` of the k-th smallest approximation
+(:func:`resolve`), which provably includes the exact k nearest. With a top-m search, entries
+outside the list have approximation >= the m-th one; if that minus ``tol`` is not strictly above
+the k-th best exact distance, the request is resolved by an exact scan of every cached entry
+instead (:func:`full_scan`); the same scan runs when every candidate is stale. So results never
+depend on FAISS rounding or on the block size.
+
+Cache state: ``slots`` (C, d) float32 vectors; ``slot_id`` (C,) the entry id the log records (and
+the tie rule uses; for a query cache the request index that inserted it); ``slot_version`` (C,)
+the write count at the entry's insertion, which a search result must match to be live; and
+``counters`` (:mod:`~simcache.cache.kernels.signatures`). The plain engine calls
+:func:`serve_block` with one request per block after searching the current cache, so nothing is
+ever stale for it; :func:`serve_chunk_dense` runs whole chunks of blocks with the dense search of
+:mod:`~simcache.cache.kernels.topm` without returning to Python.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+from numba import types as nt
+
+from simcache.cache.kernels.distances import LANES, offer, sqdist, to_metric
+from simcache.cache.kernels.draws import uniform
+from simcache.cache.kernels.signatures import (
+    APPROX_HIT, DECIDE_T, EXACT_HIT, FMETA, FPAR, GLOB, HIT, INSERT, INSERT_T, META, N_FULL_SCANS, N_USED,
+    N_WRITES, REFRESH, REMOVE_T, TOUCH_T, VICTIM_T,
+)  # fmt: skip
+from simcache.cache.kernels.topm import dense_scratch, dense_search_block
+
+
+@nb.njit(cache=True)
+def full_scan(x, slots, slot_id, n_used, bsq, breq, bslot, keep, lanes):
+    """Exact nearest ``keep`` entries over every used slot."""
+    nbest = 0
+    for s in range(n_used):
+        nbest = offer(sqdist(x, slots[s], lanes), slot_id[s], s, bsq, breq, bslot, nbest, keep)
+    return nbest
+
+
+@nb.njit(cache=True, inline="always")
+def collect_topk(i, cand_slot, cand_ver, cand_sq, slot_id, slot_version, cs, cr, ca, nc):
+    """Append the still-live entries of a top-m search result row to the scratch candidates."""
+    for j in range(cand_slot.shape[1]):
+        s = cand_slot[i, j]
+        if s < 0:
+            break
+        if slot_version[s] != cand_ver[i, j]:
+            continue  # evicted since the search: its slot now holds another entry
+        cs[nc] = s
+        cr[nc] = slot_id[s]
+        ca[nc] = cand_sq[i, j]
+        nc += 1
+    return nc
+
+
+@nb.njit(cache=True, inline="always")
+def two_smallest(a, a1, a2):
+    """The two smallest of ``a``, ``a1 <= a2``: the running pair after seeing value ``a``."""
+    if a < a1:
+        return a, a1
+    if a < a2:
+        return a1, a
+    return a1, a2
+
+
+@nb.njit(cache=True, inline="always")
+def collect_inblock(i, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version, cs, cr, ca, nc, keep,
+                    tol):  # fmt: skip
+    """Append the live entries inserted earlier in the block that may be among the nearest ``keep``;
+    return (number of candidates, threshold for :func:`resolve`).
+
+    Approximations (those already in ``ca[:nc]`` and the in-block ones) are float32-grade, within
+    ``tol`` of the exact value, so the ``keep``-th best exact value is at most the ``keep``-th
+    smallest approximation + ``tol``, and a candidate whose approximation exceeds that + ``tol``
+    cannot be among the nearest. The threshold only falls as entries are added, so such an entry
+    is not collected.
+    """
+    a1 = np.inf
+    a2 = np.inf
+    for j in range(nc):
+        a1, a2 = two_smallest(ca[j], a1, a2)
+    threshold = (a1 if keep == 1 else a2) + 2.0 * tol
+    qi = np.float64(qnorm2[i])
+    for p in range(n_ins):
+        pi = ins_pos[p]
+        s = ins_slot[p]
+        if slot_version[s] != ins_ver[p]:
+            continue  # inserted in this block, then evicted
+        a = qi + np.float64(qnorm2[pi]) - 2.0 * np.float64(gram[i, pi])
+        if a > threshold:
+            continue
+        cs[nc] = s
+        cr[nc] = slot_id[s]
+        ca[nc] = a
+        nc += 1
+        a1, a2 = two_smallest(a, a1, a2)
+        threshold = (a1 if keep == 1 else a2) + 2.0 * tol
+    return nc, threshold
+
+
+@nb.njit(cache=True, inline="always")
+def resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot, lanes):
+    """Exact nearest ``keep`` among the scratch candidates, recomputing only those with an
+    approximation within ``threshold`` (see :func:`collect_inblock`)."""
+    nbest = 0
+    for j in range(nc):
+        if ca[j] <= threshold:
+            nbest = offer(sqdist(x, slots[cs[j]], lanes), cr[j], cs[j], bsq, breq, bslot, nbest, keep)
+    return nbest
+
+
+@nb.njit(cache=True, inline="always")
+def topk_complete(i, cand_slot, cand_sq, tol, nbest, bsq, keep, exact):
+    """Whether a top-m search row provably contained the exact nearest ``keep`` entries.
+
+    With an exact index, entries left out of the top-m list have float32 distance >= the m-th,
+    hence true squared distance >= that minus ``tol``. With an approximate index (``exact`` False)
+    the candidates are trusted unless none of them is live.
+    """
+    if not exact:
+        return nbest > 0
+    m = cand_slot.shape[1]
+    if m == 0 or cand_slot[i, m - 1] < 0:
+        return True  # the search returned every entry the cache had; stale ones were replaced in-block
+    if nbest < keep:
+        return False
+    return np.float64(cand_sq[i, m - 1]) - tol > bsq[keep - 1]
+
+
+@nb.njit(cache=True, inline="always")
+def apply_request(
+    i, t, x, nbest, bsq, breq, bslot, metric, key, fpar,
+    decide, touch, insert, remove, victim, meta, fmeta, glob,
+    slots, slot_id, slot_version, counters,
+    out_outcome, out_served, out_distance, out_inserted, out_evicted,
+):  # fmt: skip
+    """Decide request ``t`` (row ``i`` of the output views) and update the cache; return the slot
+    written (-1 if nothing was inserted). A new entry gets id ``t`` and the next version."""
+    has1 = nbest >= 1
+    has2 = nbest >= 2
+    d1 = to_metric(bsq[0], metric) if has1 else np.inf
+    d2 = to_metric(bsq[1], metric) if has2 else np.inf
+    flags = decide(has1, d1, has2, d2, uniform(key, t, 0), uniform(key, t, 1), fpar)
+    out_distance[i] = np.float32(d1)
+    if has1 and (flags & HIT) != 0:
+        out_outcome[i] = EXACT_HIT if d1 == 0.0 else APPROX_HIT
+        out_served[i] = breq[0]
+        if (flags & REFRESH) != 0:
+            touch(bslot[0], t, meta, fmeta, glob)
+    if (flags & INSERT) == 0:
+        return -1
+    capacity = slots.shape[0]
+    n_used = counters[N_USED]
+    if n_used < capacity:
+        slot = n_used
+        counters[N_USED] = n_used + 1
+    else:
+        slot = victim(t, uniform(key, t, 2), meta, fmeta, glob)
+        out_evicted[i] = slot_id[slot]
+        remove(slot, meta, fmeta, glob)
+    slots[slot, :] = x
+    slot_id[slot] = t
+    slot_version[slot] = counters[N_WRITES]
+    counters[N_WRITES] += 1
+    insert(slot, t, meta, fmeta, glob)
+    out_inserted[i] = True
+    return slot
+
+
+_F32_2D = nt.float32[:, ::1]
+_I64_2D = nt.int64[:, ::1]
+_OUTS = (nt.int8[::1], nt.int64[::1], nt.float32[::1], nt.boolean[::1], nt.int64[::1])
+_POLICY = (DECIDE_T, TOUCH_T, INSERT_T, REMOVE_T, VICTIM_T, META, FMETA, GLOB)
+_STATE = (_F32_2D, nt.int64[::1], nt.int64[::1], nt.int64[::1])  # slots, slot_id, slot_version, counters
+_RULE = (nt.int64, nt.int64, nt.uint64, FPAR)  # keep, metric, key, fpar
+
+
+@nb.njit(
+    nt.void(
+        _F32_2D, nt.int64, _I64_2D, _I64_2D, _F32_2D, _F32_2D, nt.float32[::1], nt.float64[::1], nt.boolean,
+        *_RULE, *_POLICY, *_STATE, nt.float32[::1], *_OUTS,
+    ),
+    cache=True,
+)  # fmt: skip
+def serve_block(
+    q, t0, cand_slot, cand_ver, cand_sq, gram, qnorm2, tol, exact,
+    keep, metric, key, fpar,
+    decide, touch, insert, remove, victim, meta, fmeta, glob,
+    slots, slot_id, slot_version, counters, slot_norm2,
+    out_outcome, out_served, out_distance, out_inserted, out_evicted,
+):  # fmt: skip
+    """The sequential pass: apply the policy to requests ``t0 .. t0 + len(q) - 1`` (the block
+    engine's blocks; the plain engine's single requests, searched against the current cache).
+
+    ``cand_*`` (n, m) come from one batched top-m search of the block against the cache as it was
+    at the start of the block (slot, slot version at search time, float32 squared distance).
+    Candidates whose slot was rewritten since are stale and skipped; entries inserted inside the
+    block are checked directly, pre-filtered by their float32-grade squared distance
+    ``qnorm2[i] + qnorm2[p] - 2 * gram[i, p]`` (``gram = q @ q.T``, lower triangle). When the
+    candidates cannot be proven complete the request falls back to an exact scan.
+    ``slot_norm2[s]`` is kept equal to the float32 squared norm of the entry in slot ``s``.
+    """
+    n = q.shape[0]
+    m = cand_slot.shape[1]
+    cs = np.empty(m + n, np.int64)
+    cr = np.empty(m + n, np.int64)
+    ca = np.empty(m + n, np.float64)
+    bsq = np.empty(2, np.float64)
+    breq = np.empty(2, np.int64)
+    bslot = np.empty(2, np.int64)
+    lanes = np.empty(LANES, np.float64)
+    ins_pos = np.empty(n, np.int64)  # block positions of the requests inserted so far
+    ins_slot = np.empty(n, np.int64)
+    ins_ver = np.empty(n, np.int64)
+    n_ins = 0
+    for i in range(n):
+        x = q[i]
+        nc = collect_topk(i, cand_slot, cand_ver, cand_sq, slot_id, slot_version, cs, cr, ca, 0)
+        nc, threshold = collect_inblock(i, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version,
+                                        cs, cr, ca, nc, keep, tol[i])  # fmt: skip
+        nbest = resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot, lanes)
+        if not topk_complete(i, cand_slot, cand_sq, tol[i], nbest, bsq, keep, exact):
+            nbest = full_scan(x, slots, slot_id, counters[N_USED], bsq, breq, bslot, keep, lanes)
+            counters[N_FULL_SCANS] += 1
+        slot = apply_request(
+            i, t0 + i, x, nbest, bsq, breq, bslot, metric, key, fpar,
+            decide, touch, insert, remove, victim, meta, fmeta, glob,
+            slots, slot_id, slot_version, counters,
+            out_outcome, out_served, out_distance, out_inserted, out_evicted,
+        )  # fmt: skip
+        if slot >= 0:
+            slot_norm2[slot] = qnorm2[i]
+            ins_pos[n_ins] = i
+            ins_slot[n_ins] = slot
+            ins_ver[n_ins] = slot_version[slot]
+            n_ins += 1
+
+
+@nb.njit(
+    nt.void(
+        _F32_2D, nt.int64, nt.float32[::1], nt.float64[::1], nt.int64, nt.int64, nt.boolean,
+        *_RULE, *_POLICY, *_STATE, nt.float32[::1], *_OUTS,
+    ),
+    cache=True,
+)  # fmt: skip
+def serve_chunk_dense(
+    q, t0, qnorm2, tol, block, m, parallel,
+    keep, metric, key, fpar,
+    decide, touch, insert, remove, victim, meta, fmeta, glob,
+    slot_rows, slot_id, slot_version, counters, slot_norm2,
+    out_outcome, out_served, out_distance, out_inserted, out_evicted,
+):  # fmt: skip
+    """Block engine for small caches, a whole chunk per call (no return to Python between blocks).
+
+    ``slot_rows``: the slot vectors (first ``capacity`` rows) followed by at least ``block`` spare
+    rows (see :func:`~simcache.cache.kernels.topm.dense_search_block`). Per block of ``block``
+    requests: the dense search (products and top-m, on two threads when ``parallel``) replaces the
+    FAISS search, then :func:`serve_block` runs the sequential pass.
+    """
+    n = q.shape[0]
+    slots = slot_rows[: slot_id.shape[0]]
+    scratch = dense_scratch(slot_id.shape[0], block, m)
+    for b0 in range(0, n, block):
+        b1 = min(n, b0 + block)
+        gram, cand_slot, cand_ver, cand_sq = dense_search_block(
+            q, qnorm2, b0, b1, parallel, slot_rows, slot_version, counters, slot_norm2, scratch
+        )
+        serve_block(
+            q[b0:b1], t0 + b0, cand_slot, cand_ver, cand_sq, gram, qnorm2[b0:b1], tol[b0:b1], True,
+            keep, metric, key, fpar,
+            decide, touch, insert, remove, victim, meta, fmeta, glob,
+            slots, slot_id, slot_version, counters, slot_norm2,
+            out_outcome[b0:b1], out_served[b0:b1], out_distance[b0:b1], out_inserted[b0:b1], out_evicted[b0:b1],
+        )  # fmt: skip
