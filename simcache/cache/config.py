@@ -59,7 +59,8 @@ class ReplayConfig:
     ``simcache policies``); after construction it holds every parameter's value. ``cost``: the
     cost model (used by qLRU-ΔC and by the accounting). ``index``, ``device``, ``engine``,
     ``block_size`` (None: adaptive) and ``parallel`` change only how the result is computed,
-    never the result. ``seed`` drives every random choice.
+    never the result. ``seed`` drives every random choice. ``exclude_self``: a request never
+    sees the entries its own user inserted (a study of reuse across users; needs user ids).
     """
 
     policy: str = "lru"
@@ -74,6 +75,7 @@ class ReplayConfig:
     block_size: int | None = None
     seed: int = 0
     parallel: bool = True
+    exclude_self: bool = False
 
     def __post_init__(self) -> None:
         cls = policy_class(self.policy)

@@ -117,6 +117,7 @@ class _Engine:
         self.slots = self.slot_rows[:cap]
         self.slot_id = np.full(cap, -1, dtype=np.int64)  # what the log records (inserting request)
         self.slot_version = np.full(cap, -1, dtype=np.int64)  # write count at insertion (staleness)
+        self.slot_owner = np.full(cap, -1, dtype=np.int64)  # user code of the inserting request
         self.counters = np.zeros(K.N_COUNTERS, dtype=np.int64)
         self.meta, self.fmeta, self.glob = self.policy.new_state()
         self.fpar = self.policy.rule_parameters()
@@ -175,7 +176,7 @@ class _Engine:
         k = self.kern
         return (k.decide, k.touch, k.insert, k.remove, k.victim, self.meta, self.fmeta, self.glob,
                 self.slot_rows if spare_rows else self.slots, self.slot_id, self.slot_version,
-                self.counters)  # fmt: skip
+                self.slot_owner, self.counters)  # fmt: skip
 
     @property
     def dense(self) -> bool:
@@ -195,9 +196,9 @@ class _Engine:
         self.counters[K.N_WRITES] = n
 
 
-def _run_block(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
+def _run_block(eng: _Engine, q, owner, qnorm2, tol, t0, outs) -> None:
     if eng.dense:
-        K.serve_chunk_dense(q, t0, qnorm2, tol, eng.block_size, N_CANDIDATES, eng.parallel,
+        K.serve_chunk_dense(q, owner, t0, qnorm2, tol, eng.block_size, N_CANDIDATES, eng.parallel,
                             eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(spare_rows=True),
                             eng.slot_norm2, *outs)  # fmt: skip
         return
@@ -206,24 +207,36 @@ def _run_block(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
         block_outs = tuple(o[b0:b1] for o in outs)
         before = eng.slot_version.copy() if eng.searcher.tracks_inserts else None
         K.serve_block(
-            qb, t0 + b0, slot, version, dist, gram, qnorm2[b0:b1], tol[b0:b1], eng.searcher.exact,
+            qb, owner[b0:b1], t0 + b0, slot, version, dist, gram, qnorm2[b0:b1], tol[b0:b1], eng.searcher.exact,
             eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), eng.slot_norm2, *block_outs,
         )  # fmt: skip
         if before is not None:
             eng.searcher.after_insert(np.flatnonzero(eng.slot_version != before))
 
 
-def _run_plain(eng: _Engine, q, qnorm2, tol, t0, outs) -> None:
+def _run_plain(eng: _Engine, q, owner, qnorm2, tol, t0, outs) -> None:
     no_gram = np.zeros((1, 1), dtype=np.float32)  # a one-request block has no earlier insertions
     for i in range(q.shape[0]):
         dist, slot, version = eng.searcher.search(q[i : i + 1], N_CANDIDATES)
         K.serve_block(
-            q[i : i + 1], t0 + i, slot, version, dist, no_gram, qnorm2[i : i + 1], tol[i : i + 1],
+            q[i : i + 1], owner[i : i + 1], t0 + i, slot, version, dist, no_gram, qnorm2[i : i + 1], tol[i : i + 1],
             eng.searcher.exact, eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), eng.slot_norm2,
             *(o[i : i + 1] for o in outs),
         )  # fmt: skip
         if eng.searcher.tracks_inserts and outs[3][i]:
             eng.searcher.after_insert(np.flatnonzero(eng.slot_id == t0 + i))
+
+
+def _owner_codes(owners: np.ndarray | None, exclude_self: bool) -> np.ndarray | None:
+    """Checked per-request owner codes when ``exclude_self`` is on (else None: nothing hidden)."""
+    if not exclude_self:
+        return None
+    if owners is None:
+        raise UserError("exclude_self needs the requests' users (a trace with a user_id column)")
+    owners = np.ascontiguousarray(owners, dtype=np.int64)
+    if owners.ndim != 1 or (owners.size and owners.min() < 0):
+        raise UserError("owners must be a 1-D array of non-negative user codes")
+    return owners
 
 
 def search_seconds(vectors: np.ndarray, capacity: int, *, block_size: int | None = None,
@@ -255,8 +268,8 @@ def search_seconds(vectors: np.ndarray, capacity: int, *, block_size: int | None
         return time.perf_counter() - start
 
 
-def replay(vectors: Any, config: ReplayConfig | None = None, /, *, progress: bool = False,
-           **settings: Any) -> ReplayLog:  # fmt: skip
+def replay(vectors: Any, config: ReplayConfig | None = None, /, *, owners: np.ndarray | None = None,
+           progress: bool = False, **settings: Any) -> ReplayLog:  # fmt: skip
     """Replay requests through a similarity cache and record what happened to each.
 
     ``vectors``: (n, d) float32 array (a memory-mapped view is streamed block by block) or an
@@ -267,13 +280,15 @@ def replay(vectors: Any, config: ReplayConfig | None = None, /, *, progress: boo
     "cosine" 1 - cosine similarity, vectors normalised internally), ``cost``, ``index`` ("flat"
     exact, "hnsw"/"ivf" approximate; :mod:`simcache.cache.search`), ``engine`` ("block" fast,
     "plain" the reference), ``device``, ``parallel`` (False: the calling thread only, same
-    results), ``seed``.
+    results), ``seed``, ``exclude_self`` (a request never sees entries its own user inserted:
+    then ``owners`` must give each request's user as a non-negative integer code, shape (n,)).
     """
     if config is None:
         cfg = ReplayConfig(**settings)
     else:
         cfg = config.with_(**settings) if settings else config
     block = cfg.block_size or default_block_size(cfg.capacity)
+    owners = _owner_codes(owners, cfg.exclude_self)
     # input is read in chunks of whole blocks (bounded memory); the dense kernel runs a whole
     # chunk per call, the top-m path one block per search
     n, dim, blocks = _blocks(vectors, _chunk_rows(block))
@@ -305,7 +320,10 @@ def replay(vectors: Any, config: ReplayConfig | None = None, /, *, progress: boo
                     parts.append(ReplayLog.empty(b))
                     outs = tuple(getattr(parts[-1], f) for f in _FIELDS)
                 if b:
-                    run(eng, q, qnorm2, tol, t0, outs)
+                    owner = owners[t0 : t0 + b] if owners is not None else np.full(b, -1, dtype=np.int64)
+                    if owner.shape[0] != b:
+                        raise UserError(f"owners has {owners.shape[0]} entries, fewer than the requests")
+                    run(eng, q, owner, qnorm2, tol, t0, outs)
                 t0 += b
                 if bar is not None:
                     bar.update(b)

@@ -13,7 +13,9 @@ depend on FAISS rounding or on the block size.
 
 Cache state: ``slots`` (C, d) float32 vectors; ``slot_id`` (C,) the entry id the log records (and
 the tie rule uses; for a query cache the request index that inserted it); ``slot_version`` (C,)
-the write count at the entry's insertion, which a search result must match to be live; and
+the write count at the entry's insertion, which a search result must match to be live;
+``slot_owner`` (C,) who made the inserting request (a user code, or -1), so that a request can
+ignore its owner's own entries (:func:`hidden`); and
 ``counters`` (:mod:`~simcache.cache.kernels.signatures`). The plain engine calls
 :func:`serve_block` with one request per block after searching the current cache, so nothing is
 ever stale for it; :func:`serve_chunk_dense` runs whole chunks of blocks with the dense search of
@@ -35,24 +37,35 @@ from simcache.cache.kernels.signatures import (
 from simcache.cache.kernels.topm import dense_scratch, dense_search_block
 
 
+@nb.njit(cache=True, inline="always")
+def hidden(owner, entry_owner):
+    """Whether an entry is invisible to a request: its owner made it and owners are compared
+    (``owner >= 0``; the ``exclude_self`` option)."""
+    return owner >= 0 and entry_owner == owner
+
+
 @nb.njit(cache=True)
-def full_scan(x, slots, slot_id, n_used, bsq, breq, bslot, keep, lanes):
-    """Exact nearest ``keep`` entries over every used slot."""
+def full_scan(x, owner, slots, slot_id, slot_owner, n_used, bsq, breq, bslot, keep, lanes):
+    """Exact nearest ``keep`` entries over every used slot the request may see."""
     nbest = 0
     for s in range(n_used):
+        if hidden(owner, slot_owner[s]):
+            continue
         nbest = offer(sqdist(x, slots[s], lanes), slot_id[s], s, bsq, breq, bslot, nbest, keep)
     return nbest
 
 
 @nb.njit(cache=True, inline="always")
-def collect_topk(i, cand_slot, cand_ver, cand_sq, slot_id, slot_version, cs, cr, ca, nc):
-    """Append the still-live entries of a top-m search result row to the scratch candidates."""
+def collect_topk(i, owner, cand_slot, cand_ver, cand_sq, slot_id, slot_version, slot_owner, cs, cr, ca, nc):
+    """Append the still-live, visible entries of a top-m search result row to the scratch candidates."""
     for j in range(cand_slot.shape[1]):
         s = cand_slot[i, j]
         if s < 0:
             break
         if slot_version[s] != cand_ver[i, j]:
             continue  # evicted since the search: its slot now holds another entry
+        if hidden(owner, slot_owner[s]):
+            continue
         cs[nc] = s
         cr[nc] = slot_id[s]
         ca[nc] = cand_sq[i, j]
@@ -71,8 +84,8 @@ def two_smallest(a, a1, a2):
 
 
 @nb.njit(cache=True, inline="always")
-def collect_inblock(i, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version, cs, cr, ca, nc, keep,
-                    tol):  # fmt: skip
+def collect_inblock(i, owner, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version, slot_owner,
+                    cs, cr, ca, nc, keep, tol):  # fmt: skip
     """Append the live entries inserted earlier in the block that may be among the nearest ``keep``;
     return (number of candidates, threshold for :func:`resolve`).
 
@@ -93,6 +106,8 @@ def collect_inblock(i, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id,
         s = ins_slot[p]
         if slot_version[s] != ins_ver[p]:
             continue  # inserted in this block, then evicted
+        if hidden(owner, slot_owner[s]):
+            continue
         a = qi + np.float64(qnorm2[pi]) - 2.0 * np.float64(gram[i, pi])
         if a > threshold:
             continue
@@ -138,11 +153,12 @@ def topk_complete(i, cand_slot, cand_sq, tol, nbest, bsq, keep, exact):
 def apply_request(
     i, t, x, nbest, bsq, breq, bslot, metric, key, fpar,
     decide, touch, insert, remove, victim, meta, fmeta, glob,
-    slots, slot_id, slot_version, counters,
+    slots, slot_id, slot_version, slot_owner, counters, owner,
     out_outcome, out_served, out_distance, out_inserted, out_evicted,
 ):  # fmt: skip
     """Decide request ``t`` (row ``i`` of the output views) and update the cache; return the slot
-    written (-1 if nothing was inserted). A new entry gets id ``t`` and the next version."""
+    written (-1 if nothing was inserted). A new entry gets id ``t``, the next version and the
+    request's owner."""
     has1 = nbest >= 1
     has2 = nbest >= 2
     d1 = to_metric(bsq[0], metric) if has1 else np.inf
@@ -167,6 +183,7 @@ def apply_request(
         remove(slot, meta, fmeta, glob)
     slots[slot, :] = x
     slot_id[slot] = t
+    slot_owner[slot] = owner
     slot_version[slot] = counters[N_WRITES]
     counters[N_WRITES] += 1
     insert(slot, t, meta, fmeta, glob)
@@ -178,22 +195,22 @@ _F32_2D = nt.float32[:, ::1]
 _I64_2D = nt.int64[:, ::1]
 _OUTS = (nt.int8[::1], nt.int64[::1], nt.float32[::1], nt.boolean[::1], nt.int64[::1])
 _POLICY = (DECIDE_T, TOUCH_T, INSERT_T, REMOVE_T, VICTIM_T, META, FMETA, GLOB)
-_STATE = (_F32_2D, nt.int64[::1], nt.int64[::1], nt.int64[::1])  # slots, slot_id, slot_version, counters
+_STATE = (_F32_2D, nt.int64[::1], nt.int64[::1], nt.int64[::1], nt.int64[::1])  # slots, id, version, owner, counters
 _RULE = (nt.int64, nt.int64, nt.uint64, FPAR)  # keep, metric, key, fpar
 
 
 @nb.njit(
     nt.void(
-        _F32_2D, nt.int64, _I64_2D, _I64_2D, _F32_2D, _F32_2D, nt.float32[::1], nt.float64[::1], nt.boolean,
-        *_RULE, *_POLICY, *_STATE, nt.float32[::1], *_OUTS,
+        _F32_2D, nt.int64[::1], nt.int64, _I64_2D, _I64_2D, _F32_2D, _F32_2D, nt.float32[::1], nt.float64[::1],
+        nt.boolean, *_RULE, *_POLICY, *_STATE, nt.float32[::1], *_OUTS,
     ),
     cache=True,
 )  # fmt: skip
 def serve_block(
-    q, t0, cand_slot, cand_ver, cand_sq, gram, qnorm2, tol, exact,
+    q, owner, t0, cand_slot, cand_ver, cand_sq, gram, qnorm2, tol, exact,
     keep, metric, key, fpar,
     decide, touch, insert, remove, victim, meta, fmeta, glob,
-    slots, slot_id, slot_version, counters, slot_norm2,
+    slots, slot_id, slot_version, slot_owner, counters, slot_norm2,
     out_outcome, out_served, out_distance, out_inserted, out_evicted,
 ):  # fmt: skip
     """The sequential pass: apply the policy to requests ``t0 .. t0 + len(q) - 1`` (the block
@@ -206,6 +223,9 @@ def serve_block(
     ``qnorm2[i] + qnorm2[p] - 2 * gram[i, p]`` (``gram = q @ q.T``, lower triangle). When the
     candidates cannot be proven complete the request falls back to an exact scan.
     ``slot_norm2[s]`` is kept equal to the float32 squared norm of the entry in slot ``s``.
+    ``owner[i]``: who made request ``i`` (a user code), recorded with the entries it inserts; an
+    entry of the same owner is invisible to the request (``exclude_self``) when ``owner[i] >= 0``
+    (-1: every entry is visible).
     """
     n = q.shape[0]
     m = cand_slot.shape[1]
@@ -222,17 +242,18 @@ def serve_block(
     n_ins = 0
     for i in range(n):
         x = q[i]
-        nc = collect_topk(i, cand_slot, cand_ver, cand_sq, slot_id, slot_version, cs, cr, ca, 0)
-        nc, threshold = collect_inblock(i, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version,
-                                        cs, cr, ca, nc, keep, tol[i])  # fmt: skip
+        u = owner[i]
+        nc = collect_topk(i, u, cand_slot, cand_ver, cand_sq, slot_id, slot_version, slot_owner, cs, cr, ca, 0)
+        nc, threshold = collect_inblock(i, u, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version,
+                                        slot_owner, cs, cr, ca, nc, keep, tol[i])  # fmt: skip
         nbest = resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot, lanes)
         if not topk_complete(i, cand_slot, cand_sq, tol[i], nbest, bsq, keep, exact):
-            nbest = full_scan(x, slots, slot_id, counters[N_USED], bsq, breq, bslot, keep, lanes)
+            nbest = full_scan(x, u, slots, slot_id, slot_owner, counters[N_USED], bsq, breq, bslot, keep, lanes)
             counters[N_FULL_SCANS] += 1
         slot = apply_request(
             i, t0 + i, x, nbest, bsq, breq, bslot, metric, key, fpar,
             decide, touch, insert, remove, victim, meta, fmeta, glob,
-            slots, slot_id, slot_version, counters,
+            slots, slot_id, slot_version, slot_owner, counters, u,
             out_outcome, out_served, out_distance, out_inserted, out_evicted,
         )  # fmt: skip
         if slot >= 0:
@@ -245,16 +266,16 @@ def serve_block(
 
 @nb.njit(
     nt.void(
-        _F32_2D, nt.int64, nt.float32[::1], nt.float64[::1], nt.int64, nt.int64, nt.boolean,
+        _F32_2D, nt.int64[::1], nt.int64, nt.float32[::1], nt.float64[::1], nt.int64, nt.int64, nt.boolean,
         *_RULE, *_POLICY, *_STATE, nt.float32[::1], *_OUTS,
     ),
     cache=True,
 )  # fmt: skip
 def serve_chunk_dense(
-    q, t0, qnorm2, tol, block, m, parallel,
+    q, owner, t0, qnorm2, tol, block, m, parallel,
     keep, metric, key, fpar,
     decide, touch, insert, remove, victim, meta, fmeta, glob,
-    slot_rows, slot_id, slot_version, counters, slot_norm2,
+    slot_rows, slot_id, slot_version, slot_owner, counters, slot_norm2,
     out_outcome, out_served, out_distance, out_inserted, out_evicted,
 ):  # fmt: skip
     """Block engine for small caches, a whole chunk per call (no return to Python between blocks).
@@ -273,9 +294,9 @@ def serve_chunk_dense(
             q, qnorm2, b0, b1, parallel, slot_rows, slot_version, counters, slot_norm2, scratch
         )
         serve_block(
-            q[b0:b1], t0 + b0, cand_slot, cand_ver, cand_sq, gram, qnorm2[b0:b1], tol[b0:b1], True,
+            q[b0:b1], owner[b0:b1], t0 + b0, cand_slot, cand_ver, cand_sq, gram, qnorm2[b0:b1], tol[b0:b1], True,
             keep, metric, key, fpar,
             decide, touch, insert, remove, victim, meta, fmeta, glob,
-            slots, slot_id, slot_version, counters, slot_norm2,
+            slots, slot_id, slot_version, slot_owner, counters, slot_norm2,
             out_outcome[b0:b1], out_served[b0:b1], out_distance[b0:b1], out_inserted[b0:b1], out_evicted[b0:b1],
         )  # fmt: skip

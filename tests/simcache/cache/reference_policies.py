@@ -54,6 +54,7 @@ class Entry:
     freq: int = 1
     last: int = 0
     score: float = 1.0  # float state of orders that keep one (a new entry starts at 1)
+    owner: int = -1  # user of the inserting request (exclude_self)
 
 
 @dataclass
@@ -174,8 +175,10 @@ def reference_replay(
     params: dict | None = None,
     cost: dict | None = None,
     seed: int = 0,
+    owners: np.ndarray | None = None,
 ) -> RefLog:
-    """Replay ``vectors`` request by request. ``cost``: dict(kind, retrieval_cost, scale, exponent)."""
+    """Replay ``vectors`` request by request. ``cost``: dict(kind, retrieval_cost, scale, exponent).
+    ``owners``: each request's user; when given, a request ignores the entries its user inserted."""
     params = params or {}
     cost = {"kind": "zero", "retrieval_cost": 1.0, "scale": 1.0, "exponent": 2.0, **(cost or {})}
     rule, order = REFERENCES[policy]
@@ -188,7 +191,9 @@ def reference_replay(
         def dist(sq: float) -> float:
             return math.sqrt(sq) if metric == "l2" else 0.5 * sq
 
-        ranked = sorted((squared(x, e.vec), e.req, pos) for pos, e in enumerate(slots))
+        me = -1 if owners is None else int(owners[t])
+        visible = [(pos, e) for pos, e in enumerate(slots) if owners is None or e.owner != me]
+        ranked = sorted((squared(x, e.vec), e.req, pos) for pos, e in visible)
         d1 = dist(ranked[0][0]) if ranked else math.inf
         d2 = dist(ranked[1][0]) if len(ranked) > 1 else math.inf
         u0, u1, u2 = uniform(seed, t, 0), uniform(seed, t, 1), uniform(seed, t, 2)
@@ -205,7 +210,7 @@ def reference_replay(
             log.served.append(-1)
         evicted = -1
         if insert:
-            entry = Entry(req=t, vec=x, freq=1, last=t)
+            entry = Entry(req=t, vec=x, freq=1, last=t, owner=me)
             if len(slots) < capacity:
                 slots.append(entry)
                 recency.append(len(slots) - 1)

@@ -72,3 +72,22 @@ def test_traces_are_not_trivial():
 def test_every_registered_policy_has_a_reference_and_examples():
     assert set(POLICIES) <= set(REFERENCES)
     assert all(cls.examples for cls in POLICIES.values())
+
+
+@pytest.mark.parametrize("policy", ["lru", "lfu", "qlru-dc"])
+def test_exclude_self_equals_the_masked_reference(policy, block_mode):
+    """With exclude_self a request never sees its own user's entries: every engine equals the
+    reference that masks them, and no hit is served by an entry of the same user."""
+    x = clustered(300, 5, 30, 0.2, seed=6)
+    rng = np.random.default_rng(1)
+    owners = np.repeat(rng.integers(0, 12, size=60), 5)  # users make runs of 5 close requests
+    for capacity in (1, 6, 40):
+        ref = reference_replay(x, policy, capacity, 0.7, "l2", {}, None, seed=2, owners=owners)
+        for engine, block in (("plain", None), ("block", 16), ("block", None)):
+            log = replay(x, policy=policy, capacity=capacity, radius=0.7, engine=engine, block_size=block, seed=2,
+                         exclude_self=True, owners=owners)  # fmt: skip
+            assert_same_log(log, ref, f"{policy} C={capacity} {engine}/{block}")
+            hits = np.flatnonzero(log.outcome > 0)
+            assert hits.size and np.all(owners[log.served[hits]] != owners[hits])
+    plain = replay(x, policy=policy, capacity=40, radius=0.7, seed=2)
+    assert np.any(owners[plain.served[plain.outcome > 0]] == owners[plain.outcome > 0])  # the option matters
