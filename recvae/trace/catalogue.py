@@ -143,7 +143,7 @@ def read_catalogue(path: str | Path) -> Catalogue:
 def _check_values(p: Path, ids: np.ndarray, vectors: np.ndarray, bias: np.ndarray | None) -> None:
     unique, counts = np.unique(ids.astype(str), return_counts=True)
     if (counts > 1).any():
-        raise UserError(f"{p}: item id {unique[counts > 1][0]!r} appears {int(counts.max())} times")
+        raise UserError(f"{p}: item id {str(unique[counts > 1][0])!r} appears {int(counts.max())} times")
     bad = ~np.isfinite(vectors).all(axis=1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
