@@ -329,43 +329,9 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, desc=desc, unit="emb", unit_scale=True, leave=False)
 
 
-def build_trace(
-    dataset: str,
-    *,
-    data_dir: str | Path | None = None,
-    model: str | Path | None = None,
-    out: str | Path | None = None,
-    min_history: int = 50,
-    initial_fraction: float = 0.8,
-    step: int = 10,
-    topk: int | None = 100,
-    users: object = None,
-    device: str = "auto",
-    seed: int = 0,
-    clock: str = "time",
-    progress: bool = True,
-    prepare_params: dict | None = None,
-    train_overrides: dict | None = None,
-    encoder: TraceEncoder | None = None,
-    catalogue: bool = True,
-) -> Path:
-    """Build the trace of ``dataset`` and return its path.
-
-    Prepares the dataset (cached), loads the checkpoint ``model`` or, without it, trains one with
-    the dataset's defaults (or reuses a cached one that matches), embeds every scheduled prefix
-    and writes the time-sorted Arrow file to ``out`` (default: a descriptive name under
-    ``traces/``). ``prepare_params`` go to :func:`recvae.data.prepare` and
-    :func:`recvae.data.load_interactions` (e.g. the synthetic generator's ``n_users``);
-    ``train_overrides`` to :meth:`recvae.training.TrainConfig.for_dataset`. ``encoder``: embed
-    with this model instead (then ``model`` must be None and nothing is trained). ``catalogue``:
-    also write the model's item catalogue beside the trace.
-    """
-    return build_trace_stats(
-        dataset, data_dir=data_dir, model=model, out=out, min_history=min_history,
-        initial_fraction=initial_fraction, step=step, topk=topk, users=users, device=device,
-        seed=seed, clock=clock, progress=progress, prepare_params=prepare_params,
-        train_overrides=train_overrides, encoder=encoder, catalogue=catalogue,
-    ).path
+def build_trace(dataset: str, **options: object) -> Path:
+    """Build the trace of ``dataset`` and return its path; ``options`` as for :func:`build_trace_stats`."""
+    return build_trace_stats(dataset, **options).path
 
 
 def build_trace_stats(
@@ -388,7 +354,17 @@ def build_trace_stats(
     encoder: TraceEncoder | None = None,
     catalogue: bool = True,
 ) -> BuildStats:
-    """:func:`build_trace`, returning the :class:`BuildStats` (rows, timings) as well."""
+    """Build the trace of ``dataset``; return the :class:`BuildStats` (path, rows, timings).
+
+    Prepares the dataset (cached), loads the checkpoint ``model`` or, without it, trains one with
+    the dataset's defaults (or reuses a cached one that matches), embeds every scheduled prefix
+    and writes the time-sorted Arrow file to ``out`` (default: a descriptive name under
+    ``traces/``). ``prepare_params`` go to :func:`recvae.data.prepare` and
+    :func:`recvae.data.load_interactions` (e.g. the synthetic generator's ``n_users``);
+    ``train_overrides`` to :meth:`recvae.training.TrainConfig.for_dataset`. ``encoder``: embed
+    with this model instead (then ``model`` must be None and nothing is trained). ``catalogue``:
+    also write the model's item catalogue beside the trace.
+    """
     from recvae import data as rdata
 
     t0 = time.perf_counter()

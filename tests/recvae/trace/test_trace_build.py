@@ -21,23 +21,20 @@ from recvae.model import RecVAE, RecVAEConfig
 from recvae.trace import format as S
 from recvae.trace import format as trace_writer
 from recvae.trace.build import build_trace, build_trace_stats, write_trace_for
+from recvae.trace.format import read_metadata
 from recvae.trace.history import build_histories
 from recvae.trace.prefix import PrefixBatch, direct_prefix_embeddings
-from recvae.trace.schedule import Schedule
-from recvae.trace.format import read_metadata
 from recvae.trace.recvae_encoder import RecVAEEncoder
+from recvae.trace.schedule import Schedule
 
 SYNTH = dict(n_users=300, n_items=250, seed=5)
 REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory):
+def synth(synthetic_data):
     """Prepared synthetic data, its raw interactions and a small random model (own cache folder)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SIMCACHE_CACHE_DIR", str(tmp_path_factory.mktemp("synth-cache")))
-        prepared = prepare("synthetic", progress=False, **SYNTH)
-        df = load_interactions("synthetic", **SYNTH)
+    prepared, df = synthetic_data(**SYNTH)
     torch.manual_seed(0)
     model = RecVAE(RecVAEConfig(prepared.n_items, hidden_dim=32, latent_dim=8)).eval()
     return prepared, df, model

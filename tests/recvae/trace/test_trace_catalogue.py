@@ -12,7 +12,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recvae.data import load_interactions, prepare
 from recvae.errors import UserError
 from recvae.model import RecVAE, RecVAEConfig
 from recvae.trace import format as tf
@@ -25,22 +24,19 @@ SYNTH = dict(n_users=200, n_items=150, seed=9)
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory):
-    """A RecVAE trace with its catalogue, and the model that made them."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SIMCACHE_CACHE_DIR", str(tmp_path_factory.mktemp("cat-cache")))
-        prepared = prepare("synthetic", progress=False, **SYNTH)
-        df = load_interactions("synthetic", **SYNTH)
+def built(synthetic_data, tmp_path_factory: pytest.TempPathFactory):
+    """A RecVAE trace with its catalogue, the model that made them and the raw interactions."""
+    prepared, df = synthetic_data(**SYNTH)
     torch.manual_seed(1)
     model = RecVAE(RecVAEConfig(prepared.n_items, hidden_dim=16, latent_dim=8)).eval()
     enc = RecVAEEncoder(model, checkpoint_sha256="e" * 64)
     stats = write_trace_for(prepared=prepared, interactions=df, encoder=enc, progress=False, topk=5,
                             out=tmp_path_factory.mktemp("trace") / "small.arrow")
-    return prepared, model, stats
+    return prepared, model, stats, df
 
 
 def test_recvae_catalogue_is_the_decoder(built) -> None:
-    prepared, model, stats = built
+    prepared, model, stats, _ = built
     cat = read_catalogue(stats.catalogue)
     assert cat.vectors.dtype == np.float32 and cat.vectors.shape == (prepared.n_items, 8)
     np.testing.assert_array_equal(cat.vectors, model.decoder.weight.detach().numpy())
@@ -60,7 +56,7 @@ def test_recvae_catalogue_is_the_decoder(built) -> None:
 
 
 def test_catalogue_metadata_ties_it_to_the_trace(built) -> None:
-    prepared, _, stats = built
+    prepared, _, stats, _ = built
     cat = read_catalogue(stats.catalogue)
     trace_meta = tf.read_metadata(stats.path)
     m = cat.metadata
@@ -78,7 +74,7 @@ def test_catalogue_metadata_ties_it_to_the_trace(built) -> None:
 
 
 def test_the_catalogue_is_not_mistaken_for_requests_and_is_memory_mapped(built) -> None:
-    _, _, stats = built
+    _, _, stats, _ = built
     with pa.memory_map(str(stats.catalogue)) as src:
         reader = pa.ipc.open_file(src)
         assert reader.num_record_batches == 1
@@ -90,8 +86,7 @@ def test_the_catalogue_is_not_mistaken_for_requests_and_is_memory_mapped(built) 
 def test_catalogue_is_written_after_the_trace_and_not_at_all_when_the_trace_fails(
     built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    prepared, model, _ = built
-    df = load_interactions("synthetic", **SYNTH)
+    prepared, model, _, df = built
 
     def failing(*args, **kwargs):
         raise KeyboardInterrupt("interrupted while writing the trace")

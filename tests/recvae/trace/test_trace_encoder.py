@@ -16,7 +16,6 @@ import pyarrow as pa
 import pytest
 import torch
 
-from recvae.data import load_interactions, prepare
 from recvae.errors import UserError
 from recvae.model import RecVAE, RecVAEConfig
 from recvae.trace import format as tf
@@ -80,12 +79,8 @@ def prefix(batch: PrefixBatch, r: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SIMCACHE_CACHE_DIR", str(tmp_path_factory.mktemp("enc-cache")))
-        prepared = prepare("synthetic", progress=False, **SYNTH)
-        df = load_interactions("synthetic", **SYNTH)
-    return prepared, df
+def synth(synthetic_data):
+    return synthetic_data(**SYNTH)
 
 
 def build(synth, encoder: TraceEncoder, out: Path, **kw):

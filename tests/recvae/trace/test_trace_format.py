@@ -13,7 +13,6 @@ import pytest
 import torch
 
 import recvae.trace.build as build_module
-from recvae.data import load_interactions, prepare
 from recvae.model import RecVAE, RecVAEConfig
 from recvae.trace import format as tf
 from recvae.trace.build import write_trace_for
@@ -127,11 +126,8 @@ GOLDEN = {
 
 
 @pytest.fixture(scope="module")
-def golden_inputs(tmp_path_factory: pytest.TempPathFactory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SIMCACHE_CACHE_DIR", str(tmp_path_factory.mktemp("golden-cache")))
-        prepared = prepare("synthetic", progress=False, **SYN)
-        df = load_interactions("synthetic", **SYN)
+def golden_inputs(synthetic_data):
+    prepared, df = synthetic_data(**SYN)
     torch.manual_seed(0)
     model = RecVAE(RecVAEConfig(prepared.n_items, hidden_dim=16, latent_dim=6)).eval()
     return prepared, df, model
