@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Union
 
@@ -124,6 +125,8 @@ class SparseRows:
 
 
 Rows = Union[torch.Tensor, SparseRows]
+#: Supplies the affine map of an encoder layer by name (see :meth:`Encoder.hidden`).
+Linear = Callable[[str], Callable[[torch.Tensor], torch.Tensor]]
 
 
 def as_input(m: sp.csr_matrix, device: torch.device | str = "cpu") -> Rows:
@@ -202,12 +205,22 @@ class Encoder(nn.Module):
 
         Split out so that prefix embeddings can reuse running sums of ``W1`` columns.
         """
-        h1 = self.ln1(swish(a1))
-        h2 = self.ln2(swish(self.fc2(h1) + h1))
-        h3 = self.ln3(swish(self.fc3(h2) + h1 + h2))
-        h4 = self.ln4(swish(self.fc4(h3) + h1 + h2 + h3))
-        h5 = self.ln5(swish(self.fc5(h4) + h1 + h2 + h3 + h4))
+        h5 = self.hidden(a1)
         return self.fc_mu(h5), self.fc_logvar(h5)
+
+    def hidden(self, a1: torch.Tensor, linear: Linear | None = None) -> torch.Tensor:
+        """The last hidden layer ``h5`` (batch, hidden) from the first layer's pre-activation.
+
+        The encoder chain, written once. ``linear(name)`` supplies the affine map of the layer
+        ``name`` (``"fc2"`` ... ``"fc5"``); the default is the layer itself. The incremental
+        trace embedder passes BLAS-backed equivalents of the same weights.
+        """
+        fc2, fc3, fc4, fc5 = (linear(n) if linear else getattr(self, n) for n in ("fc2", "fc3", "fc4", "fc5"))
+        h1 = self.ln1(swish(a1))
+        h2 = self.ln2(swish(fc2(h1) + h1))
+        h3 = self.ln3(swish(fc3(h2) + h1 + h2))
+        h4 = self.ln4(swish(fc4(h3) + h1 + h2 + h3))
+        return self.ln5(swish(fc5(h4) + h1 + h2 + h3 + h4))
 
 
 class CompositePrior(nn.Module):

@@ -2,11 +2,15 @@
 
 :func:`build_trace` is the whole pipeline behind ``simcache build-trace`` (prepare the dataset,
 train or reuse a model unless one is given, embed, write). :func:`write_trace_for` is its core on
-objects already in memory (prepared data, raw interactions, a model), which the tests use.
+objects already in memory (prepared data, raw interactions, a :class:`~recvae.trace.encoder.TraceEncoder`),
+which the tests use. The builder knows nothing about the model beyond that interface; it writes
+the trace (:mod:`recvae.trace.format`) and, when the encoder has one, the item catalogue beside
+it (:mod:`recvae.trace.catalogue`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -16,22 +20,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from recvae import __version__
 from recvae.errors import UserError
-from recvae.model import RecVAE
+from recvae.trace import format as tf
+from recvae.trace.catalogue import Catalogue, catalogue_bytes, write_catalogue
+from recvae.trace.encoder import TraceEncoder
 from recvae.trace.history import CLOCKS, SPLIT_NAMES, Histories, build_histories, check_against_prepared
-from recvae.trace.prefix import PrefixBatch, PrefixEmbedder
+from recvae.trace.prefix import PrefixBatch
 from recvae.trace.schedule import Schedule, schedule_many
-from recvae.trace.writer import TraceColumns, global_order, write_trace
 from recvae.training import resolve_device
 
 log = logging.getLogger(__name__)
 
-#: Format identifier and version recorded in the metadata (bump on incompatible changes).
-TRACE_FORMAT = "simcache-trace"
-TRACE_FORMAT_VERSION = 1
 DEFAULT_TRACE_DIR = Path("traces")
 
 _NO_TIME_MESSAGE = (
@@ -54,6 +55,7 @@ class BuildStats:
     seconds_total: float  # everything from loading the data to the renamed file
     device: str
     timings: dict = field(default_factory=dict)  # seconds per stage, in order
+    catalogue: Path | None = None  # the item catalogue written beside the trace, if any
 
     @property
     def embeddings_per_second(self) -> float:
@@ -111,26 +113,23 @@ def write_trace_for(
     *,
     prepared,
     interactions: pd.DataFrame,
-    model: RecVAE,
+    encoder: TraceEncoder,
     out: str | Path | None = None,
     dataset: str | None = None,
-    checkpoint_sha: str = "",
-    model_info: dict | None = None,
     schedule: Schedule = Schedule(),
     topk: int | None = 100,
     users: object = None,
-    device: str | torch.device = "cpu",
     seed: int = 0,
     clock: str = "time",
     check: bool = True,
     progress: bool = True,
-    chunk_rows: int | None = None,
-    batch_rows: int | None = None,
-    workers: int | None = None,
+    catalogue: bool = True,
 ) -> BuildStats:
-    """Build and write the trace of ``model`` over ``interactions`` restricted as ``prepared`` says.
+    """Build and write the trace of ``encoder`` over ``interactions`` restricted as ``prepared`` says.
 
-    ``chunk_rows``, ``batch_rows`` and ``workers`` tune :class:`PrefixEmbedder` (None: its defaults).
+    With ``catalogue`` (and an encoder that provides one) the item catalogue is written beside
+    the trace (:func:`recvae.trace.format.catalogue_path`), after it, and the trace's metadata
+    links to it; without, the trace is exactly what it was before catalogues existed.
     """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -148,15 +147,17 @@ def write_trace_for(
         raise UserError(f"unknown clock {clock!r}; choose one of {', '.join(CLOCKS)}")
     if clock == "time" and (manifest.get("has_timestamps") is False or "timestamp" not in interactions.columns):
         raise UserError(_NO_TIME_MESSAGE.format(name=dataset))
-    if model.cfg.n_items != prepared.n_items:
+    if encoder.n_items != prepared.n_items:
         raise UserError(
-            f"the model has {model.cfg.n_items} input items but the prepared data has {prepared.n_items}; "
+            f"the model has {encoder.n_items} input items but the prepared data has {prepared.n_items}; "
             "was it trained on another dataset?"
         )
     k = int(topk or 0)
     if k < 0 or k > prepared.n_items:
         raise UserError(f"--topk must be between 0 and the number of items ({prepared.n_items}), got {k}")
-    dev = resolve_device(str(device))
+    if k and not encoder.supports_topk:
+        raise UserError(f"a {encoder.model_type} model gives no top-k lists; pass --topk 0")
+    description = encoder.description()
 
     hist = build_histories(
         interactions,
@@ -180,25 +181,22 @@ def write_trace_for(
     stamp = hist.times[hist.offsets[owner] + lengths - 1] if m else np.zeros(0, np.int64)
     starts = np.r_[0, np.cumsum(np.bincount(owner, minlength=hist.n_users))[:-1]] if m else np.zeros(0, np.int64)
     seq = (np.arange(m) - starts[owner]).astype(np.int32) if m else np.zeros(0, np.int32)
-    order = global_order(stamp, owner, seq)
+    order = tf.global_order(stamp, owner, seq)
     position = np.empty(m, dtype=np.int64)
     position[order] = np.arange(m, dtype=np.int64)
 
-    dim = model.cfg.latent_dim
+    dim = int(encoder.dim)
     embedding = np.empty((m, dim), dtype=np.float32)
     top = np.empty((m, k), dtype=np.int32) if k else None
-    model.eval()
-    if dev.type != "cpu":
-        model.to(dev)
-    tuning = {"chunk_rows": chunk_rows, "batch_rows": batch_rows, "workers": workers}
-    embedder = PrefixEmbedder(model, topk=k, device=dev, **{n: v for n, v in tuning.items() if v is not None})
     batch = PrefixBatch(hist.items, hist.offsets, owner, lengths)
+    encoder.prepare(k)
     lap("schedule")
     t_embed = time.perf_counter()
     bar = _progress(m, progress, f"embedding {dataset} prefixes")
     try:
         done = 0
-        for lo, hi, mu, tk in embedder.iter_chunks(batch):
+        for lo, hi, mu, tk in encoder.iter_chunks(batch, k):
+            _check_chunk(encoder, lo, hi, done, mu, tk, dim, k)
             embedding[position[lo:hi]] = mu
             if top is not None:
                 top[position[lo:hi]] = tk
@@ -208,10 +206,12 @@ def write_trace_for(
     finally:
         if bar is not None:
             bar.close()
+    if done != m:
+        raise ValueError(f"{type(encoder).__name__}.iter_chunks stopped at row {done} of {m}")
     seconds_embed = time.perf_counter() - t_embed
     lap("embed")
 
-    cols = TraceColumns(
+    cols = tf.TraceColumns(
         timestamp=stamp[order],
         user_code=owner[order],
         user_labels=hist.users.astype(str),
@@ -224,21 +224,19 @@ def write_trace_for(
     n_users = int(np.unique(owner).size)
     by_split = {name: int((hist.split[np.unique(owner)] == i).sum()) for i, name in enumerate(SPLIT_NAMES)}
     meta = {
-        "format": TRACE_FORMAT,
-        "format_version": TRACE_FORMAT_VERSION,
+        "format": tf.TRACE_FORMAT,
+        "format_version": tf.TRACE_FORMAT_VERSION,
         "package_version": __version__,
         "dataset": dataset,
         "preprocessing": params,
         "source": manifest.get("source"),
         "vocabulary_fingerprint": prepared.vocabulary_fingerprint(),
         "n_vocabulary_items": int(prepared.n_items),
-        "model": {
-            "checkpoint_sha256": checkpoint_sha,
-            "config": model.cfg.to_dict(),
-            **({k2: v for k2, v in (model_info or {}).items()}),
-        },
-        "embedding": "encoder mean (mu), dropout off, float32",
-        "dim": int(dim),
+        "model": tf.model_metadata(
+            encoder.model_type, {"checkpoint_sha256": description.checkpoint_sha256, **description.details}
+        ),
+        "embedding": description.embedding,
+        "dim": dim,
         "topk": k or None,
         "topk_excludes_prefix_items": True,
         "schedule": {
@@ -254,14 +252,66 @@ def write_trace_for(
         "items": _json_ids(prepared.items),
     }
     path = Path(out) if out is not None else default_trace_path(
-        dataset, checkpoint_sha, dim, k, users_tag, schedule, clock
+        dataset, description.checkpoint_sha256, dim, k, users_tag, schedule, clock
     )
-    write_trace(path, cols, meta)
+    items_catalogue = _catalogue(encoder, prepared, dataset, dim) if catalogue else None
+    blob = catalogue_bytes(items_catalogue) if items_catalogue is not None else None
+    if blob is not None:
+        meta["catalogue"] = {
+            "file": "<trace stem>" + tf.CATALOGUE_SUFFIX,
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "vocabulary_sha256": items_catalogue.metadata["vocabulary_sha256"],
+            "n_items": len(items_catalogue),
+            "dim": items_catalogue.dim,
+            "bias": items_catalogue.bias is not None,
+        }
+    tf.write_trace(path, cols, meta)
+    cat_path = write_catalogue(tf.catalogue_path(path), items_catalogue) if items_catalogue is not None else None
     lap("write")
     return BuildStats(
         path=path, rows=m, users=n_users, dim=dim, topk=k, seconds_embed=seconds_embed,
-        seconds_total=time.perf_counter() - t0, device=str(dev), timings=timings,
+        seconds_total=time.perf_counter() - t0, device=encoder.device, timings=timings, catalogue=cat_path,
     )
+
+
+def _check_chunk(encoder: TraceEncoder, lo: int, hi: int, done: int, mu: np.ndarray, tk: np.ndarray | None,
+                 dim: int, k: int) -> None:
+    """An encoder's chunk must continue where the last one ended and have the promised shapes."""
+    name = type(encoder).__name__
+    if lo != done or hi <= lo:
+        raise ValueError(f"{name}.iter_chunks yielded rows {lo}:{hi} after row {done}")
+    if mu.shape != (hi - lo, dim) or mu.dtype != np.float32:
+        raise ValueError(f"{name} gave embeddings {mu.dtype}{mu.shape} for rows {lo}:{hi}, expected float32 "
+                         f"({hi - lo}, {dim})")
+    if k and (tk is None or tk.shape != (hi - lo, k)):
+        raise ValueError(f"{name} gave top-k lists of shape {getattr(tk, 'shape', None)}, expected ({hi - lo}, {k})")
+
+
+def _catalogue(encoder: TraceEncoder, prepared, dataset: str, dim: int) -> Catalogue | None:
+    """The encoder's item catalogue with the metadata that ties it to the trace (None: it has none)."""
+    cat = encoder.catalogue(np.asarray(prepared.items))
+    if cat is None:
+        return None
+    if len(cat) != prepared.n_items or cat.dim != dim:
+        raise ValueError(f"{type(encoder).__name__}.catalogue has {len(cat)} items of dimension {cat.dim}, "
+                         f"expected {prepared.n_items} of dimension {dim}")
+    description = encoder.description()
+    cat.metadata = {
+        "model": encoder.model_type,
+        "checkpoint_sha256": description.checkpoint_sha256,
+        **cat.metadata,
+        "kind": "catalogue",
+        "format": tf.TRACE_FORMAT,
+        "format_version": tf.TRACE_FORMAT_VERSION,
+        "package_version": __version__,
+        "dataset": dataset,
+        "vocabulary_sha256": tf.vocabulary_sha256(prepared.items),
+        "vocabulary_fingerprint": prepared.vocabulary_fingerprint(),
+        "embedding": description.embedding,
+        "dim": cat.dim,
+        "n_items": len(cat),
+    }
+    return cat
 
 
 def _json_ids(ids: np.ndarray) -> list:
@@ -279,39 +329,9 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, desc=desc, unit="emb", unit_scale=True, leave=False)
 
 
-def build_trace(
-    dataset: str,
-    *,
-    data_dir: str | Path | None = None,
-    model: str | Path | None = None,
-    out: str | Path | None = None,
-    min_history: int = 50,
-    initial_fraction: float = 0.8,
-    step: int = 10,
-    topk: int | None = 100,
-    users: object = None,
-    device: str = "auto",
-    seed: int = 0,
-    clock: str = "time",
-    progress: bool = True,
-    prepare_params: dict | None = None,
-    train_overrides: dict | None = None,
-) -> Path:
-    """Build the trace of ``dataset`` and return its path.
-
-    Prepares the dataset (cached), loads the checkpoint ``model`` or, without it, trains one with
-    the dataset's defaults (or reuses a cached one that matches), embeds every scheduled prefix
-    and writes the time-sorted Arrow file to ``out`` (default: a descriptive name under
-    ``traces/``). ``prepare_params`` go to :func:`recvae.data.prepare` and
-    :func:`recvae.data.load_interactions` (e.g. the synthetic generator's ``n_users``);
-    ``train_overrides`` to :meth:`recvae.training.TrainConfig.for_dataset`.
-    """
-    return build_trace_stats(
-        dataset, data_dir=data_dir, model=model, out=out, min_history=min_history,
-        initial_fraction=initial_fraction, step=step, topk=topk, users=users, device=device,
-        seed=seed, clock=clock, progress=progress, prepare_params=prepare_params,
-        train_overrides=train_overrides,
-    ).path
+def build_trace(dataset: str, **options: object) -> Path:
+    """Build the trace of ``dataset`` and return its path; ``options`` as for :func:`build_trace_stats`."""
+    return build_trace_stats(dataset, **options).path
 
 
 def build_trace_stats(
@@ -331,11 +351,25 @@ def build_trace_stats(
     progress: bool = True,
     prepare_params: dict | None = None,
     train_overrides: dict | None = None,
+    encoder: TraceEncoder | None = None,
+    catalogue: bool = True,
 ) -> BuildStats:
-    """:func:`build_trace`, returning the :class:`BuildStats` (rows, timings) as well."""
+    """Build the trace of ``dataset``; return the :class:`BuildStats` (path, rows, timings).
+
+    Prepares the dataset (cached), loads the checkpoint ``model`` or, without it, trains one with
+    the dataset's defaults (or reuses a cached one that matches), embeds every scheduled prefix
+    and writes the time-sorted Arrow file to ``out`` (default: a descriptive name under
+    ``traces/``). ``prepare_params`` go to :func:`recvae.data.prepare` and
+    :func:`recvae.data.load_interactions` (e.g. the synthetic generator's ``n_users``);
+    ``train_overrides`` to :meth:`recvae.training.TrainConfig.for_dataset`. ``encoder``: embed
+    with this model instead (then ``model`` must be None and nothing is trained). ``catalogue``:
+    also write the model's item catalogue beside the trace.
+    """
     from recvae import data as rdata
 
     t0 = time.perf_counter()
+    if encoder is not None and model is not None:
+        raise UserError("give either a checkpoint (--model) or an encoder, not both")
     schedule = Schedule(min_history=min_history, initial_fraction=initial_fraction, step=step)
     if clock not in CLOCKS:
         raise UserError(f"unknown clock {clock!r}; choose one of {', '.join(CLOCKS)}")
@@ -349,37 +383,25 @@ def build_trace_stats(
     interactions = rdata.load_interactions(dataset, data_dir, **generator_params)
     t_data = time.perf_counter()
 
-    from recvae.checkpoint import load_model
+    if encoder is None:
+        from recvae.trace.recvae_encoder import load_encoder
 
-    if model is None:
-        from recvae.training import TrainConfig, train_or_reuse
-
-        overrides = {"seed": seed, "device": str(dev), **(train_overrides or {})}
-        config = TrainConfig.for_dataset(dataset, **overrides)
-        log.info("no --model given: training (or reusing) a %s model", dataset)
-        model_path = train_or_reuse(prepared, config, progress=progress)
-    else:
-        model_path = Path(model)
-        if not model_path.exists():
-            raise UserError(f"{model_path}: no such checkpoint")
-    net, info = load_model(model_path, device=str(dev), expect=prepared)
-    model_info = {k: info[k] for k in ("epoch", "best_score") if k in info}
+        encoder = load_encoder(prepared, dataset, model, device=dev, seed=seed, train_overrides=train_overrides,
+                               progress=progress)
     t_model = time.perf_counter()
     stats = write_trace_for(
         prepared=prepared,
         interactions=interactions,
-        model=net,
+        encoder=encoder,
         out=out,
         dataset=dataset,
-        checkpoint_sha=str(info.get("sha256", "")),
-        model_info=model_info,
         schedule=schedule,
         topk=topk,
         users=users,
-        device=dev,
         seed=seed,
         clock=clock,
         progress=progress,
+        catalogue=catalogue,
     )
     stats.timings = {"data": t_data - t0, "model": t_model - t_data, **stats.timings}
     stats.seconds_total = time.perf_counter() - t0

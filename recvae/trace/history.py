@@ -22,10 +22,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recvae.errors import UserError
+from recvae.trace.format import SPLITS
 from recvae.trace.prefix import concat_ranges
 
-#: The protocol splits, in the order of their codes in :attr:`Histories.split`.
-SPLIT_NAMES = ("train", "validation", "test")
+#: The protocol splits, in the order of their codes in :attr:`Histories.split` (the trace's ``split`` codes).
+SPLIT_NAMES = SPLITS
 CLOCKS = ("time", "file-order")
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recvae.model import RecVAE, swish
+from recvae.model import RecVAE
 
 #: Sentinel for "no item" in a top-k list (fewer than k items outside the prefix).
 NO_ITEM = -1
@@ -84,6 +84,25 @@ def grouped_topk(logits: torch.Tensor, k: int, groups: int) -> tuple[torch.Tenso
     members = (best[:, :, None] + width * torch.arange(groups, device=logits.device)).view(rows, -1)
     values, pick = torch.topk(torch.gather(logits, 1, members), k, dim=1, largest=True, sorted=True)
     return values, torch.gather(members, 1, pick)
+
+
+def topk_outside_prefix(logits: torch.Tensor, batch: "PrefixBatch", k: int, groups: int = 1) -> torch.Tensor:
+    """(m, k) int32: the ``k`` best columns of each row of ``logits`` outside the row's prefix items.
+
+    ``logits`` is ``(len(batch), n)`` with columns = vocabulary indices (extra columns scoring
+    -inf may pad ``n`` to a multiple of ``groups``, see :func:`grouped_topk`); it is modified in
+    place (prefix items set to -inf). Lists are by decreasing score, padded with :data:`NO_ITEM`
+    where fewer than ``k`` items are left.
+    """
+    n_cols = logits.shape[1]
+    pos = concat_ranges(batch.starts(), batch.lengths)
+    rows = np.repeat(np.arange(len(batch), dtype=np.int64), batch.lengths)
+    flat = torch.from_numpy(rows * n_cols + batch.items[pos]).to(logits.device)
+    logits.view(-1)[flat] = -torch.inf
+    values, idx = grouped_topk(logits, k, groups)
+    idx = idx.to(torch.int32)
+    idx[values == -torch.inf] = NO_ITEM
+    return idx
 
 
 @dataclass(frozen=True)
@@ -294,33 +313,18 @@ class PrefixEmbedder:
 
     @torch.no_grad()
     def encode(self, a1: torch.Tensor) -> torch.Tensor:
-        """Encoder mean from first-layer pre-activations; mirrors :meth:`Encoder.from_first_layer`."""
-        e = self.encoder
-        fc2, fc3, fc4, fc5, fc_mu = (self._linear(n) for n in ("fc2", "fc3", "fc4", "fc5", "fc_mu"))
-        h1 = e.ln1(swish(a1))
-        h2 = e.ln2(swish(fc2(h1) + h1))
-        h3 = e.ln3(swish(fc3(h2) + h1 + h2))
-        h4 = e.ln4(swish(fc4(h3) + h1 + h2 + h3))
-        h5 = e.ln5(swish(fc5(h4) + h1 + h2 + h3 + h4))
-        return fc_mu(h5)
+        """Encoder mean from first-layer pre-activations: :meth:`Encoder.hidden`, then the mean head."""
+        return self._linear("fc_mu")(self.encoder.hidden(a1, self._linear))
 
     # -- top-k -----------------------------------------------------------------------------------
     @torch.no_grad()
     def top_items(self, mu: torch.Tensor, batch: PrefixBatch) -> torch.Tensor:
         """(m, k) int32 top-k vocabulary indices per row, prefix items excluded, -1 padded."""
-        n_pad = self.dec_b_pad.numel()
         if self.cpu:
             logits = torch.from_numpy(mu.numpy() @ self.dec_wt_pad).add_(self.dec_b_pad)
         else:
             logits = torch.addmm(self.dec_b_pad, mu, self.dec_wt_pad)
-        pos = concat_ranges(batch.starts(), batch.lengths)
-        rows = np.repeat(np.arange(len(batch), dtype=np.int64), batch.lengths)
-        flat = torch.from_numpy(rows * n_pad + batch.items[pos]).to(logits.device)
-        logits.view(-1)[flat] = -torch.inf
-        values, idx = grouped_topk(logits, self.topk, self.groups)
-        idx = idx.to(torch.int32)
-        idx[values == -torch.inf] = NO_ITEM
-        return idx
+        return topk_outside_prefix(logits, batch, self.topk, self.groups)
 
     # -- all together --------------------------------------------------------------------------
     @torch.no_grad()

@@ -16,7 +16,7 @@ Formats, chosen by extension:
 
 The vector column of an Arrow/Parquet file is ``vector_column`` when given, else the trace column
 ``embedding`` when present, else the single column of fixed-size lists (or lists) of floats; several
-candidates is an error that names them. Columns named as in :mod:`recvae.trace.schema`
+candidates is an error that names them. Columns named as in :mod:`recvae.trace.format`
 (``timestamp``, ``user_id``, ``seq``, ``n_items``, ``split``, ``topk``) are picked up when present.
 
 Validation (each failure is one :class:`~recvae.errors.UserError` line naming the file): missing or
@@ -26,11 +26,13 @@ and timestamps that decrease. Decreasing timestamps are refused unless ``sort=Tr
 reorders every column by a *stable* sort on the timestamp (requests with equal timestamps keep
 their file order); sorting materialises the vectors in memory. Floating-point vectors of another
 width (float16/float64) are converted to float32, which also copies them.
+
+Writing a request file is :func:`recvae.trace.format.write_requests` (the trace format's writer),
+also importable from here as :func:`write_requests`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +41,10 @@ import numpy as np
 import pyarrow as pa
 
 from recvae.errors import UserError
-from recvae.trace import schema as S
+from recvae.trace import format as tf
+from recvae.trace.format import write_requests
+
+__all__ = ["Requests", "load_requests", "write_requests"]
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +54,8 @@ NPY_SUFFIXES = (".npy",)
 SUFFIXES = ARROW_SUFFIXES + PARQUET_SUFFIXES + NPY_SUFFIXES
 
 # Optional per-request columns picked up by name (numpy dtype they are returned as).
-_INT_COLUMNS = {S.TIMESTAMP: np.int64, S.SEQ: np.int64, S.N_ITEMS: np.int64}
-_STR_COLUMNS = (S.USER, S.SPLIT)
+_INT_COLUMNS = {tf.TIMESTAMP: np.int64, tf.SEQ: np.int64, tf.N_ITEMS: np.int64}
+_STR_COLUMNS = (tf.USER, tf.SPLIT)
 _VALIDATE_BLOCK = 1 << 16  # rows per block when scanning vectors for NaN/inf
 
 
@@ -108,7 +113,7 @@ class Requests:
         if self._table is None:
             return []
         names = set(self._table.column_names)
-        return [c for c in (*_INT_COLUMNS, *_STR_COLUMNS, S.TOPK) if c in names]
+        return [c for c in (*_INT_COLUMNS, *_STR_COLUMNS, tf.TOPK) if c in names]
 
     @property
     def n_chunks(self) -> int:
@@ -166,27 +171,27 @@ class Requests:
 
     @property
     def timestamp(self) -> np.ndarray | None:
-        return self._column(S.TIMESTAMP)
+        return self._column(tf.TIMESTAMP)
 
     @property
     def user_id(self) -> np.ndarray | None:
-        return self._column(S.USER)
+        return self._column(tf.USER)
 
     @property
     def seq(self) -> np.ndarray | None:
-        return self._column(S.SEQ)
+        return self._column(tf.SEQ)
 
     @property
     def n_items(self) -> np.ndarray | None:
-        return self._column(S.N_ITEMS)
+        return self._column(tf.N_ITEMS)
 
     @property
     def split(self) -> np.ndarray | None:
-        return self._column(S.SPLIT)
+        return self._column(tf.SPLIT)
 
     @property
     def topk(self) -> np.ndarray | None:
-        return self._column(S.TOPK)
+        return self._column(tf.TOPK)
 
     # -- derived -------------------------------------------------------------------------------
     def head(self, n: int) -> "Requests":
@@ -281,18 +286,6 @@ def _read_parquet(p: Path) -> pa.Table:
         raise UserError(f"{p}: not a readable Parquet file ({_one_line(exc)})") from None
 
 
-def _parse_metadata(p: Path, schema: pa.Schema) -> dict:
-    raw = (schema.metadata or {}).get(S.METADATA_KEY)
-    if raw is None:
-        return {}
-    try:
-        meta = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        log.warning("%s: schema metadata %r is not valid JSON; ignored", p, S.METADATA_KEY.decode())
-        return {}
-    return meta if isinstance(meta, dict) else {"value": meta}
-
-
 def _is_float_list(t: pa.DataType) -> bool:
     return (pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t)) and (
         pa.types.is_floating(t.value_type)
@@ -310,8 +303,8 @@ def _choose_vector_column(p: Path, table: pa.Table, vector_column: str | None) -
                 f"{p}: no column {vector_column!r} (columns: {', '.join(table.column_names)})"
             )
         return vector_column
-    if S.EMBEDDING in table.column_names:
-        return S.EMBEDDING
+    if tf.EMBEDDING in table.column_names:
+        return tf.EMBEDDING
     candidates = [f.name for f in table.schema if _is_float_list(f.type)]
     if not candidates:
         raise UserError(
@@ -341,7 +334,7 @@ def _from_table(p: Path, table: pa.Table, vector_column: str | None) -> Requests
     if dim < 1:
         raise UserError(f"{p}: column {col!r} holds empty vectors (dimension 0)")
     return Requests(p, table=table, vector_column=col, dim=dim, n=table.num_rows,
-                    metadata=_parse_metadata(p, table.schema))
+                    metadata=tf.decode_metadata(table.schema, p))
 
 
 def _ragged_check(p: Path, column: pa.ChunkedArray, name: str) -> int:
@@ -370,7 +363,7 @@ def _list_chunk_to_numpy(chunk: pa.Array, dim: int, p: Path, name: str) -> np.nd
 
 def _column_to_numpy(column: pa.ChunkedArray, name: str, p: Path) -> np.ndarray:
     t = column.type
-    if name == S.TOPK:
+    if name == tf.TOPK:
         if not _is_list(t) or not pa.types.is_integer(t.value_type):
             raise UserError(f"{p}: column {name!r} has type {t}, expected lists of integers")
         k = t.list_size if pa.types.is_fixed_size_list(t) else _ragged_check(p, column, name)
@@ -441,68 +434,3 @@ def _check_order(req: Requests, sort: bool) -> None:
     req._vectors = np.ascontiguousarray(vectors[order])  # noqa: SLF001
     req._columns = {k: (None if v is None else v[order]) for k, v in req._columns.items()}  # noqa: SLF001
     req._order = order  # noqa: SLF001 - for columns read later
-
-
-# ----------------------------------------------------------------------------------------------
-# Writing
-# ----------------------------------------------------------------------------------------------
-def write_requests(
-    path: str | Path,
-    vectors: np.ndarray,
-    *,
-    timestamp: np.ndarray | None = None,
-    user_id: np.ndarray | None = None,
-    seq: np.ndarray | None = None,
-    n_items: np.ndarray | None = None,
-    split: np.ndarray | None = None,
-    topk: np.ndarray | None = None,
-    metadata: dict | None = None,
-    batch_rows: int | None = None,
-) -> Path:
-    """Write requests as an Arrow IPC file with the trace column names and types, atomically.
-
-    Only the columns given are written (a full ``build-trace`` trace has all of them); ``metadata``
-    goes under the schema key ``simcache``. ``batch_rows`` splits the file into record batches.
-    Useful to turn vectors from another source into a memory-mappable request file.
-    """
-    from recvae.storage import atomic_path
-
-    v = np.ascontiguousarray(vectors, dtype=np.float32)
-    if v.ndim != 2:
-        raise ValueError(f"vectors must be 2-D, got shape {v.shape}")
-    n, d = v.shape
-    fields: list[tuple[pa.Field, np.ndarray]] = []
-    spec = [
-        (S.TIMESTAMP, timestamp, pa.int64()), (S.USER, user_id, pa.string()), (S.SEQ, seq, pa.int32()),
-        (S.N_ITEMS, n_items, pa.int32()), (S.SPLIT, split, pa.string()),
-    ]
-    for name, col, typ in spec:
-        if col is not None:
-            fields.append((pa.field(name, typ, nullable=False), np.asarray(col)))
-    fields.append((pa.field(S.EMBEDDING, pa.list_(pa.float32(), d), nullable=False), v))
-    if topk is not None:
-        t = np.ascontiguousarray(topk, dtype=np.int32)
-        fields.append((pa.field(S.TOPK, pa.list_(pa.int32(), t.shape[1]), nullable=False), t))
-    for f, col in fields:
-        if len(col) != n:
-            raise ValueError(f"column {f.name} has {len(col)} rows, vectors have {n}")
-    meta = {S.METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()} if metadata is not None else None
-    schema = pa.schema([f for f, _ in fields], metadata=meta)
-    step = max(1, int(batch_rows or n or 1))
-
-    def column(f: pa.Field, col: np.ndarray, sl: slice) -> pa.Array:
-        if pa.types.is_fixed_size_list(f.type):
-            part = col[sl]
-            return pa.FixedSizeListArray.from_arrays(pa.array(part.reshape(-1), type=f.type.value_type),
-                                                     f.type.list_size)
-        if pa.types.is_string(f.type):
-            return pa.array([str(x) for x in col[sl]], type=pa.string())
-        return pa.array(col[sl], type=f.type)
-
-    dest = Path(path)
-    with atomic_path(dest) as tmp:
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            for start in range(0, n, step):
-                sl = slice(start, start + step)
-                writer.write_batch(pa.record_batch([column(f, c, sl) for f, c in fields], schema=schema))
-    return dest

@@ -18,25 +18,23 @@ import torch
 from recvae.data import load_interactions, prepare
 from recvae.errors import UserError
 from recvae.model import RecVAE, RecVAEConfig
-from recvae.trace import schema as S
-from recvae.trace import writer as trace_writer
+from recvae.trace import format as S
+from recvae.trace import format as trace_writer
 from recvae.trace.build import build_trace, build_trace_stats, write_trace_for
+from recvae.trace.format import read_metadata
 from recvae.trace.history import build_histories
 from recvae.trace.prefix import PrefixBatch, direct_prefix_embeddings
+from recvae.trace.recvae_encoder import RecVAEEncoder
 from recvae.trace.schedule import Schedule
-from recvae.trace.writer import read_metadata
 
 SYNTH = dict(n_users=300, n_items=250, seed=5)
 REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory):
+def synth(synthetic_data):
     """Prepared synthetic data, its raw interactions and a small random model (own cache folder)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SIMCACHE_CACHE_DIR", str(tmp_path_factory.mktemp("synth-cache")))
-        prepared = prepare("synthetic", progress=False, **SYNTH)
-        df = load_interactions("synthetic", **SYNTH)
+    prepared, df = synthetic_data(**SYNTH)
     torch.manual_seed(0)
     model = RecVAE(RecVAEConfig(prepared.n_items, hidden_dim=32, latent_dim=8)).eval()
     return prepared, df, model
@@ -50,8 +48,8 @@ def read_table(path: Path) -> pa.Table:
 def build(synth, path: Path, **kw):
     prepared, df, model = synth
     kw.setdefault("topk", 15)
-    return write_trace_for(prepared=prepared, interactions=df, model=model, out=path, progress=False,
-                           checkpoint_sha="f" * 64, **kw)
+    return write_trace_for(prepared=prepared, interactions=df, encoder=RecVAEEncoder(model, checkpoint_sha256="f" * 64),
+                           out=path, progress=False, **kw)
 
 
 def test_rows_follow_the_schedule_and_time(synth, tmp_path: Path) -> None:
@@ -163,7 +161,7 @@ def test_model_of_another_vocabulary_is_refused(synth, tmp_path: Path) -> None:
     prepared, df, _ = synth
     other = RecVAE(RecVAEConfig(prepared.n_items + 1, hidden_dim=8, latent_dim=4))
     with pytest.raises(UserError, match="input items"):
-        write_trace_for(prepared=prepared, interactions=df, model=other, out=tmp_path / "x.arrow", progress=False)
+        write_trace_for(prepared=prepared, interactions=df, encoder=RecVAEEncoder(other), out=tmp_path / "x.arrow", progress=False)
 
 
 def test_data_without_timestamps_needs_the_file_order_clock(synth, tmp_path: Path) -> None:
@@ -172,9 +170,9 @@ def test_data_without_timestamps_needs_the_file_order_clock(synth, tmp_path: Pat
     prepared.manifest = {**prepared.manifest, "has_timestamps": False}
     try:
         with pytest.raises(UserError, match="--clock file-order"):
-            write_trace_for(prepared=prepared, interactions=no_time, model=model, out=tmp_path / "x.arrow",
+            write_trace_for(prepared=prepared, interactions=no_time, encoder=RecVAEEncoder(model), out=tmp_path / "x.arrow",
                             progress=False)
-        stats = write_trace_for(prepared=prepared, interactions=no_time, model=model, out=tmp_path / "y.arrow",
+        stats = write_trace_for(prepared=prepared, interactions=no_time, encoder=RecVAEEncoder(model), out=tmp_path / "y.arrow",
                                 progress=False, clock="file-order", topk=0)
     finally:
         prepared.manifest = {**prepared.manifest, "has_timestamps": True}
@@ -199,7 +197,8 @@ def test_failed_build_leaves_no_file(synth, tmp_path: Path, monkeypatch: pytest.
     out = tmp_path / "trace.arrow"
     with pytest.raises(KeyboardInterrupt):
         prepared, df, model = synth
-        write_trace_for(prepared=prepared, interactions=df, model=model, out=out, progress=False, topk=0)
+        write_trace_for(prepared=prepared, interactions=df, encoder=RecVAEEncoder(model), out=out, progress=False,
+                        topk=0)
     assert calls["n"] == 3
     assert list(tmp_path.iterdir()) == []
 
@@ -209,8 +208,9 @@ import sys, time
 import torch
 from recvae.data import load_interactions, prepare
 from recvae.model import RecVAE, RecVAEConfig
-from recvae.trace import writer
+from recvae.trace import format as writer
 from recvae.trace.build import write_trace_for
+from recvae.trace.recvae_encoder import RecVAEEncoder
 real = writer._fixed_list
 def slow(values, pa_type):
     time.sleep(0.2)
@@ -221,7 +221,8 @@ params = dict(n_users=300, n_items=250, seed=5)
 prepared = prepare("synthetic", progress=False, **params)
 df = load_interactions("synthetic", **params)
 model = RecVAE(RecVAEConfig(prepared.n_items, hidden_dim=16, latent_dim=4))
-write_trace_for(prepared=prepared, interactions=df, model=model, out=sys.argv[1], progress=False, topk=0)
+write_trace_for(prepared=prepared, interactions=df, encoder=RecVAEEncoder(model), out=sys.argv[1], progress=False,
+                topk=0)
 """
 
 
@@ -276,7 +277,7 @@ def test_end_to_end_on_ml100k(shared_data: Path, tmp_path: Path) -> None:
     df = load_interactions("ml100k", data_dir)
     torch.manual_seed(0)
     model = RecVAE(RecVAEConfig(prepared.n_items, hidden_dim=32, latent_dim=16)).eval()
-    stats = write_trace_for(prepared=prepared, interactions=df, model=model, out=tmp_path / "ml100k.arrow",
+    stats = write_trace_for(prepared=prepared, interactions=df, encoder=RecVAEEncoder(model), out=tmp_path / "ml100k.arrow",
                             progress=False, topk=20, dataset="ml100k")
     t = read_table(stats.path)
     assert stats.users == len(prepared.train_users) + len(prepared.val_users) + len(prepared.test_users)

@@ -202,3 +202,17 @@ def test_invalid_batches_are_refused() -> None:
         PrefixBatch(items, offsets, np.array([0, 1, 0]), np.array([1, 1, 2]))
     with pytest.raises(ValueError, match=">= 1"):
         PrefixBatch(items, offsets, np.array([0]), np.array([0]))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_prefix_encoder_runs_the_model_encoder_chain(backend: str) -> None:
+    """One encoder chain (``Encoder.hidden``): the torch path is the model's own, bit for bit."""
+    model = make_model()
+    emb = PrefixEmbedder(model, topk=0, backend=backend)
+    a1 = emb.first_layer(make_batch())
+    with torch.no_grad():
+        direct = model.encoder.from_first_layer(a1)[0]
+    if backend == "torch":
+        assert torch.equal(emb.encode(a1), direct)
+    else:  # the same chain with BLAS products: equal up to float32 summation order
+        np.testing.assert_allclose(emb.encode(a1).numpy(), direct.numpy(), rtol=0, atol=1e-5)

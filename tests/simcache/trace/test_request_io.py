@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from recvae.errors import UserError
-from recvae.trace.schema import trace_schema
+from recvae.trace.format import trace_schema
 from simcache.trace.io import load_requests, write_requests
 
 
@@ -28,7 +28,7 @@ def _trace_columns(n: int = 50, d: int = 6, k: int = 4, seed: int = 0) -> dict:
 
 
 def _write_with_schema(path, cols: dict, metadata: dict | None = None, batches: int = 1) -> None:
-    """A trace written directly with recvae.trace.schema.trace_schema (as build-trace does)."""
+    """A trace written directly with recvae.trace.format.trace_schema (as build-trace does)."""
     v, t = cols["vectors"], cols["topk"]
     meta = {b"simcache": json.dumps(metadata).encode()} if metadata is not None else None
     schema = trace_schema(v.shape[1], t.shape[1], meta)

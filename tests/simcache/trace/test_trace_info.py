@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from recvae.data import load_interactions, prepare
 from recvae.model import RecVAE, RecVAEConfig
 from recvae.trace.build import write_trace_for
+from recvae.trace.recvae_encoder import RecVAEEncoder
 from simcache.cli.app import app
 from simcache.trace.info import (
     PER_USER_BINS,
@@ -111,8 +112,8 @@ def small_trace(tmp_path: Path) -> Path:
     df = load_interactions("synthetic", **params)
     torch.manual_seed(0)
     model = RecVAE(RecVAEConfig(prepared.n_items, hidden_dim=16, latent_dim=8))
-    return write_trace_for(prepared=prepared, interactions=df, model=model, out=tmp_path / "small.arrow",
-                           topk=5, progress=False).path
+    return write_trace_for(prepared=prepared, interactions=df, encoder=RecVAEEncoder(model),
+                           out=tmp_path / "small.arrow", topk=5, progress=False).path
 
 
 def test_trace_is_readable_by_the_replay_reader(small_trace: Path) -> None:
