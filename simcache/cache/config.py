@@ -57,7 +57,8 @@ class ReplayConfig:
     ``radius``: hit iff d(x, y*) <= radius, in the metric's units; ``inf`` makes every entry
     usable (a pure cost model for qLRU-ΔC). ``params``: the policy's options (see
     ``simcache policies``); after construction it holds every parameter's value. ``cost``: the
-    cost model (used by qLRU-ΔC and by the accounting). ``index``, ``device``, ``engine``,
+    cost model (used by qLRU-ΔC and by the accounting); None (the default) takes the policy's
+    own default (:attr:`cost_model`). ``index``, ``device``, ``engine``,
     ``block_size`` (None: adaptive) and ``parallel`` change only how the result is computed,
     never the result. ``seed`` drives every random choice. ``exclude_self``: a request never
     sees the entries its own user inserted (a study of reuse across users; needs user ids).
@@ -68,7 +69,7 @@ class ReplayConfig:
     radius: float = 0.0
     metric: str = "l2"
     params: dict[str, Any] = field(default_factory=dict)
-    cost: CostModel | None = field(default_factory=CostModel)  # None: the default CostModel()
+    cost: CostModel | None = None  # None: the policy's default cost model
     index: str = "flat"
     device: str = "auto"
     engine: str = "block"
@@ -97,9 +98,7 @@ class ReplayConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise UserError(f"seed must be an integer, got {self.seed!r}")
         set_(self, "seed", int(self.seed))
-        if self.cost is None:
-            set_(self, "cost", CostModel())
-        elif not isinstance(self.cost, CostModel):
+        if self.cost is not None and not isinstance(self.cost, CostModel):
             raise UserError("cost must be a simcache.cache.costs.CostModel")
         set_(self, "params", cls.resolve_params(dict(self.params or {})))
         self.make_policy().rule_parameters()  # the rule's own range checks
@@ -111,7 +110,12 @@ class ReplayConfig:
 
     def make_policy(self) -> Policy:
         """A fresh policy object for one replay."""
-        return self.policy_class(self.capacity, self.radius, self.params, self.cost)
+        return self.policy_class(self.capacity, self.radius, self.params, self.cost_model)
+
+    @property
+    def cost_model(self) -> CostModel:
+        """The cost model in force: ``cost``, or the policy's default for this radius."""
+        return self.cost if self.cost is not None else self.policy_class.default_cost(self.radius)
 
     def with_(self, **changes: Any) -> ReplayConfig:
         """A validated copy with ``changes``; a new ``policy`` keeps only the parameters it declares."""
@@ -129,5 +133,5 @@ class ReplayConfig:
         """JSON-ready provenance of every field."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["params"] = dict(self.params)
-        out["cost"] = self.cost.to_dict()
+        out["cost"] = self.cost_model.to_dict()
         return out

@@ -32,8 +32,13 @@ MetricOpt = Annotated[str, typer.Option("--metric", help=f"Distance: {' or '.joi
 ParamOpt = Annotated[list[str] | None, typer.Option(
     "--param", metavar="NAME=VALUE", help="Any policy parameter as NAME=VALUE (repeatable); see `simcache policies`.",
     show_default=False)]
-CostOpt = Annotated[str, typer.Option("--cost", help=f"Approximation cost h(d): {', '.join(COST_KINDS)} "
-                                                     "(0, scale*d or scale*d^exponent).")]
+CostOpt = Annotated[str | None, typer.Option("--cost", help=f"Approximation cost h(d): {', '.join(COST_KINDS)} "
+                                                            "(0, scale*d or scale*d^exponent). (default: the "
+                                                            "policy's, see `simcache policies`)",
+                                              show_default=False)]
+ExcludeSelfOpt = Annotated[bool, typer.Option("--exclude-self", help="A request never sees the entries its own user "
+                                                                     "inserted: hits are reuse across users "
+                                                                     "(needs a user_id column).")]
 RetrievalOpt = Annotated[float, typer.Option("--retrieval-cost", help="Retrieval cost C_r of a miss.")]
 CostScaleOpt = Annotated[float, typer.Option("--cost-scale", help="Scale of h(d).")]
 CostExpOpt = Annotated[float, typer.Option("--cost-exponent", help="Exponent of h(d) for --cost power.")]
@@ -122,8 +127,12 @@ def parse_params(options: dict[str, Any], param: list[str] | None) -> dict[str, 
     return params
 
 
-def make_cost(kind: str, retrieval_cost: float, scale: float, exponent: float) -> CostModel:
-    """The cost model of the ``--cost*`` options."""
+def make_cost(kind: str | None, retrieval_cost: float, scale: float, exponent: float) -> CostModel | None:
+    """The cost model of the ``--cost*`` options (None: the policy's default)."""
+    if kind is None:
+        if (retrieval_cost, scale, exponent) == (1.0, 1.0, 2.0):
+            return None
+        kind = "zero"
     if kind not in COST_KINDS:
         raise UserError(f"unknown cost model {kind!r}; choose one of {', '.join(COST_KINDS)}")
     return CostModel(kind=kind, retrieval_cost=retrieval_cost, scale=scale, exponent=exponent)
@@ -141,8 +150,9 @@ def replay(
     radius: Annotated[float, typer.Option("--radius", "-r", help="Hit radius: hit iff d(x, y*) <= r "
                                                                  "(inf: every entry is usable).")] = 0.0,
     metric: MetricOpt = "l2",
+    exclude_self: ExcludeSelfOpt = False,
     param: ParamOpt = None,
-    cost: CostOpt = "zero",
+    cost: CostOpt = None,
     retrieval_cost: RetrievalOpt = 1.0,
     cost_scale: CostScaleOpt = 1.0,
     cost_exponent: CostExpOpt = 2.0,
@@ -172,7 +182,7 @@ def replay(
     config = ReplayConfig(
         policy=policy, capacity=capacity, radius=radius, metric=metric, params=parse_params(policy_options, param),
         cost=make_cost(cost, retrieval_cost, cost_scale, cost_exponent), index=index, device=device,
-        engine=engine, block_size=block_size, seed=seed,
+        engine=engine, block_size=block_size, seed=seed, exclude_self=exclude_self,
     )
     options = RunOptions(vector_column=vector_column, sort=sort, limit=limit, window=window, overlap_k=overlap_k)
     result = run_replay(trace, config, options, progress=_progress(progress))
@@ -199,8 +209,9 @@ def sweep(
                                              show_default=False)] = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the PNG curves.")] = True,
     metric: MetricOpt = "l2",
+    exclude_self: ExcludeSelfOpt = False,
     param: ParamOpt = None,
-    cost: CostOpt = "zero",
+    cost: CostOpt = None,
     retrieval_cost: RetrievalOpt = 1.0,
     cost_scale: CostScaleOpt = 1.0,
     cost_exponent: CostExpOpt = 2.0,
@@ -227,7 +238,8 @@ def sweep(
     first = policy.split(",")[0].strip()
     base = ReplayConfig(policy=first or "lru", capacity=1, metric=metric,
                         cost=make_cost(cost, retrieval_cost, cost_scale, cost_exponent), index=index,
-                        device=device, engine=engine, block_size=block_size, seed=seed)  # fmt: skip
+                        device=device, engine=engine, block_size=block_size, seed=seed,
+                        exclude_self=exclude_self)  # fmt: skip
     options = RunOptions(vector_column=vector_column, sort=sort, limit=limit, window=window, overlap_k=overlap_k)
     out_dir = out if out is not None else Path(f"simcache-report-sweep-{trace.stem}")
     df = run_sweep(
@@ -252,6 +264,8 @@ def policies() -> None:
 
     for name, cls in POLICIES.items():
         typer.echo(f"{name:<10} [{cls.family} cache] {cls.summary}")
+        if cls.defaults_note:
+            typer.echo(f"{'':<12}defaults: {cls.defaults_note}")
         for p in cls.params:
             choices = f" ({', '.join(p.choices)})" if p.choices else ""
             default = "" if p.default is None else f" (default: {p.default})"

@@ -48,6 +48,7 @@ class Summary:
     splits: dict[str, dict[str, Any]] | None = None
     users: dict[str, Any] | None = None
     overlap: dict[str, Any] | None = None
+    provenance: dict[str, Any] | None = None
     per_user: pd.DataFrame | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,6 +61,7 @@ class Summary:
             "splits": self.splits,
             "users": self.users,
             "overlap": self.overlap,
+            "provenance": self.provenance,
         }
 
 
@@ -87,6 +89,37 @@ def outcome_counts(outcome: np.ndarray) -> dict[str, Any]:
         "approx_hit_ratio": ratio(approx),
         "miss_ratio": ratio(misses),
     }
+
+
+def hit_provenance(outcome: np.ndarray, served: np.ndarray, distance: np.ndarray, user_id: np.ndarray,
+                   *, hist_range: tuple[float, float] | None = None) -> tuple[dict[str, Any], np.ndarray]:
+    """Who served each hit: an entry the same user inserted (*same user*) or another user's.
+
+    ``served`` holds, for a query cache, the request index that inserted the serving entry, so the
+    serving user is ``user_id[served]``. Returns the counts, ratios (over all requests) and the
+    hit-distance distribution of each kind, and a per-request int8 array: 1 same user, 2 other
+    user, 0 miss. Most hits at small radii are usually same-user (consecutive embeddings of one
+    user are close): a hit ratio alone is easily misread as reuse across users.
+    """
+    outcome = np.asarray(outcome)
+    served = np.asarray(served, dtype=np.int64)
+    user_id = np.asarray(user_id)
+    hit = np.flatnonzero(outcome > 0)
+    kind = np.zeros(outcome.size, dtype=np.int8)
+    if hit.size:
+        same = user_id[served[hit]] == user_id[hit]
+        kind[hit] = np.where(same, 1, 2)
+    n = outcome.size
+    d = np.asarray(distance, dtype=np.float64)
+    out: dict[str, Any] = {"requests": int(n)}
+    for code, name in ((1, "same_user"), (2, "other_user")):
+        mask = kind == code
+        count = int(mask.sum())
+        out[f"{name}_hits"] = count
+        out[f"{name}_hit_ratio"] = count / n if n else float("nan")
+        out[f"{name}_share_of_hits"] = count / hit.size if hit.size else None
+        out[f"{name}_distance"] = value_stats(d[mask], hist_range=hist_range)
+    return out, kind
 
 
 def approx_costs(outcome: np.ndarray, distance: np.ndarray, cost: CostModel) -> np.ndarray:
@@ -316,6 +349,7 @@ class Accounts:
     summary: Summary
     costs: np.ndarray
     overlap: np.ndarray | None
+    provenance: np.ndarray | None = None  # per request: 0 miss, 1 same-user hit, 2 other-user hit
 
 
 def summarize(
@@ -353,15 +387,19 @@ def summarize(
     )
     if split is not None:
         summary.splits = split_summary(split, outcome, costs)
+    provenance = None
     if user_id is not None:
         summary.users, summary.per_user = user_summary(user_id, outcome, costs, top=top_users)
+        edges = dist["hits"]["histogram"]["edges"]
+        summary.provenance, provenance = hit_provenance(outcome, served, distance, user_id,
+                                                        hist_range=(edges[0], edges[-1]))
     per_request_overlap = None
     if topk is not None:
         summary.overlap, per_request_overlap = overlap_summary(
             topk, outcome, served, distance, k=overlap_k,
             distance_edges=dist["hits"]["histogram"]["edges"],
         )
-    return Accounts(summary=summary, costs=costs, overlap=per_request_overlap)
+    return Accounts(summary=summary, costs=costs, overlap=per_request_overlap, provenance=provenance)
 
 
 def _mean(v: np.ndarray) -> float | None:

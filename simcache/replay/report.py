@@ -58,6 +58,10 @@ def format_table(result: "ReplayResult") -> str:
         ("  approximate hits", c["approx_hits"], c["approx_hit_ratio"]),
         ("misses", c["misses"], c["miss_ratio"]),
     ]
+    pv = s.provenance
+    if pv is not None:
+        rows.insert(4, ("  same-user hits", pv["same_user_hits"], pv["same_user_hit_ratio"]))
+        rows.insert(5, ("  other-user hits", pv["other_user_hits"], pv["other_user_hit_ratio"]))
     lines.append(f"{'':<20}{'count':>14}{'ratio':>10}")
     for name, n, r in rows:
         lines.append(f"{name:<20}{n:>14,}{'' if r is None else f'{r:.4f}':>10}")
@@ -82,6 +86,16 @@ def format_table(result: "ReplayResult") -> str:
         )
     else:
         lines.append("d(x,y*)  no hits")
+    if pv is not None:
+        for who in ("same_user", "other_user"):
+            dq = pv[f"{who}_distance"]
+            if dq["count"]:
+                q = dq["quantiles"]
+                lines.append(f"         {who.replace('_', '-')} hits: p5 {_g(q['p5'])}  p50 {_g(q['p50'])}  "
+                             f"p95 {_g(q['p95'])}  (n {dq['count']:,})")
+        if pv["same_user_share_of_hits"] is not None:
+            lines.append(f"provenance {pv['same_user_share_of_hits']:.1%} of hits are served by the user's own "
+                         "earlier entry (cross-user reuse: --exclude-self)")
     w = s.windows
     hr = w["hit_ratio"]
     if hr:
@@ -192,7 +206,8 @@ def request_log_table(result: "ReplayResult", start: int = 0, stop: int | None =
     Columns: request (index in replay order), outcome (0 miss, 1 exact, 2 approximate), served
     (request index of the serving entry, -1 on a miss), distance (to the nearest cached entry at
     lookup; inf when the cache was empty), inserted, evicted (-1: none), service_cost, then when the
-    trace has them: timestamp, user_id, seq, split, overlap (overlap@k on hits, null otherwise).
+    trace has them: timestamp, user_id, seq, split, overlap (overlap@k on hits, null otherwise),
+    provenance (1: served by an entry of the same user, 2: of another user, 0: miss).
     """
     log = result.log
     n = len(log.outcome)
@@ -216,6 +231,8 @@ def request_log_table(result: "ReplayResult", start: int = 0, stop: int | None =
     if result.overlap is not None:
         ov = result.overlap[sl]
         cols["overlap"] = pa.array(ov, mask=np.isnan(ov))
+    if result.provenance is not None:
+        cols["provenance"] = pa.array(result.provenance[sl])
     return pa.table(cols)
 
 

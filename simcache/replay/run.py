@@ -83,6 +83,7 @@ class ReplayResult:
     log: Any = field(repr=False)  # simcache.cache.ReplayLog
     costs: np.ndarray = field(repr=False)  # per-request service cost
     overlap: np.ndarray | None = field(default=None, repr=False)  # per-request overlap@k (NaN: none)
+    provenance: np.ndarray | None = field(default=None, repr=False)  # per request: 0 miss, 1 same user, 2 other
     requests: Requests | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,13 +146,18 @@ def run_replay(
     check_overlap_k(options.overlap_k, topk)
     t1 = time.perf_counter()
 
-    log = cache_replay(engine_input(requests), config, progress=progress)
+    owners = None
+    if config.exclude_self:
+        if requests.user_id is None:
+            raise UserError(f"--exclude-self needs user ids, and {requests.path} has no user_id column")
+        owners = np.unique(requests.user_id, return_inverse=True)[1].astype(np.int64)
+    log = cache_replay(engine_input(requests), config, owners=owners, progress=progress)
     t2 = time.perf_counter()
     if len(log.outcome) != len(requests):
         raise RuntimeError(f"engine returned {len(log.outcome)} outcomes for {len(requests)} requests")
 
     accounts = summarize(
-        log, cost=config.cost, window=options.window, radius=config.radius, timestamp=requests.timestamp,
+        log, cost=config.cost_model, window=options.window, radius=config.radius, timestamp=requests.timestamp,
         split=requests.split, user_id=requests.user_id, topk=topk, overlap_k=options.overlap_k,
     )
     t3 = time.perf_counter()
@@ -177,6 +183,7 @@ def run_replay(
         log=log,
         costs=accounts.costs,
         overlap=accounts.overlap,
+        provenance=accounts.provenance,
         requests=requests,
     )
     if out is not None:

@@ -6,8 +6,9 @@ the points it is given. Outputs under ``out``:
 
 - ``results.csv`` and ``results.parquet``: one row per point (see :data:`ROW_COLUMNS`);
 - ``points/<policy>_C<capacity>_r<radius>.json``: the full JSON summary of every point;
-- ``curves_capacity.png`` (hit ratio and mean service cost against capacity, one line per policy and
-  radius) when several capacities are swept, ``curves_radius.png`` likewise against the radius;
+- ``curves_capacity.png`` (hit ratio, cross-user hit ratio and mean service cost against capacity)
+  when several capacities are swept, ``curves_radius.png`` likewise against the radius (see
+  :mod:`simcache.replay.curves`);
 - ``sweep.json``: the sweep's parameters.
 
 Grids are written as comma lists (``100,1000,10000``) or ranges: ``START:STOP:STEP`` (arithmetic,
@@ -36,6 +37,7 @@ from recvae import __version__
 from recvae.errors import UserError
 from recvae.storage import atomic_path
 from simcache.jsonout import write_json
+from simcache.replay.curves import plot_curves
 from simcache.replay.report import write_parquet
 from simcache.cache.config import ReplayConfig, policy_class
 from simcache.replay.run import RunOptions, check_overlap_k, run_replay, split_settings
@@ -46,7 +48,8 @@ RESULTS_PARQUET = "results.parquet"
 POINTS_DIR = "points"
 ROW_COLUMNS = (
     "policy", "capacity", "radius", "requests", "hits", "exact_hits", "approx_hits", "misses",
-    "hit_ratio", "exact_hit_ratio", "approx_hit_ratio", "miss_ratio", "mean_service_cost",
+    "hit_ratio", "exact_hit_ratio", "approx_hit_ratio", "miss_ratio", "same_user_hit_ratio",
+    "other_user_hit_ratio", "mean_service_cost",
     "mean_approx_cost_hits", "d_hits_p50", "d_hits_p95", "overlap_approx_mean", "replay_s",
     "requests_per_s", "params",
 )
@@ -198,6 +201,8 @@ def result_row(result: Any) -> dict[str, Any]:
         "radius": p["radius"],
         **{k: s.counts[k] for k in ("requests", "hits", "exact_hits", "approx_hits", "misses",
                                      "hit_ratio", "exact_hit_ratio", "approx_hit_ratio", "miss_ratio")},
+        "same_user_hit_ratio": None if s.provenance is None else s.provenance["same_user_hit_ratio"],
+        "other_user_hit_ratio": None if s.provenance is None else s.provenance["other_user_hit_ratio"],
         "mean_service_cost": s.cost["mean_service_cost"],
         "mean_approx_cost_hits": s.cost["mean_approx_cost_hits"],
         "d_hits_p50": q["p50"],
@@ -343,57 +348,4 @@ def _run_points(path: str, points: list[Point], options: RunOptions, points_dir:
         bar.close()
 
 
-# ----------------------------------------------------------------------------------------------
-# Curves
-# ----------------------------------------------------------------------------------------------
-def plot_curves(df: pd.DataFrame, out: str | Path) -> list[Path]:
-    """Hit ratio and mean service cost against capacity (and against radius) as PNGs (Agg backend)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    out = Path(out)
-    written = []
-    for x, group_by, fname in (("capacity", "radius", "curves_capacity.png"),
-                               ("radius", "capacity", "curves_radius.png")):
-        if df[x].nunique() < 2:
-            continue
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-        styles = dict(zip(df["policy"].unique(), ["-", "--", ":", "-.", (0, (5, 1)), (0, (1, 3))] * 4))
-        groups = sorted(df[group_by].unique())
-        colours = {g: plt.cm.viridis(i / max(1, len(groups) - 1) * 0.9) for i, g in enumerate(groups)}
-        for (pol, g), sub in df.groupby(["policy", group_by], sort=False):
-            sub = sub.sort_values(x)
-            label = f"{pol}, {'r' if group_by == 'radius' else 'C'}={g:g}"
-            kw = dict(marker="o", ms=3, label=label, linestyle=styles[pol], color=colours[g])
-            axes[0].plot(sub[x], sub["hit_ratio"], **kw)
-            axes[1].plot(sub[x], sub["mean_service_cost"], **kw)
-        for ax, ylabel in zip(axes, ("hit ratio", "mean service cost"), strict=True):
-            ax.set_xlabel(x)
-            ax.set_ylabel(ylabel)
-            vals = df[x].to_numpy(dtype=float)
-            if x == "capacity" and vals.min() > 0 and vals.max() / vals.min() >= 10:
-                ax.set_xscale("log")
-                ticks = sorted(set(vals.tolist()))
-                if len(ticks) <= 12:  # label the swept capacities themselves, not powers of ten
-                    ax.set_xticks(ticks, [f"{t:,.0f}" for t in ticks])
-                    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-            ax.grid(True, alpha=0.3)
-        # from 0 up to a little above the largest hit ratio: low ratios stay readable
-        axes[0].set_ylim(0, min(1.0, max(0.05, 1.15 * float(df["hit_ratio"].max()))))
-        handles, labels = axes[0].get_legend_handles_labels()
-        if len(labels) <= 24:
-            axes[1].legend(fontsize=7, loc="best")
-        fig.suptitle(f"sweep over {x} ({int(df['requests'].iloc[0]):,} requests)")
-        fig.tight_layout()
-        path = out / fname
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-        plt.close(fig)
-        written.append(path)
-    return written
-
-
-__all__ = ["Point", "ROW_COLUMNS", "grid_points", "parse_grid", "plot_curves", "policy_params", "result_row", "run_point", "run_sweep"]
+__all__ = ["Point", "ROW_COLUMNS", "grid_points", "parse_grid", "policy_params", "result_row", "run_point", "run_sweep"]

@@ -57,6 +57,7 @@ class TraceInfo:
     nn_other_user: dict = field(default_factory=dict)
     consecutive_same_user: dict = field(default_factory=dict)
     sample: dict = field(default_factory=dict)  # how the distances were sampled
+    suggested_radii: dict = field(default_factory=dict)  # per regime, see :func:`suggest_radii`
     metadata: dict = field(default_factory=dict)  # dataset, model, schedule, topk (no item list)
     path: str | None = None
 
@@ -101,6 +102,18 @@ class TraceInfo:
                          ("step distance, same user", self.consecutive_same_user)):
             if qs:
                 lines.append(f"{name:<26}" + "".join(f"{qs.get(k, float('nan')):>9.4g}" for k in QUANTILE_KEYS))
+        if self.suggested_radii:
+            sr = self.suggested_radii
+            lines.append("")
+            if sr.get("same_user"):
+                lines.append(f"radii, same-user regime   {', '.join(f'{r:.4g}' for r in sr['same_user'])}  "
+                             "(step quartiles: hits are mostly a user's own earlier entry)")
+            if sr.get("cross_user"):
+                lines.append(f"radii, cross-user regime  {', '.join(f'{r:.4g}' for r in sr['cross_user'])}  "
+                             "(5/25/50% of the other-user NN distance; use --exclude-self to count only these)")
+            if sr.get("separation") is not None:
+                lines.append(f"separation               median other-user NN / median same-user step = "
+                             f"{sr['separation']:.3g}")
         if self.sample:
             s = self.sample
             lines.append(
@@ -113,6 +126,26 @@ class TraceInfo:
 
 QUANTILE_KEYS = tuple(f"q{q:g}" for q in QUANTILES)
 QUANTILE_LABELS = ("min", "1%", "5%", "25%", "50%", "75%", "95%", "99%", "max")
+
+
+def suggest_radii(nn_other_user: dict, consecutive_same_user: dict) -> dict:
+    """Radii for each regime of a similarity cache on this trace, from the two distance scales.
+
+    ``same_user``: the 25/50/75% quantiles of consecutive same-user steps: at these radii most
+    hits are a user served by their own earlier entry. ``cross_user``: the 5/25/50% quantiles of
+    the nearest other-user distance: radii where other users' entries start to serve. The
+    ``separation`` (median other-user NN over median step) says how far apart the regimes are.
+    """
+    out: dict = {}
+    same = [consecutive_same_user[k] for k in ("q0.25", "q0.5", "q0.75") if consecutive_same_user.get(k, 0) > 0]
+    cross = [nn_other_user[k] for k in ("q0.05", "q0.25", "q0.5") if nn_other_user.get(k, 0) > 0]
+    if same:
+        out["same_user"] = same
+    if cross:
+        out["cross_user"] = cross
+    if consecutive_same_user.get("q0.5") and nn_other_user.get("q0.5"):
+        out["separation"] = nn_other_user["q0.5"] / consecutive_same_user["q0.5"]
+    return out
 
 
 def _fmt_time(t: int | None, clock: str | None) -> str:
@@ -239,6 +272,7 @@ def summarize(
         norms=quantiles(norms),
         nn_other_user=quantiles(nn),
         consecutive_same_user=quantiles(steps),
+        suggested_radii=suggest_radii(quantiles(nn), quantiles(steps)),
         sample={"queries": int(n_q), "reference": int(r_idx.size), "reference_sampled": bool(ref_sampled),
                 "seed": int(seed), "pairs": int(steps.size)},
         metadata=md,

@@ -48,6 +48,11 @@ def test_demo_writes_complete_report(tmp_path) -> None:
     assert len(summary["sweep"]) == 5 * len(summary["radii"]) * len(summary["capacities"])
     for row in summary["sweep"]:
         assert row["hits"] + row["misses"] == row["requests"] == summary["trace"]["rows"]
+    # the defaults of rnd-lru and qlru-dc show their own character, not SIM-LRU's results
+    lru = {(r["radius"], r["capacity"]): r["hits"] for r in summary["sweep"] if r["policy"] == "lru"}
+    for policy in ("rnd-lru", "qlru-dc"):
+        rows = [r for r in summary["sweep"] if r["policy"] == policy]
+        assert any(r["hits"] != lru[(r["radius"], r["capacity"])] for r in rows), policy
     for path in ("trace.arrow", "model/best.pt", "sweep/results.csv", "analysis/report.md", "analysis/norms.png"):
         assert (out / path).stat().st_size > 0, path
     # every figure the README links exists

@@ -51,7 +51,10 @@ class Example:
     the reference on every example, and the benchmarks sweep them."""
 
     params: dict[str, Any] = field(default_factory=dict)
-    cost: CostModel | None = None  # None: the default cost model
+    cost: CostModel | None = None  # None: the policy's default cost model
+    #: at this setting the rule is the hard radius (hit iff d(x, y*) <= r), as in SIM-LRU; tests of
+    #: the hit boundary and of exact caching run the policy at its hard-radius example
+    hard_radius: bool = False
 
     @property
     def label(self) -> str:
@@ -105,8 +108,10 @@ class Policy:
     #: the cache family the policy belongs to (``query``: entries are past requests)
     family: ClassVar[str] = "query"
     params: ClassVar[tuple[Param, ...]] = ()
+    #: what the defaults are and why, when that is not obvious (``simcache policies`` prints it)
+    defaults_note: ClassVar[str] = ""
     #: settings that show the policy's character (tests and benchmarks run each)
-    examples: ClassVar[tuple[Example, ...]] = (Example(),)
+    examples: ClassVar[tuple[Example, ...]] = (Example(hard_radius=True),)
     #: whether ``decide`` needs the distance to the second-nearest entry (costs a little more)
     needs_second: ClassVar[bool] = False
     meta_fields: ClassVar[int] = 1
@@ -148,6 +153,19 @@ class Policy:
     def kernels(cls) -> Kernels:
         """The compiled kernels of this policy."""
         raise NotImplementedError
+
+    @classmethod
+    def hard_radius_settings(cls) -> dict[str, Any] | None:
+        """``params`` and ``cost`` of the policy's hard-radius example (None: it has none)."""
+        for ex in cls.examples:
+            if ex.hard_radius:
+                return {"params": dict(ex.params), "cost": ex.cost}
+        return None
+
+    @classmethod
+    def default_cost(cls, radius: float) -> CostModel:
+        """The cost model used when the replay gives none (default: zero approximation cost)."""
+        return CostModel()
 
     def rule_parameters(self) -> np.ndarray:
         """float64 array passed to ``decide`` (the radius first)."""

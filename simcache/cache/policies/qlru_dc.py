@@ -15,9 +15,13 @@ from a set S is C(x, S) = min(C_r, h(d(x, y*))) when y* is usable, else C_r. For
 With q = 1, cost ``zero`` and C_r = 1 a miss always inserts and a hit never does, as in SIM-LRU;
 a hit refreshes y* only when no *second* cached entry is within r, so the two policies agree
 exactly whenever no request has two cached entries within r (e.g. r = 0 with distinct vectors).
+The defaults (q = 0.5 and, when the replay gives no cost model, h(d) = C_r d / r) are chosen so
+that the policy does not collapse onto SIM-LRU (:meth:`QLRUDC.default_cost`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numba as nb
 import numpy as np
@@ -71,9 +75,12 @@ class QLRUDC(Policy):
 
     name = "qlru-dc"
     summary = "qLRU-ΔC: refresh with prob. ΔC/C_r, insert with prob. q*C(x,S)/C_r (uses the cost model)"
-    params = (Param("q", float, 1.0, "insertion probability on a pure miss (0 < q <= 1)"),)
+    params = (Param("q", float, 0.5, "insertion probability on a pure miss (0 < q <= 1)"),)
+    defaults_note = ("q = 0.5 and, without --cost, h(d) = C_r d / r (a hit at the radius costs a miss): hits "
+                     "far from y* refresh it less and may insert; q = 1 with --cost zero is SIM-LRU up to refreshes")
     examples = (
-        Example({"q": 1.0}),
+        Example(),
+        Example({"q": 1.0}, CostModel(), hard_radius=True),
         Example({"q": 0.5}, CostModel("linear", retrieval_cost=1.0, scale=0.8)),
         Example({"q": 0.3}, CostModel("power", retrieval_cost=2.0, scale=1.0, exponent=2.0)),
     )
@@ -84,6 +91,15 @@ class QLRUDC(Policy):
     @classmethod
     def kernels(cls) -> Kernels:
         return Kernels(decide_qlru, lru_touch, list_push_front, list_unlink, list_tail)
+
+    @classmethod
+    def default_cost(cls, radius: float) -> CostModel:
+        """Linear h(d) = C_r d / r: a hit at the radius costs as much as a miss (r = inf: h(d) = d;
+        r = 0: zero cost). With q = 1 and a zero cost the policy is SIM-LRU up to refreshes; these
+        defaults (with q = 0.5) show its character: far hits refresh less and may insert."""
+        if radius == 0:
+            return CostModel()
+        return CostModel("linear", retrieval_cost=1.0, scale=1.0 if math.isinf(radius) else 1.0 / radius)
 
     def rule_parameters(self) -> np.ndarray:
         q = float(self.values["q"])

@@ -1,14 +1,18 @@
 """RND-LRU: SIM-LRU whose hits are accepted with probability p(d(x, y*)), p non-increasing.
 
 A rejected hit is a miss: x is inserted (evicting the LRU entry if full) and y* is not refreshed.
-Acceptance functions, with ``s`` = ``scale`` (default: the replay radius r):
+Acceptance functions, with ``s`` = ``scale``:
 
 * ``step``:   p(d) = 1 if d <= s else 0 (with s = r this is exactly SIM-LRU);
 * ``linear``: p(d) = max(0, 1 - d / s);
 * ``exp``:    p(d) = exp(-d / s).
 
-For s = 0 every function is 1 at d = 0 and 0 elsewhere. The draw is uniform number 0 of the
-request; the hit is accepted iff u < p(d).
+The default is the ``linear`` ramp, and the default scale matches the radius r by *reach*: every
+default p has integral r over d >= 0, like SIM-LRU's step at r (s = r for step and exp, s = 2 r
+for linear). So the defaults show RND-LRU's character (near hits almost always accepted, hits up
+to 2 r sometimes) instead of the step, which is exactly SIM-LRU. For s = 0 every function is 1 at
+d = 0 and 0 elsewhere. The draw is uniform number 0 of the request; the hit is accepted iff
+u < p(d).
 """
 
 from __future__ import annotations
@@ -52,11 +56,16 @@ class RndLRU(Policy):
     name = "rnd-lru"
     summary = "SIM-LRU with randomised acceptance p(d) of approximate hits"
     params = (
-        Param("acceptance", str, "step", "acceptance function p(d)", tuple(ACCEPTANCE)),
-        Param("scale", float, None, "scale s of p(d) (default: the radius r)"),
+        Param("acceptance", str, "linear", "acceptance function p(d)", tuple(ACCEPTANCE)),
+        Param("scale", float, None, "scale s of p(d) (default: 2r for linear, r for step and exp: the reach of "
+              "SIM-LRU at r)"),
     )
+    defaults_note = ("linear ramp p(d) = max(0, 1 - d / 2r): the same reach as SIM-LRU's step at r (both integrate "
+                     "to r), so near hits are nearly always accepted and far ones sometimes; acceptance=step is "
+                     "exactly SIM-LRU")
     examples = (
-        Example({"acceptance": "step"}),
+        Example(),
+        Example({"acceptance": "step"}, hard_radius=True),
         Example({"acceptance": "linear", "scale": 1.5}),
         Example({"acceptance": "exp"}),
     )
@@ -68,7 +77,11 @@ class RndLRU(Policy):
         return Kernels(decide_rnd, lru_touch, list_push_front, list_unlink, list_tail)
 
     def rule_parameters(self) -> np.ndarray:
-        scale = self.radius if self.values["scale"] is None else float(self.values["scale"])
+        kind = self.values["acceptance"]
+        if self.values["scale"] is not None:
+            scale = float(self.values["scale"])
+        else:
+            scale = 2.0 * self.radius if kind == "linear" else self.radius
         if not scale >= 0:
             raise UserError(f"rnd-lru scale must be >= 0, got {scale}")
-        return np.array([self.radius, ACCEPTANCE[self.values["acceptance"]], scale], dtype=np.float64)
+        return np.array([self.radius, ACCEPTANCE[kind], scale], dtype=np.float64)

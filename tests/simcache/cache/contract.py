@@ -19,6 +19,10 @@ SMALL = clustered(200, 5, 30, 0.3, seed=8)
 
 
 def run(policy: str, capacity: int = 30, seed: int = 0, **kw):
+    """Replay the contract trace; without ``params``/``cost``, at the policy's hard-radius example
+    (hit iff d <= r), where the contract's radius statements hold."""
+    if "params" not in kw and "cost" not in kw:
+        kw.update(POLICIES[policy].hard_radius_settings() or {})
     return replay(TRACE, policy=policy, capacity=capacity, radius=RADIUS, seed=seed, **kw)
 
 
@@ -68,7 +72,7 @@ class PolicyContract:
 
     def test_a_cached_vector_requested_again_is_an_exact_hit(self, policy):
         x = np.concatenate([TRACE[:20], TRACE[:1]])  # request 0 is always inserted, never evicted here
-        log = replay(x, policy=policy, capacity=30, radius=RADIUS)
+        log = replay(x, policy=policy, capacity=30, radius=RADIUS, **(POLICIES[policy].hard_radius_settings() or {}))
         assert log.outcome[-1] == 1 and log.distance[-1] == 0
 
     def test_same_seed_same_result(self, policy):
@@ -85,7 +89,7 @@ class PolicyContract:
         """Both engines, every example setting, against the plain reference (see test_cache_reference
         for the full grid of traces, metrics and capacities)."""
         for ex in POLICIES[policy].examples:
-            cost = None if ex.cost is None else ex.cost.to_dict()
+            cost = (ex.cost or POLICIES[policy].default_cost(0.8)).to_dict()
             for capacity in (1, 7):
                 ref = reference_replay(SMALL, policy, capacity, 0.8, "l2", ex.params, cost, seed=4)
                 for engine in ("plain", "block"):

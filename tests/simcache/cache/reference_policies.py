@@ -96,9 +96,10 @@ def radius_rule(r: Request) -> tuple[bool, bool, bool]:
 
 
 def rnd_lru_rule(r: Request) -> tuple[bool, bool, bool]:
-    kind = r.params.get("acceptance", "step")
+    kind = r.params.get("acceptance", "linear")  # defaults: the linear ramp with the step's reach
     s = r.params.get("scale")
-    s = r.radius if s is None else s
+    if s is None:
+        s = 2 * r.radius if kind == "linear" else r.radius
     if kind == "step" or s <= 0:
         p = 1.0 if r.d1 <= s else 0.0
     elif kind == "linear":
@@ -110,7 +111,7 @@ def rnd_lru_rule(r: Request) -> tuple[bool, bool, bool]:
 
 
 def qlru_dc_rule(r: Request) -> tuple[bool, bool, bool]:
-    q = r.params.get("q", 1.0)
+    q = r.params.get("q", 0.5)
     c_r = r.cost["retrieval_cost"]
 
     def service(d: float, present: bool) -> float:

@@ -58,7 +58,7 @@ class Decay(Policy):
     name = NAME
     summary = "test policy: evict the lowest decayed hit score"
     params = (Param("reach", float, 1.0, "hit iff d <= reach * r"),)
-    examples = (Example(), Example({"reach": 0.5}))
+    examples = (Example(hard_radius=True), Example({"reach": 0.5}))
     float_fields = 1
 
     @classmethod

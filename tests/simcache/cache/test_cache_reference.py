@@ -10,9 +10,8 @@ from tests.simcache.cache.helpers import assert_same_log, clustered, grid, mixed
 from tests.simcache.cache.reference_policies import REFERENCES, reference_replay
 
 # (policy, params, cost) variants: every example every registered policy declares
-VARIANTS = [(name, ex.params, None if ex.cost is None else ex.cost.to_dict())
-            for name, cls in sorted(POLICIES.items()) for ex in cls.examples]  # fmt: skip
-IDS = [f"{p}-{'-'.join(f'{k}={v}' for k, v in par.items())}-{c['kind'] if c else 'nocost'}" for p, par, c in VARIANTS]
+VARIANTS = [(name, ex.params, ex.cost) for name, cls in sorted(POLICIES.items()) for ex in cls.examples]
+IDS = [f"{p}-{'-'.join(f'{k}={v}' for k, v in par.items())}-{c.kind if c else 'default'}" for p, par, c in VARIANTS]
 
 TRACES = {
     "clustered": lambda: clustered(260, 6, 40, 0.25, seed=1),
@@ -30,8 +29,9 @@ RADII = {
 }
 
 
-def _cost(c):
-    return None if c is None else CostModel(**c)
+def _cost(policy: str, cost: CostModel | None, radius: float) -> CostModel:
+    """The cost model in force: the example's, else the policy's default for the radius."""
+    return cost if cost is not None else POLICIES[policy].default_cost(radius)
 
 
 @pytest.fixture(params=["dense", "topk"])
@@ -54,10 +54,11 @@ def test_engines_equal_reference(variant, trace, metric, block_mode):
         x = x + 0.5  # keep away from the zero vector on the grid
     for radius in RADII[(trace, metric)]:
         for capacity in (1, 4, 37):
-            ref = reference_replay(x, policy, capacity, radius, metric, params, cost, seed=11)
+            cm = _cost(policy, cost, radius)
+            ref = reference_replay(x, policy, capacity, radius, metric, params, cm.to_dict(), seed=11)
             for engine, block in (("plain", None), ("block", 16), ("block", 1), ("block", None)):
                 log = replay(x, policy=policy, capacity=capacity, radius=radius, metric=metric, params=params,
-                             cost=_cost(cost), engine=engine, block_size=block, seed=11)  # fmt: skip
+                             cost=cm, engine=engine, block_size=block, seed=11)  # fmt: skip
                 assert_same_log(log, ref, f"{policy} {trace} {metric} r={radius} C={capacity} {engine}/{block}")
 
 
@@ -82,7 +83,8 @@ def test_exclude_self_equals_the_masked_reference(policy, block_mode):
     rng = np.random.default_rng(1)
     owners = np.repeat(rng.integers(0, 12, size=60), 5)  # users make runs of 5 close requests
     for capacity in (1, 6, 40):
-        ref = reference_replay(x, policy, capacity, 0.7, "l2", {}, None, seed=2, owners=owners)
+        ref = reference_replay(x, policy, capacity, 0.7, "l2", {}, _cost(policy, None, 0.7).to_dict(), seed=2,
+                               owners=owners)
         for engine, block in (("plain", None), ("block", 16), ("block", None)):
             log = replay(x, policy=policy, capacity=capacity, radius=0.7, engine=engine, block_size=block, seed=2,
                          exclude_self=True, owners=owners)  # fmt: skip

@@ -149,3 +149,10 @@ def pd_read(path):
     import pandas as pd
 
     return pd.read_csv(path)
+
+
+def test_exclude_self_option(trace_file):
+    res = invoke("replay", trace_file, "-C", "20", "-r", "0.3", "--exclude-self")
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.strip().startswith("same-user hits"))
+    assert line.split()[2] == "0"

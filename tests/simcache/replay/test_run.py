@@ -193,3 +193,30 @@ def test_bad_arguments_are_refused_before_loading(tmp_path):
     # the file does not exist, but the argument error comes first
     with pytest.raises(UserError, match="capacity"):
         run_replay(tmp_path / "missing.arrow", capacity=0)
+
+
+def test_hit_provenance_equals_a_direct_count(trace_file):
+    """Same-user and other-user hits, from the per-request log and the trace's user column."""
+    res = run_replay(trace_file, policy="lru", capacity=30, radius=0.3)
+    users = load_requests(trace_file).user_id
+    hits = np.flatnonzero(res.log.outcome > 0)
+    same = int(sum(users[res.log.served[t]] == users[t] for t in hits))
+    pv = res.summary.provenance
+    assert 0 < same < hits.size
+    assert (pv["same_user_hits"], pv["other_user_hits"]) == (same, hits.size - same)
+    assert pv["same_user_hit_ratio"] == pytest.approx(same / len(users))
+    assert pv["same_user_distance"]["count"] == same
+    assert np.array_equal(res.provenance[hits] == 1, users[res.log.served[hits]] == users[hits])
+    assert "same-user hits" in res.table() and "other-user hits" in res.table()
+
+
+def test_exclude_self_leaves_only_cross_user_hits(trace_file):
+    res = run_replay(trace_file, policy="lru", capacity=30, radius=0.3, exclude_self=True)
+    assert res.summary.provenance["same_user_hits"] == 0 and res.summary.provenance["other_user_hits"] > 0
+    assert res.parameters["exclude_self"] is True
+
+
+def test_exclude_self_needs_users(tmp_path):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((20, 3)).astype(np.float32))
+    with pytest.raises(UserError, match="needs user ids"):
+        run_replay(tmp_path / "x.npy", capacity=5, exclude_self=True)

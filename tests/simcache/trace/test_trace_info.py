@@ -154,3 +154,13 @@ def test_cli_build_trace_user_errors(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "--step" in res.output
     res = runner.invoke(app, ["build-trace", "synthetic", "--users", "@" + str(tmp_path / "nope.txt")])
     assert res.exit_code == 2 and "no such file" in res.output
+
+
+def test_suggested_radii_per_regime():
+    from simcache.trace.info import suggest_radii
+
+    other = {"q0.05": 2.0, "q0.25": 3.0, "q0.5": 4.0}
+    steps = {"q0.25": 0.1, "q0.5": 0.2, "q0.75": 0.4}
+    s = suggest_radii(other, steps)
+    assert s == {"same_user": [0.1, 0.2, 0.4], "cross_user": [2.0, 3.0, 4.0], "separation": 20.0}
+    assert suggest_radii(other, {}) == {"cross_user": [2.0, 3.0, 4.0]}
