@@ -140,9 +140,9 @@ def main(argv: list[str] | None = None) -> None:
                 dt, log = best_of(1, lambda: replay(mapped, policy="lru", capacity=capacity, radius=radius))
                 times["engine"].append(dt)
                 one_thread = best_of(1, lambda: replay(mapped, policy="lru", capacity=capacity, radius=radius,
-                                                       parallel=False))  # fmt: skip
+                                                       threads=1))  # fmt: skip
                 times["engine_1thread"].append(one_thread[0])
-                times["search_1thread"].append(search_seconds(mapped, capacity, parallel=False))
+                times["search_1thread"].append(search_seconds(mapped, capacity, threads=1))
                 times["one_call"].append(ceiling(x, capacity))
                 times["2k_batches"].append(ceiling(x, capacity, chunk=2000))
                 times["2k_batches_k8"].append(ceiling(x, capacity, chunk=2000, k=8))
@@ -244,7 +244,7 @@ def write_report(out: Path, rows: list[dict], meta: dict) -> None:
         "",
         "### Where the engine's time goes",
         "",
-        "The engine on one thread (`replay(..., parallel=False)`: the dense search's serial variant, "
+        "The engine on one thread (`replay(..., threads=1)`: the dense search's serial variant, "
         "FAISS on one thread; same log) and its searches alone on one thread "
         "(`simcache.cache.engine.search_seconds`: every block searched as the replay searches it, "
         "against a cache that stays full, whereas the replay's cache fills during its first C "

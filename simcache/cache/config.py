@@ -59,8 +59,9 @@ class ReplayConfig:
     ``simcache policies``); after construction it holds every parameter's value. ``cost``: the
     cost model (used by qLRU-ΔC and by the accounting); None (the default) takes the policy's
     own default (:attr:`cost_model`). ``index``, ``device``, ``engine``,
-    ``block_size`` (None: adaptive) and ``parallel`` change only how the result is computed,
-    never the result. ``seed`` drives every random choice. ``exclude_self``: a request never
+    ``block_size`` (None: adaptive) and ``threads`` (None: chosen by measurement, see
+    :class:`~simcache.cache.threads.ThreadPlan`; 1: the calling thread only) change only how
+    the result is computed, never the result. ``seed`` drives every random choice. ``exclude_self``: a request never
     sees the entries its own user inserted (a study of reuse across users; needs user ids).
     """
 
@@ -75,7 +76,7 @@ class ReplayConfig:
     engine: str = "block"
     block_size: int | None = None
     seed: int = 0
-    parallel: bool = True
+    threads: int | None = None
     exclude_self: bool = False
 
     def __post_init__(self) -> None:
@@ -95,6 +96,8 @@ class ReplayConfig:
         choice("engine", self.engine, ENGINES)
         if self.block_size is not None:
             set_(self, "block_size", positive_int("block size", self.block_size))
+        if self.threads is not None:
+            set_(self, "threads", positive_int("threads", self.threads))
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise UserError(f"seed must be an integer, got {self.seed!r}")
         set_(self, "seed", int(self.seed))

@@ -29,7 +29,7 @@ from simcache.cache.config import ReplayConfig
 from simcache.cache.log import ReplayLog
 from simcache.cache.options import ENGINES
 from simcache.cache.search import Searcher, make_searcher
-from simcache.cache.threads import faiss_threads, forked_child, single_threaded_blas
+from simcache.cache.threads import ThreadPlan, faiss_threads, single_threaded_blas
 
 _FIELDS = ("outcome", "served", "distance", "inserted", "evicted")
 #: candidates taken from each batched search
@@ -104,7 +104,7 @@ def _rechunk(blocks: Iterable[Any], size: int) -> Iterator[np.ndarray]:
 class _Engine:
     """State shared by both engines: slots, policy state, searcher, output log."""
 
-    def __init__(self, cfg: ReplayConfig, dim: int, block_size: int, parallel: bool = True) -> None:
+    def __init__(self, cfg: ReplayConfig, dim: int, block_size: int) -> None:
         if dim < 1:
             raise UserError("vectors must have at least one dimension")
         self.policy = cfg.make_policy()
@@ -129,8 +129,8 @@ class _Engine:
         self.slot_norm2 = np.zeros(cap, dtype=np.float32)  # kept by the block kernels
         self.tol_coef = K.TOL_FACTOR * self.searcher.tol_scale * (dim + 4) * 2.0**-24
         self.max_norm = 0.0
-        # two threads for the dense search and FAISS's own threads, or the calling thread only
-        self.parallel = parallel and not forked_child()
+        self.plan = ThreadPlan(cfg.threads)
+        self.parallel = True  # the current chunk's choice: the dense search on two threads
 
     def prepare(self, raw: np.ndarray, t0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Checked, contiguous float32 (normalised for cosine) block; its squared norms; tolerances."""
@@ -156,10 +156,11 @@ class _Engine:
         return q, qnorm2, tol
 
     @contextlib.contextmanager
-    def threads(self) -> Iterator[None]:
-        """Thread settings while the engine runs: BLAS on one thread (see :mod:`.threads`), FAISS
-        on one thread too unless ``parallel``."""
-        with single_threaded_blas(), (contextlib.nullcontext() if self.parallel else faiss_threads(1)):
+    def chunk(self, rows: int) -> Iterator[None]:
+        """Run one chunk with the thread count the plan chooses (:class:`ThreadPlan`): the dense
+        search on two threads or on the calling thread, FAISS on that many threads."""
+        with self.plan.chunk(rows) as n, faiss_threads(n):
+            self.parallel = n > 1
             yield
 
     def block_searches(self, q: np.ndarray) -> Iterator[tuple[int, int, np.ndarray, tuple]]:
@@ -240,31 +241,32 @@ def _owner_codes(owners: np.ndarray | None, exclude_self: bool) -> np.ndarray | 
 
 
 def search_seconds(vectors: np.ndarray, capacity: int, *, block_size: int | None = None,
-                   parallel: bool = True) -> float:  # fmt: skip
+                   threads: int | None = None) -> float:  # fmt: skip
     """Seconds the block engine spends on its searches alone (L2, flat index, CPU): every block of
     ``vectors`` searched as :func:`replay` searches it, against a cache that stays full of the
     first ``capacity`` vectors. With a replay's time it splits the replay into search and
-    sequential pass (``benchmarks/replay_speed.py``). ``parallel=False``: one thread (the
-    dense search's serial variant; FAISS on one thread).
+    sequential pass (``benchmarks/replay_speed.py``). ``threads``: as in :class:`ReplayConfig`
+    (1: the dense search's serial variant, FAISS on one thread).
     """
-    cfg = ReplayConfig(capacity=capacity, index="flat", device="cpu", block_size=block_size)
+    cfg = ReplayConfig(capacity=capacity, index="flat", device="cpu", block_size=block_size, threads=threads)
     block = cfg.block_size or default_block_size(cfg.capacity)
     vectors = np.asarray(vectors)
     if vectors.ndim != 2 or vectors.shape[0] < capacity:
         raise UserError(f"need an (n, d) array with n >= capacity = {capacity}")
-    eng = _Engine(cfg, vectors.shape[1], block, parallel)
+    eng = _Engine(cfg, vectors.shape[1], block)
     eng.fill(vectors[:capacity])
-    with eng.threads():
+    with single_threaded_blas():
         start = time.perf_counter()
         step = _chunk_rows(block)
         for c0 in range(0, vectors.shape[0], step):
             q, qnorm2, _ = eng.prepare(vectors[c0 : c0 + step], c0)
-            if eng.dense:
-                K.search_chunk_dense(q, qnorm2, eng.block_size, N_CANDIDATES, eng.parallel, eng.slot_rows,
-                                     eng.slot_version, eng.counters, eng.slot_norm2)  # fmt: skip
-                continue
-            for _ in eng.block_searches(q):
-                pass
+            with eng.chunk(q.shape[0]):
+                if eng.dense:
+                    K.search_chunk_dense(q, qnorm2, eng.block_size, N_CANDIDATES, eng.parallel, eng.slot_rows,
+                                         eng.slot_version, eng.counters, eng.slot_norm2)  # fmt: skip
+                    continue
+                for _ in eng.block_searches(q):
+                    pass
         return time.perf_counter() - start
 
 
@@ -279,8 +281,8 @@ def replay(vectors: Any, config: ReplayConfig | None = None, /, *, owners: np.nd
     ``params``, ``radius`` (hit iff d(x, y*) <= radius in ``metric``: "l2" Euclidean, not squared;
     "cosine" 1 - cosine similarity, vectors normalised internally), ``cost``, ``index`` ("flat"
     exact, "hnsw"/"ivf" approximate; :mod:`simcache.cache.search`), ``engine`` ("block" fast,
-    "plain" the reference), ``device``, ``parallel`` (False: the calling thread only, same
-    results), ``seed``, ``exclude_self`` (a request never sees entries its own user inserted:
+    "plain" the reference), ``device``, ``threads`` (None: chosen by measurement, see
+    :class:`~simcache.cache.threads.ThreadPlan`; 1: the calling thread only; same results), ``seed``, ``exclude_self`` (a request never sees entries its own user inserted:
     then ``owners`` must give each request's user as a non-negative integer code, shape (n,)).
     """
     if config is None:
@@ -307,11 +309,10 @@ def replay(vectors: Any, config: ReplayConfig | None = None, /, *, owners: np.nd
 
         bar = tqdm(total=n, unit="req", desc=f"replay {cfg.policy} C={cfg.capacity}")
     try:
-        with contextlib.ExitStack() as stack:
+        with single_threaded_blas():
             for raw in blocks:
                 if eng is None:
-                    eng = _Engine(cfg, int(dim if dim is not None else raw.shape[1]), block, cfg.parallel)
-                    stack.enter_context(eng.threads())
+                    eng = _Engine(cfg, int(dim if dim is not None else raw.shape[1]), block)
                 q, qnorm2, tol = eng.prepare(raw, t0)
                 b = q.shape[0]
                 if log is not None:
@@ -323,7 +324,8 @@ def replay(vectors: Any, config: ReplayConfig | None = None, /, *, owners: np.nd
                     owner = owners[t0 : t0 + b] if owners is not None else np.full(b, -1, dtype=np.int64)
                     if owner.shape[0] != b:
                         raise UserError(f"owners has {owners.shape[0]} entries, fewer than the requests")
-                    run(eng, q, owner, qnorm2, tol, t0, outs)
+                    with eng.chunk(b):
+                        run(eng, q, owner, qnorm2, tol, t0, outs)
                 t0 += b
                 if bar is not None:
                     bar.update(b)
@@ -341,6 +343,7 @@ def replay(vectors: Any, config: ReplayConfig | None = None, /, *, owners: np.nd
         "block_size": block if cfg.engine == "block" else 1,
         "exact_fallback_scans": int(eng.counters[K.N_FULL_SCANS]) if eng is not None else 0,
         "seconds": time.perf_counter() - started,
+        "threads": dict(eng.plan.used) if eng is not None else {},
         "seed": cfg.seed,
     }
     return log

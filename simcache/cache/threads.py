@@ -1,4 +1,16 @@
-"""Thread control for the engines: BLAS on one thread, and safe behaviour after ``fork``.
+"""Thread control for the engines: how many threads, BLAS on one thread, and safe behaviour after
+``fork``.
+
+* **How many threads** (:class:`ThreadPlan`). A replay may use the cores available to the process
+  (its CPU affinity), but on a machine busy with other jobs a team of threads that meets at a
+  barrier after every small block can be many times slower than one thread. With ``threads=None``
+  (the default) the engine therefore measures: it runs a chunk of requests on all available
+  threads and one on a single thread, keeps the faster (time per request), and tries the other
+  again every few chunks, so a replay is never much slower than on one thread, whatever the load.
+  Results do not depend on the choice. ``threads=N`` fixes the number.
+* OpenMP threads (numba's ``omp`` layer, FAISS) wait passively at barriers
+  (``OMP_WAIT_POLICY=PASSIVE``, set when this module is imported unless the environment says
+  otherwise): spinning threads take cores from other jobs and from each other.
 
 * During a replay numpy's and scipy's OpenBLAS run on one thread (:func:`single_threaded_blas`):
   the per-block products are small, and OpenBLAS's own threads wake and wait for each of them,
@@ -15,7 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
+
+# must be set before the OpenMP runtime starts (it reads the environment once)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _FORKED = False
 _CONTROLLER = None
@@ -73,3 +89,55 @@ def faiss_threads(n: int) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(old)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+class ThreadPlan:
+    """Chunk by chunk, how many threads the engine uses (see the module doc).
+
+    ``threads``: a fixed number, or None to choose between one thread and ``available_cores()``
+    by measured time per request: after a first chunk on all threads that is not measured (it
+    loads the compiled kernels and starts with an empty cache), the next two chunks try each, then
+    the faster runs, and the other is tried again every ``probe_every`` chunks (the machine's load
+    changes).
+    """
+
+    def __init__(self, threads: int | None, *, probe_every: int = 8) -> None:
+        most = 1 if forked_child() else available_cores()
+        self.fixed = min(threads, most) if threads is not None else (1 if most < 2 else None)
+        self.most = most
+        self.probe_every = probe_every
+        self.seconds_per_row: dict[int, float] = {}
+        self.chunks = 0
+        self.used: dict[int, int] = {}  # threads -> chunks run with them (for the log's stats)
+
+    def next(self) -> int:
+        """Threads for the next chunk."""
+        if self.fixed is not None:
+            return self.fixed
+        options = (self.most, 1)
+        untried = [n for n in options if n not in self.seconds_per_row]
+        if untried:
+            return untried[0]
+        best = min(options, key=lambda n: self.seconds_per_row[n])
+        if self.chunks % self.probe_every == 0:
+            return options[1] if best == options[0] else options[0]
+        return best
+
+    @contextlib.contextmanager
+    def chunk(self, rows: int) -> Iterator[int]:
+        """Run one chunk of ``rows`` requests: yields the thread count, records the time taken."""
+        n = self.next()
+        start = time.perf_counter()
+        yield n
+        if rows and self.chunks > 0:
+            self.seconds_per_row[n] = (time.perf_counter() - start) / rows
+        self.chunks += 1
+        self.used[n] = self.used.get(n, 0) + 1

@@ -36,6 +36,10 @@ CostOpt = Annotated[str | None, typer.Option("--cost", help=f"Approximation cost
                                                             "(0, scale*d or scale*d^exponent). (default: the "
                                                             "policy's, see `simcache policies`)",
                                               show_default=False)]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Threads of one replay (default: chosen by "
+                                                                   "measurement between one and all available "
+                                                                   "cores; 1 on a shared machine).",
+                                                show_default=False)]
 ExcludeSelfOpt = Annotated[bool, typer.Option("--exclude-self", help="A request never sees the entries its own user "
                                                                      "inserted: hits are reuse across users "
                                                                      "(needs a user_id column).")]
@@ -161,6 +165,7 @@ def replay(
     block_size: BlockOpt = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     window: WindowOpt = None,
     overlap_k: OverlapOpt = None,
     vector_column: VectorColOpt = None,
@@ -182,7 +187,7 @@ def replay(
     config = ReplayConfig(
         policy=policy, capacity=capacity, radius=radius, metric=metric, params=parse_params(policy_options, param),
         cost=make_cost(cost, retrieval_cost, cost_scale, cost_exponent), index=index, device=device,
-        engine=engine, block_size=block_size, seed=seed, exclude_self=exclude_self,
+        engine=engine, block_size=block_size, seed=seed, exclude_self=exclude_self, threads=threads,
     )
     options = RunOptions(vector_column=vector_column, sort=sort, limit=limit, window=window, overlap_k=overlap_k)
     result = run_replay(trace, config, options, progress=_progress(progress))
@@ -220,6 +225,7 @@ def sweep(
     block_size: BlockOpt = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     window: WindowOpt = None,
     overlap_k: OverlapOpt = None,
     vector_column: VectorColOpt = None,
@@ -239,7 +245,7 @@ def sweep(
     base = ReplayConfig(policy=first or "lru", capacity=1, metric=metric,
                         cost=make_cost(cost, retrieval_cost, cost_scale, cost_exponent), index=index,
                         device=device, engine=engine, block_size=block_size, seed=seed,
-                        exclude_self=exclude_self)  # fmt: skip
+                        exclude_self=exclude_self, threads=threads)  # fmt: skip
     options = RunOptions(vector_column=vector_column, sort=sort, limit=limit, window=window, overlap_k=overlap_k)
     out_dir = out if out is not None else Path(f"simcache-report-sweep-{trace.stem}")
     df = run_sweep(

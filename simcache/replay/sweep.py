@@ -40,6 +40,7 @@ from simcache.jsonout import write_json
 from simcache.replay.curves import plot_curves
 from simcache.replay.report import write_parquet
 from simcache.cache.config import ReplayConfig, policy_class
+from simcache.cache.threads import available_cores
 from simcache.replay.run import RunOptions, check_overlap_k, run_replay, split_settings
 from simcache.trace.io import load_requests
 
@@ -215,17 +216,9 @@ def result_row(result: Any) -> dict[str, Any]:
     return row
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
-
-
 def default_jobs() -> int:
     """min(usable cores, 4)."""
-    return max(1, min(usable_cores(), 4))
+    return max(1, min(available_cores(), 4))
 
 
 def run_sweep(
@@ -255,7 +248,8 @@ def run_sweep(
 
     With ``jobs > 1`` points run in ``spawn``-started worker processes (forking after FAISS/OpenMP
     started is unsafe), so a script that calls this needs the usual ``if __name__ == "__main__":``
-    guard. Each worker uses ``cores // jobs`` FAISS threads. Any failing point stops the sweep.
+    guard. Unless the config fixes ``threads``, each worker replays on ``cores // jobs`` threads
+    (one when there are at least as many workers as cores). Any failing point stops the sweep.
     """
     pols = [p.strip() for p in policies.split(",") if p.strip()] if isinstance(policies, str) else list(policies)
     if not pols:
@@ -284,6 +278,9 @@ def run_sweep(
     points_dir.mkdir(parents=True, exist_ok=True)
     say = echo or (lambda _m: None)
     jobs = min(jobs, len(points))
+    if jobs > 1 and base.threads is None:
+        per_worker = max(1, available_cores() // jobs)
+        points = [Point(pt.config.with_(threads=per_worker)) for pt in points]
     say(f"sweep: {len(points)} points ({len(pols)} policies x {len(caps)} capacities x {len(rads)} radii) "
         f"over {n:,} requests, {jobs} process(es)")
     t0 = time.perf_counter()
@@ -330,7 +327,7 @@ def _run_points(path: str, points: list[Point], options: RunOptions, points_dir:
                 rows.append(run_point(path, pt, options, points_dir))
                 bar.update()
             return rows
-        threads = max(1, usable_cores() // jobs)
+        threads = max(1, available_cores() // jobs)
         ctx = multiprocessing.get_context("spawn")  # fork after faiss/OpenMP started is unsafe
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
                                     initargs=(threads,)) as pool:

@@ -172,9 +172,10 @@ def test_torch_flat_search_matches_faiss(monkeypatch):
 @pytest.mark.parametrize("capacity", [30, 1100])  # dense search / FAISS search
 def test_one_thread_replay_equals_the_parallel_one(capacity):
     x = clustered(2500, 12, 400, 0.1, seed=3)
-    logs = [replay(x, policy="lru", capacity=capacity, radius=0.5, parallel=p) for p in (True, False)]
+    logs = [replay(x, policy="lru", capacity=capacity, radius=0.5, threads=t) for t in (2, 1, None)]
     assert 0 < logs[0].hit_ratio < 1
     assert_same_log(logs[0], logs[1])
+    assert_same_log(logs[0], logs[2])
 
 
 @pytest.mark.parametrize(("capacity", "searched"), [(20, [1300]), (1100, [1024, 276])])  # dense / FAISS
@@ -185,9 +186,9 @@ def test_search_seconds_searches_every_request_as_the_replay_does(capacity, sear
     dense, flat = K.search_chunk_dense, FlatCPU.search
     monkeypatch.setattr(K, "search_chunk_dense", lambda q, *a: (rows.append(len(q)), dense(q, *a))[1])
     monkeypatch.setattr(FlatCPU, "search", lambda self, q, m: (rows.append(len(q)), flat(self, q, m))[1])
-    for parallel in (True, False):
+    for threads in (2, 1):
         rows.clear()
-        assert search_seconds(x, capacity, parallel=parallel) > 0.0
+        assert search_seconds(x, capacity, threads=threads) > 0.0
         assert rows == searched
 
 
@@ -207,3 +208,24 @@ def test_compiled_cost_rule_equals_the_cost_model(kind):
     hit = d <= 2.0  # radius 2: entries beyond it are not usable
     compiled = [service_cost(True, v, 2.0, c.retrieval_cost, c.code, c.scale, c.exponent) for v in d]
     assert compiled == pytest.approx(c.service_cost(d, hit).tolist())
+
+
+def test_thread_plan_measures_and_keeps_the_faster():
+    """Auto threads: an unmeasured warm-up chunk, one chunk each way, then the faster, with a
+    periodic probe of the other; a fixed count is kept."""
+    from simcache.cache.threads import ThreadPlan
+
+    plan = ThreadPlan(None, probe_every=4)
+    plan.most = 2
+    plan.fixed = None
+    slow = {2: 10.0, 1: 1.0}  # seconds per row: two threads are slow here (a busy machine)
+    chosen = []
+    for _ in range(9):
+        n = plan.next()
+        chosen.append(n)
+        with plan.chunk(100):
+            pass
+        if plan.chunks > 1:
+            plan.seconds_per_row[n] = slow[n]
+    assert chosen == [2, 2, 1, 1, 2, 1, 1, 1, 2]
+    assert ThreadPlan(1).next() == 1 and ThreadPlan(3).next() <= 3

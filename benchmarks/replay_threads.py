@@ -1,0 +1,152 @@
+"""Replay speed on an idle and on a loaded machine: the default thread choice against one thread,
+and one thread against the batched-search ceiling.
+
+For each capacity, in the same run: SIM-LRU replays of a synthetic trace with ``threads=1`` and
+with the default (``threads=None``: chosen by measurement, see ``simcache.cache.threads``), and one
+batched FAISS ``IndexFlatL2`` search (k = 1) of all requests against a static full cache on one
+FAISS thread (the ceiling of issue 20's single-thread targets). Then the same again while two
+busy-loop processes, started and stopped by this script, load the cores. Writes
+``benchmarks/results/replay_threads.md`` with both tables and the load averages seen.
+
+    python -m benchmarks.replay_threads [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from benchmarks.replay_speed import TRACE, synthetic_trace
+from recvae.storage import atomic_path
+from simcache.cache import replay
+from simcache.cache.threads import faiss_threads
+
+RESULTS = Path(__file__).resolve().parent / "results"
+#: the grid (data, not code)
+FULL = {"n": 100_000, "dim": 200, "capacities": [100, 1_000, 10_000], "repeats": 3}
+QUICK = {"n": 10_000, "dim": 200, "capacities": [100, 1_000], "repeats": 2}
+#: issue 20's targets: default / one thread under load, and one thread / ceiling per capacity
+TARGET_LOADED = 0.9
+TARGET_CEILING = {100: 0.6, 1_000: 0.8, 10_000: 0.9}
+
+
+def _spin(stop_at: float) -> None:
+    x = 0
+    while time.time() < stop_at:
+        x += 1
+
+
+@contextlib.contextmanager
+def cpu_hogs(n: int, seconds: float) -> Iterator[None]:
+    """``n`` busy-loop processes (each ends by itself after ``seconds``; stopped on exit)."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_spin, args=(time.time() + seconds,), daemon=True) for _ in range(n)]
+    for p in procs:
+        p.start()
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        for p in procs:
+            p.terminate()
+            p.join()
+
+
+def ceiling_1thread(x: np.ndarray, capacity: int) -> float:
+    """Seconds of one batched k = 1 flat search of all requests against C static vectors, 1 thread."""
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(np.ascontiguousarray(x[:capacity]))
+    with faiss_threads(1):
+        start = time.perf_counter()
+        index.search(x, 1)
+        return time.perf_counter() - start
+
+
+def measure(x: np.ndarray, capacities: list[int], repeats: int, radius: float) -> list[dict]:
+    """Best-of-``repeats`` (interleaved) seconds of each configuration per capacity."""
+    rows = []
+    for capacity in capacities:
+        best = {"one_thread": np.inf, "default": np.inf, "ceiling": np.inf}
+        hits = {}
+        for _ in range(repeats):
+            for label, threads in (("one_thread", 1), ("default", None)):
+                start = time.perf_counter()
+                log = replay(x, policy="lru", capacity=capacity, radius=radius, threads=threads)
+                best[label] = min(best[label], time.perf_counter() - start)
+                hits[label] = int((log.outcome > 0).sum())
+                if label == "default":
+                    chosen = log.stats["threads"]
+            best["ceiling"] = min(best["ceiling"], ceiling_1thread(x, capacity))
+        assert hits["one_thread"] == hits["default"], "thread choice changed the result"
+        rows.append({"capacity": capacity, **{f"{k}_s": v for k, v in best.items()}, "hits": hits["default"],
+                     "default_threads": chosen, "load_average": os.getloadavg()[0]})  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small trace, for a smoke run")
+    parser.add_argument("--hogs", type=int, default=2, help="busy-loop processes for the loaded run")
+    args = parser.parse_args(argv)
+    grid = QUICK if args.quick else FULL
+    x = synthetic_trace(grid["n"], grid["dim"], **{k: v for k, v in TRACE.items() if k != "radius"})
+    radius = TRACE["radius"]
+    replay(x[:5000], policy="lru", capacity=100, radius=radius)  # warm-up: compile / load caches
+    replay(x[:5000], policy="lru", capacity=4000, radius=radius)
+    idle = measure(x, grid["capacities"], grid["repeats"], radius)
+    with cpu_hogs(args.hogs, seconds=3600):
+        loaded = measure(x, grid["capacities"], grid["repeats"], radius)
+    write_report(RESULTS, grid, args.hogs, idle, loaded)
+
+
+def write_report(out: Path, grid: dict, hogs: int, idle: list[dict], loaded: list[dict]) -> None:
+    n = grid["n"]
+    lines = [
+        "## replay_threads",
+        "",
+        f"SIM-LRU over a synthetic trace of {n:,} requests (d = {grid['dim']}), best of {grid['repeats']} "
+        "interleaved runs per configuration, in requests/s. *default*: `threads=None` (chosen by "
+        "measurement, chunk by chunk, between one thread and all available cores); *one thread*: "
+        "`threads=1`; *ceiling*: one batched FAISS `IndexFlatL2` search (k = 1) of all requests "
+        "against a static full cache on one FAISS thread. Results are identical whatever the threads "
+        "(checked). `python -m benchmarks.replay_threads`.",
+        "",
+    ]
+    for title, rows in (("Idle machine (as idle as this shared machine gets)", idle),
+                        (f"Loaded: {hogs} busy-loop processes beside the replay", loaded)):
+        lines += [
+            f"### {title}",
+            "",
+            "| C | one thread | default | default / one thread | ceiling (1 thread) | one thread / ceiling "
+            "| target | threads chosen (chunks) | load average |",
+            "|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        ]
+        for r in rows:
+            c = r["capacity"]
+            one, default, ceil = n / r["one_thread_s"], n / r["default_s"], n / r["ceiling_s"]
+            lines.append(
+                f"| {c:,} | {one:,.0f} | {default:,.0f} | {default / one:.2f}x | {ceil:,.0f} | {one / ceil:.2f}x | "
+                f">= {TARGET_CEILING.get(c, float('nan')):.1f}x | "
+                f"{', '.join(f'{k}: {v}' for k, v in sorted(r['default_threads'].items()))} | "
+                f"{r['load_average']:.1f} |"
+            )
+        lines.append("")
+    lines.append(f"Target under load: default / one thread >= {TARGET_LOADED}.")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "replay_threads.md") as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / 'replay_threads.md'}")
+
+
+if __name__ == "__main__":
+    main()
