@@ -17,6 +17,7 @@ interesting part of the curves whatever the dataset.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,7 +109,7 @@ def run_demo(
     from recvae.data import prepare
     from recvae.evaluation import evaluate_model, evaluate_popularity
     from recvae.trace.build import build_trace
-    from recvae.training import TrainConfig, train
+    from recvae.training import TrainConfig, train_or_reuse
     from simcache.replay.sweep import run_sweep
     from simcache.trace.info import trace_info
 
@@ -140,7 +141,12 @@ def run_demo(
     if epochs is None and dataset == "synthetic":
         epochs = SYNTHETIC_DEMO_EPOCHS
     config = TrainConfig.for_dataset(dataset, epochs=epochs, seed=seed, device=device)
-    checkpoint = train(data, config, out / "model", progress=progress, log_line=lambda s: echo("      " + s))
+    # a model trained with the same data and settings is reused from the cache (as build-trace does)
+    cached = train_or_reuse(data, config, progress=progress, log_line=lambda s: echo("      " + s))
+    checkpoint = out / "model" / cached.name
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(checkpoint) as tmp:
+        shutil.copyfile(cached, tmp)
     model, info = load_model(checkpoint, device="cpu", expect=data)
     metrics = {"RecVAE": evaluate_model(model, data, "test"), "popularity": evaluate_popularity(data, "test")}
     stage("train")

@@ -46,8 +46,9 @@ def format_table(result: "ReplayResult") -> str:
     )
     t = result.timing
     lines.append(
-        f"time     replay {t['replay_s']:.2f} s ({_rate(t.get('requests_per_s'))} requests/s), "
-        f"load {t['load_s']:.2f} s, accounting {t['summary_s']:.2f} s"
+        f"time     replay {t['replay_s']:.2f} s ({_rate(t.get('requests_per_s'))} requests/s, excluding "
+        f"process start-up and {t.get('warm_up_s', 0.0):.2f} s of kernel loading), load {t['load_s']:.2f} s, "
+        f"accounting {t['summary_s']:.2f} s"
     )
     lines.append("")
     c = s.counts

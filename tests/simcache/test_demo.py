@@ -67,3 +67,14 @@ def test_demo_refuses_non_empty_output_folder(tmp_path) -> None:
     assert result.exit_code == 2
     assert "not empty" in result.output
     assert (tmp_path / "keep.txt").read_text() == "x"
+
+
+def test_demo_run_twice_trains_once(tmp_path) -> None:
+    """The second demo with the same settings reuses the cached model (bit-identical checkpoint)."""
+    args = ["--users", "200", "--items", "150", "--epochs", "1", "--jobs", "1"]
+    first = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "a"), *args])
+    second = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "b"), *args])
+    assert first.exit_code == 0 and second.exit_code == 0, second.output
+    assert "reusing the finished model" not in first.output and "reusing the finished model" in second.output
+    a, b = (tmp_path / d / "model" / "best.pt" for d in ("a", "b"))
+    assert a.read_bytes() == b.read_bytes()
