@@ -40,7 +40,7 @@ FAST = ["--map-sample", "150", "--gmm-sample", "300", "--max-components", "4", "
 
 def test_all_writes_every_figure_json_and_report(trace, tmp_path, assert_png):
     out = tmp_path / "out"
-    r = runner.invoke(app, ["analyze", "all", str(trace), "--out", str(out), "--sample", "400", *FAST])
+    r = runner.invoke(app, ["analyze", "all", str(trace), "--out", str(out), "--all-rows", "--sample", "400", *FAST])
     assert r.exit_code == 0, r.output
     assert "subsampled: analysing 400 of 600 rows" in r.output
     report = (out / "report.md").read_text()
