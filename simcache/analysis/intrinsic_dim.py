@@ -27,13 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from simcache.analysis.baselines import Baselines, resolve_sets
 from recvae.errors import UserError
+from simcache.analysis.baselines import Baselines, resolve_sets
 from simcache.analysis.common import histogram, shared_edges, summarize
 from simcache.analysis.common import progress as show_progress
 from simcache.analysis.neighbors import knn
-from simcache.analysis.plotting import (legend_below, line_style, new_figure, plot_order, save_figure,
-                                        step_histogram, style, subtitle)
+from simcache.analysis.plotting import legend_below, new_figure, plot_order, save_figure, step_histogram, style, subtitle
 from simcache.analysis.spec import AnalysisContext
 from simcache.analysis.tables import fmt, set_rows, table
 
@@ -186,15 +185,14 @@ def plot_intrinsic_dim(result: dict[str, Any], path: str | os.PathLike) -> Any:
         marker = {"data": "o", "uniform_ball": "s", "gaussian": "^"}.get(name, "o")
         ax1.plot(k, np.exp(mlr), marker, color=st["color"], markersize=3.5, linestyle="none", label=lab)
         kf = np.arange(p["k_min"], p["k_max"] + 1, dtype=np.float64)
-        fit = line_style(name)
-        fit.update(label=f"least-squares fits over k = {p['k_min']}..{p['k_max']} (one per set)", linewidth=1.2)
-        ax1.plot(kf, np.exp(c["intercept"] + c["slope"] * np.log(kf)), **fit)
+        ax1.plot(kf, np.exp(c["intercept"] + c["slope"] * np.log(kf)), "-", color=st["color"], linewidth=1.2,
+                 label=f"least-squares fits over k = {p['k_min']}..{p['k_max']} (one per set, in its colour)")
         step_histogram(ax2, result["edges"], s["per_point_histogram"]["counts"], name)
     ax1.axvspan(p["k_min"], p["k_max"], color="grey", alpha=0.1, label=f"fit range k = {p['k_min']}..{p['k_max']}")
     ax1.set_xscale("log")
     ax1.set_yscale("log")
     ax1.set_xlabel("neighbour rank k")
-    ax1.set_ylabel("geometric mean of R(k), the k-th neighbour distance")
+    ax1.set_ylabel("k-th neighbour distance R(k)\n(geometric mean over points)")
     ax1.set_title(f"log R(k) = (1/d) log k + c ({subtitle(result)})")
     legend_below(ax1)
     ax1.grid(alpha=0.3, which="both")
