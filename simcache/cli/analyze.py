@@ -28,20 +28,20 @@ InputArg = Annotated[Path, typer.Argument(
     help="A simcache trace (.arrow), an Arrow/Parquet file with a vector column, or a .npy matrix.",
     show_default=False)]
 OutOpt = Annotated[Optional[Path], typer.Option(
-    "--out", "-o", help="Folder for the JSON, PNG (and report) files (default: simcache-report-analyze-<input "
-    "name>, apart from the demo's folder).", show_default=False)]
-LatestOpt = Annotated[Optional[bool], typer.Option(
-    "--latest-per-user/--all-rows", help="Analyse only each user's latest embedding (highest seq), or every "
-    "row (default: latest per user when the input has user ids, so that users with many embeddings do not "
-    "dominate).", show_default=False)]
+    "--out", "-o", help="Folder for the JSON, PNG (and report) files (default: a folder named after the input, "
+    "not the demo's; its name is printed at the end).", show_default=False)]
+LatestOpt = Annotated[bool, typer.Option(
+    "--latest-per-user", help="Analyse only each user's latest embedding (highest seq); the default when the "
+    "input has user ids, so that users with many embeddings do not dominate.")]
+AllRowsOpt = Annotated[bool, typer.Option("--all-rows", help="Analyse every row instead.")]
 SampleOpt = Annotated[int, typer.Option(
     "--sample", min=0, help="Analyse a seeded random subsample of at most this many rows (0: all rows).")]
 VectorColumnOpt = Annotated[Optional[str], typer.Option(
     "--vector-column", help="Column holding the vectors (default: 'embedding' or the only vector column).",
     show_default=False)]
-ProgressOpt = Annotated[Optional[bool], typer.Option(
-    "--progress/--no-progress", help="Progress bars on stderr for the slow steps (default: only on a terminal).",
-    show_default=False)]
+ProgressOpt = Annotated[bool, typer.Option(
+    "--progress", help="Progress bars on stderr for the slow steps (default: only on a terminal).")]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="No progress bars, even on a terminal.")]
 
 DEFAULT_SAMPLE = 20_000
 GROUP_HELP = ("What metric space do the embeddings live in? Each analysis writes a PNG and a JSON beside two "
@@ -54,8 +54,9 @@ def default_out(input_path: Path) -> Path:
 
 
 def analyze(names: Sequence[str], input: Path, *, out: Path | None = None, report: bool = False,
-            latest_per_user: bool | None = None, sample: int = DEFAULT_SAMPLE, vector_column: str | None = None,
-            progress: bool | None = None, **options: Any) -> None:
+            latest_per_user: bool = False, all_rows: bool = False, sample: int = DEFAULT_SAMPLE,
+            vector_column: str | None = None, progress: bool = False, no_progress: bool = False,
+            **options: Any) -> None:
     """Run the analyses ``names`` on ``input`` and write their files: what every ``analyze`` subcommand does.
 
     ``options`` are the analyses' options as the command line parsed them (registry names).
@@ -67,12 +68,16 @@ def analyze(names: Sequence[str], input: Path, *, out: Path | None = None, repor
     def say(msg: str) -> None:
         typer.echo(msg, err=True)
 
+    if latest_per_user and all_rows:
+        raise UserError("--latest-per-user and --all-rows exclude each other")
+    if progress and no_progress:
+        raise UserError("--progress and --no-progress exclude each other")
     specs = [registry.get(n) for n in names]
     known = registry.options_of(names)
     values = {name: known[name].from_cli(value) for name, value in options.items()}
     opts = registry.AnalysisOptions(**values)
     every_row = all(s.every_row for s in specs)
-    latest = False if every_row else latest_per_user
+    latest = False if every_row or all_rows else (True if latest_per_user else None)
     inp = prepare_input(input, vector_column=vector_column, latest=latest, sample=sample or None, seed=opts.seed)
     info = inp.info
     say(f"input: {info['path']} ({info['rows']:,} rows, dimension {info['dim']}); rows: {info['row_selection']}")
@@ -85,7 +90,8 @@ def analyze(names: Sequence[str], input: Path, *, out: Path | None = None, repor
         raise UserError(f"{input}: {specs[0].name} needs a trace with a user_id column (several embeddings per user)")
     target = out if out is not None else default_out(input)
     try:
-        run_analyses(inp, names, target, opts, report=report, log=say, progress=progress)
+        run_analyses(inp, names, target, opts, report=report, log=say,
+                     progress=True if progress else (False if no_progress else None))
     except ValueError as exc:  # the analyses' documented argument checks (e.g. too few points for k)
         raise UserError(str(exc)) from None
     typer.echo(str(target / "report.md") if report else str(target))
@@ -116,12 +122,14 @@ def command_signature(names: Sequence[str], *, row_selection: bool) -> inspect.S
     params = [inspect.Parameter("input", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=InputArg),
               inspect.Parameter("out", kw, default=None, annotation=OutOpt)]
     if row_selection:
-        params.append(inspect.Parameter("latest_per_user", kw, default=None, annotation=LatestOpt))
+        params.append(inspect.Parameter("latest_per_user", kw, default=False, annotation=LatestOpt))
+        params.append(inspect.Parameter("all_rows", kw, default=False, annotation=AllRowsOpt))
     params.append(inspect.Parameter("sample", kw, default=DEFAULT_SAMPLE, annotation=SampleOpt))
     params.append(option_parameter(opts.pop("seed")))
     params.append(inspect.Parameter("vector_column", kw, default=None, annotation=VectorColumnOpt))
     params += [option_parameter(o) for o in opts.values()]
-    params.append(inspect.Parameter("progress", kw, default=None, annotation=ProgressOpt))
+    params.append(inspect.Parameter("progress", kw, default=False, annotation=ProgressOpt))
+    params.append(inspect.Parameter("no_progress", kw, default=False, annotation=NoProgressOpt))
     return inspect.Signature(params, return_annotation=None)
 
 

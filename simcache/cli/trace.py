@@ -60,7 +60,8 @@ def build_trace_cmd(
         "--model", help="Checkpoint to embed with. Without it, train one with the dataset's "
         "defaults, or reuse a cached one trained on the same data and settings.")] = None,
     out: Annotated[Optional[Path], typer.Option(
-        "--out", help="Trace file to write (default: traces/<dataset>_<model>_d<dim>_k<topk>....arrow).")] = None,
+        "--out", help="Trace file to write (default: a file in traces/ named after the dataset, model, "
+    "dimension and top-k).")] = None,
     min_history: Annotated[int, typer.Option(
         "--min-history", help="Users with fewer interactions are embedded once, on everything.")] = 50,
     initial_fraction: Annotated[float, typer.Option(
