@@ -47,7 +47,7 @@ def angle_density(theta: Any, p: int) -> np.ndarray:
 
     if p < 2:
         raise ValueError("the angle density needs p >= 2")
-    t = np.asarray(theta, dtype=np.float64)
+    t = np.clip(np.asarray(theta, dtype=np.float64), 0.0, np.pi)  # edges read back from JSON may pass pi by 1e-7
     log_c = gammaln(p / 2) - gammaln((p - 1) / 2) - 0.5 * np.log(np.pi)
     with np.errstate(divide="ignore"):
         return np.exp(log_c + (p - 2) * np.log(np.sin(t))) if p > 2 else np.full_like(t, np.exp(log_c))
