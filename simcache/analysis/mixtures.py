@@ -7,7 +7,10 @@ first ``pca_dims`` principal components when ``d`` is larger (full-covariance EM
 ``covariance_type`` (``"full"`` by default: clusters of correlated embeddings; ``"diag"`` is
 faster but splits one correlated blob into several components), ``n_init`` k-means
 initialisations, ``random_state`` from the seed. The chosen ``K`` minimises BIC (AIC's minimum
-is reported too). A structureless baseline should choose 1.
+is reported too). A minimum at the top of the searched range is no minimum, so the range grows
+until the BIC minimum lies inside it or the range reaches the number of points; the result says
+plainly (``bic_minimum_inside``, ``warning``) when it could not. A structureless baseline should
+choose 1.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``projections``: scatter plots of random pairs of coordinates, and the covariance spectrum.
 
-``n_pairs`` distinct coordinate pairs ``(i, j)`` are drawn (seeded) and every set is scattered on
-them, up to ``max_scatter`` points per set (the stored coordinates are what the figure shows).
+``n_pairs`` distinct coordinate pairs ``(i, j)`` are drawn (seeded) and every set is projected on
+them, up to ``max_scatter`` points per set (stored; the figure shows the data as points and each
+baseline as the ellipse holding 90% of its points, so that neither baseline hides the other).
 Alongside, the principal-component view: the projection of each set on its own first two
 principal axes, the eigenvalue spectrum of its covariance (explained-variance ratios), the
 participation ratio ``(sum l)^2 / sum l^2`` (an effective number of dimensions; ``d`` for an

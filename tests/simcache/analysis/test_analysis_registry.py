@@ -103,6 +103,7 @@ def test_toy_analysis_runs_in_all_and_lands_in_the_report(run_with_toy, small_tr
     assert_png(out / "toy.png")
     report = (out / "report.md").read_text()
     assert "## Toy analysis (`toy`)" in report
+    assert "- rows: latest embedding of each user, 90 rows (the default" in report
     shown_value = float(re.search(r"Scaled mean norm: ([0-9.]+)\.", report).group(1))
     assert shown_value == pytest.approx(res["scaled_mean_norm"], rel=1e-6)
     assert report.index("(`drift`)") < report.index("(`toy`)")  # registry order
