@@ -54,6 +54,12 @@ def _fit(z: np.ndarray, k: int, *, covariance_type: str, seed: int, n_init: int,
     return gm
 
 
+def n_parameters(k: int, d: int, covariance_type: str) -> int:
+    """Free parameters of a ``k``-component mixture in ``d`` dimensions (what BIC charges for)."""
+    cov = {"full": k * d * (d + 1) // 2, "diag": k * d, "tied": d * (d + 1) // 2, "spherical": k}[covariance_type]
+    return int(k * d + cov + k - 1)
+
+
 def _next_top(top: int, bound: int) -> int:
     """The new top of the searched range when the minimum sits at ``top``: half as many again (at least 2 more)."""
     return min(bound, top + max(2, -(-top // 2)))
@@ -119,10 +125,18 @@ def select_components(x: np.ndarray, *, max_components: int = 8, covariance_type
         "range_extended": bool(ks[-1] > min(int(max_components), bound)),
         "bic_minimum_inside": bool(inside),
     }
+    out["chosen_n_parameters"] = n_parameters(best, int(z.shape[1]), covariance_type)
+    notes = []
     if not inside:
-        out["note"] = (f"BIC is lowest at the largest K searched ({ks[-1]}"
-                       + (f", the limit of {bound} for {len(z):,} points" if ks[-1] >= bound else "")
-                       + "): no minimum inside the range, so the chosen K is a lower bound, not a minimum")
+        notes.append(f"BIC is lowest at the largest K searched ({ks[-1]}"
+                     + (f", the limit of {bound} for {len(z):,} points" if ks[-1] >= bound else "")
+                     + "): no minimum inside the range, so the chosen K is a lower bound, not a minimum")
+    if out["chosen_n_parameters"] > len(z):
+        notes.append(f"the chosen mixture has {out['chosen_n_parameters']:,} parameters for {len(z):,} points, "
+                     "so its components are degenerate and BIC is not to be trusted; fewer --pca-dims or "
+                     "--covariance diag fit fewer parameters")
+    if notes:
+        out["note"] = "; ".join(notes)
     return out
 
 
@@ -159,7 +173,7 @@ def analyze_gmm(points: Any, *, baselines: Baselines | None = None, seed: int = 
         "bic_minimum_inside": out_sets["data"]["bic_minimum_inside"],
         "sets": out_sets,
     }
-    if not out_sets["data"]["bic_minimum_inside"]:
+    if out_sets["data"].get("note"):
         out["warning"] = out_sets["data"]["note"]
     return out
 
@@ -207,7 +221,7 @@ def plot_gmm(result: dict[str, Any], path: str | os.PathLike) -> Any:
     fig, axes = new_figure(1, 2, width=6.2, height=5.0)
     markers = {"data": "o", "uniform_ball": "s", "gaussian": "^"}
     for ax, crit in zip(axes[0], ("bic", "aic")):
-        stars_x, stars_c = [], []
+        stars_x = []
         for name in plot_order(result["sets"]):
             s = result["sets"][name]
             st = line_style(name)
@@ -218,9 +232,8 @@ def plot_gmm(result: dict[str, Any], path: str | os.PathLike) -> Any:
             st["label"] = f"{st['label']} (chosen K = {best}{edge})"
             ax.plot(ks, v - v.min(), marker=markers.get(name, "o"), markersize=4, **st)
             stars_x.append(best)
-            stars_c.append(st["color"])
-        ax.scatter(stars_x, np.zeros(len(stars_x)), marker="*", s=180, c=stars_c, edgecolors="black", zorder=3,
-                   label=f"chosen K (minimum {crit.upper()})")
+        ax.scatter(stars_x, np.zeros(len(stars_x)), marker="*", s=180, color="gold", edgecolors="black", zorder=3,
+                   label=f"chosen K (minimum {crit.upper()}), on each set's curve")
         ax.set_yscale("symlog", linthresh=10.0)
         ax.set_xlabel("number of components K")
         ax.set_ylabel(f"{crit.upper()}(K) − min {crit.upper()} (lower is better)")
@@ -234,6 +247,8 @@ def plot_gmm(result: dict[str, Any], path: str | os.PathLike) -> Any:
         legend_below(ax)
         ax.grid(alpha=0.3, which="both")
     if result.get("warning"):
-        fig.suptitle(f"Warning: {result['warning']}", color="tab:red", fontsize=9)
+        import textwrap
+
+        fig.suptitle("Warning: " + textwrap.fill(result["warning"], 160), color="tab:red", fontsize=9)
     save_figure(fig, path)
     return fig

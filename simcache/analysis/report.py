@@ -39,7 +39,8 @@ def render_report(results: Mapping[str, Mapping[str, Any]], input_info: Mapping[
                      "per user")
     first = next(iter(results.values()), {})
     if first.get("baselines"):
-        lines.append(f"- baselines: {first['baselines'].get('description')}")
+        extra = "; angles compares against both origin- and mean-centred baselines" if "angles" in results else ""
+        lines.append(f"- baselines: {first['baselines'].get('description')}{extra}")
     lines.append("")
     from simcache.analysis.registry import REGISTRY
 

@@ -75,3 +75,20 @@ def test_warning_reaches_the_report(three_clusters):
     res = analyze_gmm(x, seed=0, max_components=2, extend=False)
     assert res["warning"].startswith("BIC is lowest at the largest K searched (2)")
     assert any(line.startswith("**Warning: BIC is lowest") for line in report(res))
+
+
+@pytest.mark.parametrize("covariance", ["full", "diag", "tied", "spherical"])
+def test_parameter_count_matches_sklearn(covariance):
+    from sklearn.mixture import GaussianMixture
+
+    from simcache.analysis.mixtures import n_parameters
+
+    x = np.random.default_rng(0).standard_normal((60, 4))
+    gm = GaussianMixture(3, covariance_type=covariance, random_state=0).fit(x)
+    assert n_parameters(3, 4, covariance) == gm._n_parameters()
+
+
+def test_warns_when_the_mixture_has_more_parameters_than_points():
+    x = np.random.default_rng(0).standard_normal((40, 10))  # one full Gaussian in R^10 already has 65
+    sel = select_components(x, max_components=2, seed=0)
+    assert sel["chosen_n_parameters"] > 40 and "parameters for 40 points" in sel["note"]
