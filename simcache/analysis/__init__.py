@@ -28,15 +28,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from simcache.analysis.angles import analyze_angles, angle_cdf, angle_density, plot_angles
-from simcache.analysis.balls import analyze_balls, plot_balls
+from simcache.analysis.angles import analyze_angles, angle_cdf, angle_density
+from simcache.analysis.balls import analyze_balls
 from simcache.analysis.baselines import Baselines, isotropic_gaussian, matched_baselines, uniform_ball
-from simcache.analysis.drift import analyze_drift, plot_drift
-from simcache.analysis.intrinsic_dim import analyze_intrinsic_dim, estimate_intrinsic_dim, plot_intrinsic_dim
-from simcache.analysis.maps import analyze_map, plot_map
-from simcache.analysis.mixtures import analyze_gmm, gmm_labels, plot_gmm
-from simcache.analysis.norms import analyze_norms, plot_norms
-from simcache.analysis.projections import analyze_projections, plot_projections
+from simcache.analysis.drift import analyze_drift
+from simcache.analysis.intrinsic_dim import analyze_intrinsic_dim, estimate_intrinsic_dim
+from simcache.analysis.maps import analyze_map
+from simcache.analysis.mixtures import analyze_gmm, gmm_labels
+from simcache.analysis.norms import analyze_norms
+from simcache.analysis.projections import analyze_projections
 from simcache.analysis.report import write_report
 from simcache.analysis.run import plot_result
 
