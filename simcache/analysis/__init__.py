@@ -6,6 +6,9 @@ a ``plot_<x>(result, path)`` that draws the PNG from that dict alone. Every resu
 and the two matched baselines of :mod:`simcache.analysis.baselines` (uniform ball, isotropic
 Gaussian) under ``result["sets"]``; :func:`plot_result` dispatches on ``result["analysis"]``.
 
+The analyses are registered in :mod:`simcache.analysis.registry` (one record each: name,
+functions, options, summary); :data:`ANALYSIS_NAMES` and :data:`PLOTTERS` are read from it.
+
 =============== ======================================= =====================================
 name            function                                module
 =============== ======================================= =====================================
@@ -23,41 +26,30 @@ name            function                                module
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from typing import Any
 
-from simcache.analysis.angles import analyze_angles, angle_cdf, angle_density, plot_angles
-from simcache.analysis.balls import analyze_balls, plot_balls
+from simcache.analysis.angles import analyze_angles, angle_cdf, angle_density
+from simcache.analysis.balls import analyze_balls
 from simcache.analysis.baselines import Baselines, isotropic_gaussian, matched_baselines, uniform_ball
-from simcache.analysis.drift import analyze_drift, plot_drift
-from simcache.analysis.intrinsic_dim import analyze_intrinsic_dim, estimate_intrinsic_dim, plot_intrinsic_dim
-from simcache.analysis.maps import analyze_map, plot_map
-from simcache.analysis.mixtures import analyze_gmm, gmm_labels, plot_gmm
-from simcache.analysis.norms import analyze_norms, plot_norms
-from simcache.analysis.projections import analyze_projections, plot_projections
+from simcache.analysis.drift import analyze_drift
+from simcache.analysis.intrinsic_dim import analyze_intrinsic_dim, estimate_intrinsic_dim
+from simcache.analysis.maps import analyze_map
+from simcache.analysis.mixtures import analyze_gmm, gmm_labels
+from simcache.analysis.norms import analyze_norms
+from simcache.analysis.projections import analyze_projections
 from simcache.analysis.report import write_report
-
-#: Analysis name -> plot function, in the order ``simcache analyze all`` runs them.
-PLOTTERS: dict[str, Callable[[dict[str, Any], str | os.PathLike], None]] = {
-    "norms": plot_norms,
-    "balls": plot_balls,
-    "knn-radius": plot_intrinsic_dim,
-    "angles": plot_angles,
-    "projections": plot_projections,
-    "gmm": plot_gmm,
-    "map": plot_map,
-    "drift": plot_drift,
-}
-ANALYSIS_NAMES = tuple(PLOTTERS)
+from simcache.analysis.run import plot_result
 
 
-def plot_result(result: dict[str, Any], path: str | os.PathLike) -> None:
-    """Draw ``result`` (from any ``analyze_*``) as a PNG at ``path``."""
-    name = result.get("analysis")
-    if name not in PLOTTERS:
-        raise ValueError(f"unknown analysis {name!r}; expected one of {', '.join(PLOTTERS)}")
-    PLOTTERS[name](result, path)
+def __getattr__(name: str) -> Any:
+    """``ANALYSIS_NAMES`` and ``PLOTTERS``, read from the registry when asked (it may have grown since import)."""
+    from simcache.analysis import registry
+
+    if name == "ANALYSIS_NAMES":
+        return registry.names()
+    if name == "PLOTTERS":
+        return {n: a.plot for n, a in registry.REGISTRY.items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

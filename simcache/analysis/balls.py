@@ -26,8 +26,12 @@ from typing import Any
 import numpy as np
 
 from simcache.analysis.baselines import Baselines, resolve_sets
-from simcache.analysis.common import histogram, make_rng, progress, shared_edges, summarize
-from simcache.analysis.plotting import new_figure, plot_order, save_figure, step_histogram, style, subtitle
+from simcache.analysis.common import histogram, make_rng, shared_edges, summarize
+from simcache.analysis.common import progress as show_progress
+from simcache.analysis.plotting import (legend_below, line_style, new_figure, plot_order, save_figure,
+                                        step_histogram, subtitle)
+from simcache.analysis.spec import AnalysisContext
+from simcache.analysis.tables import fmt, set_rows, table
 
 NAME = "balls"
 
@@ -69,13 +73,14 @@ def _growth_exponent(d_sorted: np.ndarray, k_lo: int, frac_hi: float) -> float |
 
 
 def analyze_balls(points: Any, *, baselines: Baselines | None = None, seed: int = 0, centers: int = 20,
-                  n_radii: int = 60, bins: int = 60, k_lo: int = 10, frac_hi: float = 0.1) -> dict[str, Any]:
+                  n_radii: int = 60, bins: int = 60, k_lo: int = 10, frac_hi: float = 0.1,
+                  progress: bool | None = None) -> dict[str, Any]:
     """Ball statistics around ``centers`` random centres for the data and the baselines."""
     if centers < 1:
         raise ValueError("centers must be >= 1")
     sets, binfo = resolve_sets(points, baselines, seed)
     dists: dict[str, list[np.ndarray]] = {}
-    for k, (name, x) in enumerate(progress(sets.items(), "balls", total=len(sets))):
+    for k, (name, x) in enumerate(show_progress(sets.items(), "balls", total=len(sets), enabled=progress)):
         dists[name] = _center_distances(x, centers, make_rng(seed, 10 + k))
 
     pooled = {name: np.concatenate(ds) for name, ds in dists.items()}
@@ -116,7 +121,21 @@ def analyze_balls(points: Any, *, baselines: Baselines | None = None, seed: int 
     }
 
 
-def plot_balls(result: dict[str, Any], path: str | os.PathLike) -> None:
+def compute(ctx: AnalysisContext) -> dict[str, Any]:
+    """``balls`` on a run's input and options."""
+    o = ctx.options
+    return analyze_balls(ctx.points, baselines=ctx.baselines, seed=o.seed, centers=o.centers, bins=o.bins,
+                         progress=ctx.progress)
+
+
+def report(r: dict[str, Any]) -> list[str]:
+    """The report section: distance scale, growth exponent and relative contrast per set."""
+    return table(["set", "median distance from a centre", "growth exponent (median)", "relative contrast"],
+                 set_rows(r["sets"], lambda s: [fmt(s["distances"]["q50"]), fmt(s["growth_exponent"]["median"]),
+                                                fmt(s["relative_contrast"])]))
+
+
+def plot_balls(result: dict[str, Any], path: str | os.PathLike) -> Any:
     """Left: distance-from-centre histograms. Right: fraction of points inside a ball vs radius (log-log)."""
     fig, axes = new_figure(1, 2, width=6.2, height=4.6)
     ax1, ax2 = axes[0]
@@ -125,25 +144,26 @@ def plot_balls(result: dict[str, Any], path: str | os.PathLike) -> None:
         s = result["sets"][name]
         step_histogram(ax1, result["edges"], s["histogram"]["counts"], name)
         fi = s["fraction_inside"]
-        st = style(name)
+        st = line_style(name)
         g = s["growth_exponent"]["median"]
-        label = st["label"] + (f" (growth exp. {g:.1f})" if g is not None else "")
+        st["label"] = st["label"] + (f" (growth exponent {g:.1f})" if g is not None else "")
         q50 = np.asarray(fi["q50"], dtype=np.float64)
         ok = q50 > 0
-        ax2.plot(radii[ok], q50[ok], color=st["color"], label=label, linewidth=2.0 if name == "data" else 1.4)
+        ax2.plot(radii[ok], q50[ok], **st)
         ax2.fill_between(radii, np.asarray(fi["q25"], dtype=np.float64), np.asarray(fi["q75"], dtype=np.float64),
-                         color=st["color"], alpha=0.15, linewidth=0)
+                         color=st["color"], alpha=0.12, linewidth=0)
     c = result["params"]["centers"]
     ax1.set_xlabel("distance from a random centre")
     ax1.set_ylabel("density")
     ax1.set_title(f"Distances from {c} random centres ({subtitle(result)})")
-    ax1.legend(loc="best")
+    legend_below(ax1)
     ax1.grid(alpha=0.3)
     ax2.set_xscale("log")
     ax2.set_yscale("log")
     ax2.set_xlabel("ball radius r")
-    ax2.set_ylabel("fraction of points within r (median, IQR band)")
-    ax2.set_title("Points inside a ball as the radius grows")
-    ax2.legend(loc="lower right")
+    ax2.set_ylabel("fraction of points within r")
+    ax2.set_title("Points inside a ball as the radius grows\n(median over centres; band: interquartile range)")
+    legend_below(ax2)
     ax2.grid(alpha=0.3, which="both")
     save_figure(fig, path)
+    return fig

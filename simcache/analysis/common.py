@@ -14,6 +14,8 @@ Conventions used by every analysis module:
 from __future__ import annotations
 
 import contextlib
+import sys
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -109,11 +111,40 @@ def histogram(values: np.ndarray, edges: np.ndarray) -> dict[str, Any]:
     return {"counts": counts.astype(np.int64), "outside": int(v.size - counts.sum())}
 
 
-def progress(iterable: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
-    """A tqdm progress bar on stderr, shown only when stderr is a terminal."""
+@contextlib.contextmanager
+def progress_bar(total: int | None, desc: str, enabled: bool | None = None) -> Iterator[Any]:
+    """A tqdm bar on stderr whose clock keeps ticking during a long step (t-SNE, one EM fit).
+
+    ``enabled``: ``None`` shows it only when stderr is a terminal, ``True`` always, ``False`` never.
+    """
     from tqdm.auto import tqdm
 
-    yield from tqdm(iterable, desc=desc, total=total, disable=None, leave=False, dynamic_ncols=True)
+    bar = tqdm(total=total, desc=desc, disable=None if enabled is None else not enabled, leave=False,
+               dynamic_ncols=True, file=sys.stderr)
+    stop = threading.Event()
+    ticker = None
+    if not bar.disable:
+        def tick() -> None:
+            while not stop.wait(1.0):
+                bar.refresh()
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+    try:
+        yield bar
+    finally:
+        stop.set()
+        if ticker is not None:
+            ticker.join()
+        bar.close()
+
+
+def progress(iterable: Iterable[T], desc: str, total: int | None = None, enabled: bool | None = None) -> Iterator[T]:
+    """``iterable`` with a :func:`progress_bar` advanced once per item."""
+    with progress_bar(total, desc, enabled) as bar:
+        for item in iterable:
+            yield item
+            bar.update()
 
 
 def limited_threads(threads: int | None) -> contextlib.AbstractContextManager[Any]:

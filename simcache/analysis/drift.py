@@ -28,7 +28,9 @@ from simcache.analysis.baselines import DATA, Baselines, matched_baselines
 from simcache.analysis.common import (histogram, make_rng, pairwise_row_distances, random_pairs, subsample,
                                       summarize)
 from simcache.analysis.neighbors import knn
-from simcache.analysis.plotting import new_figure, save_figure, style, subtitle
+from simcache.analysis.plotting import legend_below, line_style, new_figure, note_figure, save_figure, style, subtitle
+from simcache.analysis.spec import AnalysisContext
+from simcache.analysis.tables import fmt, table
 from simcache.trace.info import user_order
 
 NAME = "drift"
@@ -201,20 +203,45 @@ _KIND_STYLE = {
 def _kind_style(kind: str) -> dict[str, Any]:
     if kind in _KIND_STYLE:
         return dict(_KIND_STYLE[kind])
-    st = style(kind)
-    return {"color": st["color"], "label": f"{st['label']}: random pairs", "linewidth": 1.2, "linestyle": ":"}
+    st = line_style(kind)
+    st["label"] = f"{st['label']}: random pairs"
+    return st
 
 
-def plot_drift(result: dict[str, Any], path: str | os.PathLike) -> None:
+def compute(ctx: AnalysisContext) -> dict[str, Any]:
+    """``drift`` on every row of a run's input (whatever the row selection), baselines shared with the run."""
+    o, req = ctx.options, ctx.input.requests
+    return analyze_drift(req.vectors, req.user_id, req.seq, baselines=ctx.baselines, seed=o.seed,
+                         max_pairs=o.drift_pairs, nn_queries=o.drift_queries, bins=o.bins)
+
+
+def report(r: dict[str, Any]) -> list[str]:
+    """The report section: drift against distances between users."""
+    if r.get("skipped"):
+        return [f"Skipped: {r['skipped']}."]
+    dr, nn = r["drift"]["summary"], r["nearest_other_user"]
+    other = r["other_users"]["summary"]
+    return [
+        f"{r['consecutive_pairs']:,} consecutive pairs from {r['users_with_several']:,} of {r['users']:,} users.",
+        "",
+        *table(["distance", "median", "5%", "95%"], [
+            ["consecutive embeddings (drift)", fmt(dr["q50"]), fmt(dr["q05"]), fmt(dr["q95"])],
+            *([["nearest other user", fmt(nn["summary"]["q50"]), fmt(nn["summary"]["q05"]),
+                fmt(nn["summary"]["q95"])]] if nn.get("summary") else []),
+            ["random different users", fmt(other.get("q50")), fmt(other.get("q05")), fmt(other.get("q95"))],
+        ]),
+        "",
+        f"Median drift / median distance between users: {fmt(r['ratio_median_drift_to_median_other'])}. "
+        f"Share of embeddings whose previous one is closer than any other user: "
+        f"{fmt(nn.get('frac_drift_below_nearest_other'))}.",
+    ]
+
+
+def plot_drift(result: dict[str, Any], path: str | os.PathLike) -> Any:
     """Distance histograms, their CDFs, and the median drift by step; a note figure when skipped."""
     if result.get("skipped"):
-        fig, axes = new_figure(1, 1, width=7.0, height=2.5)
-        ax = axes[0, 0]
-        ax.text(0.5, 0.5, f"drift skipped:\n{result['skipped']}", ha="center", va="center", wrap=True)
-        ax.set_axis_off()
-        save_figure(fig, path)
-        return
-    fig, axes = new_figure(1, 3, width=5.4, height=4.6)
+        return note_figure(f"drift skipped:\n{result['skipped']}", path)
+    fig, axes = new_figure(1, 3, width=5.4, height=5.2)
     ax1, ax2, ax3 = axes[0]
     edges = np.asarray(result["edges"], dtype=np.float64)
     kinds = ["uniform_ball", "gaussian", "other_users", "nearest_other_user", "drift"]
@@ -232,13 +259,13 @@ def plot_drift(result: dict[str, Any], path: str | os.PathLike) -> None:
     ax1.set_ylabel("density of log10 distance")
     ax1.set_title(f"Drift vs distances between users\n{subtitle(result)}, "
                   f"{result['consecutive_pairs']:,} consecutive pairs")
-    ax1.legend(loc="best", fontsize=7)
+    legend_below(ax1, fontsize=7)
     ax1.grid(alpha=0.3)
     ax2.set_xscale("log")
     ax2.set_xlabel("cache radius (distance threshold, log scale)")
     ax2.set_ylabel("fraction of pairs within the radius")
     ax2.set_title("Cumulative distributions")
-    ax2.legend(loc="lower right", fontsize=7)
+    legend_below(ax2, fontsize=7)
     ax2.grid(alpha=0.3)
     bs = result["drift"]["by_step"]
     if bs:
@@ -256,7 +283,8 @@ def plot_drift(result: dict[str, Any], path: str | os.PathLike) -> None:
     ax3.set_xlabel("step t (embedding number within the user, 1 = second)")
     ax3.set_ylabel("distance to the previous embedding")
     ax3.set_title("Drift by step")
-    ax3.legend(loc="best", fontsize=7)
+    legend_below(ax3, fontsize=7)
     ax3.grid(alpha=0.3)
     save_figure(fig, path)
+    return fig
 

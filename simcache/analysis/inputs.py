@@ -1,9 +1,10 @@
 """Turning a trace or an embedding matrix into the points the analyses run on.
 
 :func:`prepare_input` reads any file :func:`simcache.trace.io.load_requests` reads (a simcache trace,
-an Arrow/Parquet file with a vector column, a ``.npy`` matrix), optionally keeps only the latest
-embedding of each user (highest ``seq``; the last row of the user when there is no ``seq``),
-then draws a seeded subsample of at most ``sample`` rows and says so in ``info``. The full request
+an Arrow/Parquet file with a vector column, a ``.npy`` matrix), keeps by default only the latest
+embedding of each user (highest ``seq``; the last row of the user when there is no ``seq``) when
+the input has user ids, so that users with many embeddings do not dominate the geometry, then
+draws a seeded subsample of at most ``sample`` rows; ``info`` says what was chosen. The full request
 set stays available (``requests``) for the drift analysis, which needs every row.
 """
 
@@ -41,17 +42,34 @@ class AnalysisInput:
         return getattr(self.requests, "user_id", None) is not None
 
 
-def prepare_input(path: str | Path, *, vector_column: str | None = None, latest: bool = False,
+def row_selection_text(latest: bool, asked: bool | None, rows: int, has_users: bool) -> str:
+    """How the rows were chosen, in words (printed by the CLI and in the report)."""
+    if latest:
+        how = "the default" if asked is None else "--latest-per-user"
+        return f"latest embedding of each user, {rows:,} rows ({how}; --all-rows analyses every row)"
+    if not has_users:
+        return f"every row, {rows:,} rows (the input has no user ids)"
+    return f"every row, {rows:,} rows (--all-rows; users with many embeddings weigh more)"
+
+
+def prepare_input(path: str | Path, *, vector_column: str | None = None, latest: bool | None = None,
                   sample: int | None = 20_000, seed: int = 0) -> AnalysisInput:
-    """Load ``path`` and select the rows to analyse (see the module docstring); user errors are :class:`UserError`."""
+    """Load ``path`` and select the rows to analyse (see the module docstring); user errors are :class:`UserError`.
+
+    ``latest``: ``None`` (default) keeps each user's latest embedding when the input has user ids
+    and every row otherwise; ``True`` insists on it (an input without user ids is refused);
+    ``False`` keeps every row.
+    """
     from simcache.trace.io import load_requests
 
     req = load_requests(path, vector_column=vector_column, sort=True)
     n = len(req)
     rows = np.arange(n)
+    asked = latest
+    if latest and req.user_id is None:
+        raise UserError(f"{path}: --latest-per-user needs a user_id column (this input has none)")
+    latest = req.user_id is not None if latest is None else bool(latest)
     if latest:
-        if req.user_id is None:
-            raise UserError(f"{path}: --latest-per-user needs a user_id column (this input has none)")
         rows = latest_per_user(req.user_id, req.seq)
     selected = len(rows)
     idx = subsample_indices(selected, sample, make_rng(seed, 70))
@@ -64,6 +82,7 @@ def prepare_input(path: str | Path, *, vector_column: str | None = None, latest:
         "rows": int(n),
         "dim": int(req.dim),
         "latest_per_user": bool(latest),
+        "row_selection": row_selection_text(latest, asked, selected, req.user_id is not None),
         "rows_selected": int(selected),
         "rows_analysed": int(len(rows)),
         "subsampled": idx is not None,

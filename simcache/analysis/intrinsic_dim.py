@@ -27,10 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from recvae.errors import UserError
 from simcache.analysis.baselines import Baselines, resolve_sets
-from simcache.analysis.common import histogram, progress, shared_edges, summarize
+from simcache.analysis.common import histogram, shared_edges, summarize
+from simcache.analysis.common import progress as show_progress
 from simcache.analysis.neighbors import knn
-from simcache.analysis.plotting import new_figure, plot_order, save_figure, step_histogram, style, subtitle
+from simcache.analysis.plotting import legend_below, new_figure, plot_order, save_figure, step_histogram, style, subtitle
+from simcache.analysis.spec import AnalysisContext
+from simcache.analysis.tables import fmt, set_rows, table
 
 NAME = "knn-radius"
 
@@ -109,11 +113,11 @@ def estimate_intrinsic_dim(x: np.ndarray, *, k_min: int = 5, k_max: int = 20, k_
 
 def analyze_intrinsic_dim(points: Any, *, baselines: Baselines | None = None, seed: int = 0,
                           k_min: int = 5, k_max: int = 20, k_mle: int = 20, twonn_discard: float = 0.1,
-                          bins: int = 50) -> dict[str, Any]:
+                          bins: int = 50, progress: bool | None = None) -> dict[str, Any]:
     """knn-radius, Levina-Bickel and TwoNN estimates for the data and the baselines."""
     sets, binfo = resolve_sets(points, baselines, seed)
     raw = {}
-    for name, x in progress(sets.items(), "intrinsic dimension", total=len(sets)):
+    for name, x in show_progress(sets.items(), "intrinsic dimension", total=len(sets), enabled=progress):
         raw[name] = estimate_intrinsic_dim(x, k_min=k_min, k_max=k_max, k_mle=k_mle, twonn_discard=twonn_discard)
     d = sets["data"].shape[1]
     finite_pp = [r["per_point"][np.isfinite(r["per_point"])] for r in raw.values()]
@@ -138,7 +142,33 @@ def analyze_intrinsic_dim(points: Any, *, baselines: Baselines | None = None, se
     }
 
 
-def plot_intrinsic_dim(result: dict[str, Any], path: str | os.PathLike) -> None:
+def check_options(options: Any) -> None:
+    """Refuse a fit range that is empty (``k_min >= k_max``)."""
+    if options.k_min >= options.k_max:
+        raise UserError(f"--k-min ({options.k_min}) must be smaller than --k-max ({options.k_max})")
+
+
+def compute(ctx: AnalysisContext) -> dict[str, Any]:
+    """``knn-radius`` on a run's input and options."""
+    o = ctx.options
+    return analyze_intrinsic_dim(ctx.points, baselines=ctx.baselines, seed=o.seed, k_min=o.k_min, k_max=o.k_max,
+                                 k_mle=o.k_mle, progress=ctx.progress)
+
+
+def report(r: dict[str, Any]) -> list[str]:
+    """The report section: the three estimates per set and what the baselines say about their bias."""
+    lines = table(["set", "knn-radius", "Levina-Bickel MLE", "TwoNN", "distinct points"],
+                  set_rows(r["sets"], lambda s: [fmt(s["knn_radius"], ".1f"), fmt(s["mle"], ".1f"),
+                                                 fmt(s["twonn"], ".1f"), str(s["n_distinct"])]))
+    p = r["params"]
+    lines.append("")
+    lines.append(f"knn-radius: slope of log R(k) on log k for k = {p['k_min']}..{p['k_max']}, "
+                 f"{p['knn_radius_average']}; MLE with k = {p['k_mle']}. The baselines have true dimension "
+                 f"{r['dim']}: their estimates show the bias at this n and d.")
+    return lines
+
+
+def plot_intrinsic_dim(result: dict[str, Any], path: str | os.PathLike) -> Any:
     """log R(k) vs log k with fitted lines; per-point estimates; the three estimates side by side."""
     fig, axes = new_figure(1, 3, width=5.2, height=4.6)
     ax1, ax2, ax3 = axes[0]
@@ -152,22 +182,24 @@ def plot_intrinsic_dim(result: dict[str, Any], path: str | os.PathLike) -> None:
         mlr = np.asarray(c["mean_log_r"], dtype=np.float64)
         est = s["knn_radius"]
         lab = st["label"] + (f": slope 1/{est:.1f}" if est else "")
-        ax1.plot(k, np.exp(mlr), "o", color=st["color"], markersize=3.5, label=lab)
+        marker = {"data": "o", "uniform_ball": "s", "gaussian": "^"}.get(name, "o")
+        ax1.plot(k, np.exp(mlr), marker, color=st["color"], markersize=3.5, linestyle="none", label=lab)
         kf = np.arange(p["k_min"], p["k_max"] + 1, dtype=np.float64)
-        ax1.plot(kf, np.exp(c["intercept"] + c["slope"] * np.log(kf)), "-", color=st["color"], linewidth=1.2)
+        ax1.plot(kf, np.exp(c["intercept"] + c["slope"] * np.log(kf)), "-", color=st["color"], linewidth=1.2,
+                 label=f"least-squares fits over k = {p['k_min']}..{p['k_max']} (one per set, in its colour)")
         step_histogram(ax2, result["edges"], s["per_point_histogram"]["counts"], name)
     ax1.axvspan(p["k_min"], p["k_max"], color="grey", alpha=0.1, label=f"fit range k = {p['k_min']}..{p['k_max']}")
     ax1.set_xscale("log")
     ax1.set_yscale("log")
     ax1.set_xlabel("neighbour rank k")
-    ax1.set_ylabel("geometric mean of R(k), the k-th neighbour distance")
+    ax1.set_ylabel("k-th neighbour distance R(k)\n(geometric mean over points)")
     ax1.set_title(f"log R(k) = (1/d) log k + c ({subtitle(result)})")
-    ax1.legend(loc="lower right", fontsize=8)
+    legend_below(ax1)
     ax1.grid(alpha=0.3, which="both")
     ax2.set_xlabel("per-point dimension 1 / slope")
     ax2.set_ylabel("density")
     ax2.set_title("Per-point knn-radius estimates")
-    ax2.legend(loc="best", fontsize=8)
+    legend_below(ax2)
     ax2.grid(alpha=0.3)
     methods = [("knn_radius", "knn-radius"), ("mle", "Levina-Bickel MLE"), ("twonn", "TwoNN")]
     width = 0.8 / len(names)
@@ -183,6 +215,7 @@ def plot_intrinsic_dim(result: dict[str, Any], path: str | os.PathLike) -> None:
     ax3.set_xticks(np.arange(len(methods)), [m[1] for m in methods])
     ax3.set_ylabel("intrinsic dimension estimate")
     ax3.set_title("Estimates")
-    ax3.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8)
+    legend_below(ax3, ncol=2)
     ax3.grid(alpha=0.3, axis="y")
     save_figure(fig, path)
+    return fig

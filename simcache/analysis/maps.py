@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from simcache.analysis.baselines import DATA, Baselines, resolve_sets
-from simcache.analysis.common import limited_threads, make_rng, progress, subsample_indices
-from simcache.analysis.plotting import new_figure, save_figure, style, subtitle
+from simcache.analysis.common import limited_threads, make_rng, progress_bar, subsample_indices
+from simcache.analysis.plotting import legend_below, new_figure, save_figure, style, subtitle
+from simcache.analysis.spec import AnalysisContext
 
 NAME = "map"
 UMAP_MISSING = "umap-learn is not installed (pip install 'simcache[umap]'); UMAP view skipped"
@@ -61,7 +62,7 @@ def umap_2d(x: np.ndarray, *, seed: int = 0, pca_dims: int = 50) -> np.ndarray |
 def analyze_map(points: Any, *, labels: Any = None, baselines: Baselines | None = None, seed: int = 0,
                 max_points: int | None = 5000, perplexity: float = 30.0, pca_dims: int = 50,
                 use_umap: bool = True, baseline_maps: bool = True, baseline_max_points: int | None = 2000,
-                threads: int | None = None) -> dict[str, Any]:
+                threads: int | None = None, progress: bool | None = None) -> dict[str, Any]:
     """t-SNE (and UMAP) coordinates of the data, coloured by ``labels``, and t-SNE maps of the baselines.
 
     The baselines are structureless references, so their maps use at most ``baseline_max_points``
@@ -71,12 +72,12 @@ def analyze_map(points: Any, *, labels: Any = None, baselines: Baselines | None 
     with limited_threads(threads):
         return _analyze_map(points, labels=labels, baselines=baselines, seed=seed, max_points=max_points,
                             perplexity=perplexity, pca_dims=pca_dims, use_umap=use_umap, baseline_maps=baseline_maps,
-                            baseline_max_points=baseline_max_points)
+                            baseline_max_points=baseline_max_points, progress=progress)
 
 
 def _analyze_map(points: Any, *, labels: Any, baselines: Baselines | None, seed: int, max_points: int | None,
                  perplexity: float, pca_dims: int, use_umap: bool, baseline_maps: bool,
-                 baseline_max_points: int | None) -> dict[str, Any]:
+                 baseline_max_points: int | None, progress: bool | None) -> dict[str, Any]:
     sets, binfo = resolve_sets(points, baselines, seed)
     n = len(sets[DATA])
     if labels is not None:
@@ -88,25 +89,31 @@ def _analyze_map(points: Any, *, labels: Any, baselines: Baselines | None, seed:
     out_sets: dict[str, Any] = {}
     subsampled = False
     umap_note = None if use_umap else "UMAP not requested"
-    for k, (name, x) in enumerate(progress(sets.items(), "t-SNE", total=len(sets))):
-        cap = max_points if name == DATA else _min_cap(max_points, baseline_max_points)
-        idx = subsample_indices(len(x), cap, make_rng(seed, 50 + k))
-        xs = x if idx is None else x[idx]
-        if name == DATA:
-            subsampled = idx is not None
-        y, kl = tsne_2d(xs, seed=seed, perplexity=perplexity, pca_dims=pca_dims)
-        entry: dict[str, Any] = {"points": int(len(xs)), "tsne": y, "tsne_kl": kl}
-        if name == DATA:
-            if labels is not None:
-                lab = labels if idx is None else labels[idx]
-                entry["labels"] = lab.astype(np.int64)
-                entry["label_counts"] = {str(v): int(c) for v, c in zip(*np.unique(lab, return_counts=True))}
-            if use_umap:
-                u = umap_2d(xs, seed=seed, pca_dims=pca_dims)
-                if u is None:
-                    umap_note = UMAP_MISSING
-                entry["umap"] = u
-        out_sets[name] = entry
+    steps = len(sets) + (1 if use_umap else 0)
+    with progress_bar(steps, "map", progress) as bar:
+        for k, (name, x) in enumerate(sets.items()):
+            cap = max_points if name == DATA else _min_cap(max_points, baseline_max_points)
+            idx = subsample_indices(len(x), cap, make_rng(seed, 50 + k))
+            xs = x if idx is None else x[idx]
+            if name == DATA:
+                subsampled = idx is not None
+            bar.set_postfix_str(f"t-SNE of {name} ({len(xs):,} points)")
+            y, kl = tsne_2d(xs, seed=seed, perplexity=perplexity, pca_dims=pca_dims)
+            bar.update()
+            entry: dict[str, Any] = {"points": int(len(xs)), "tsne": y, "tsne_kl": kl}
+            if name == DATA:
+                if labels is not None:
+                    lab = labels if idx is None else labels[idx]
+                    entry["labels"] = lab.astype(np.int64)
+                    entry["label_counts"] = {str(v): int(c) for v, c in zip(*np.unique(lab, return_counts=True))}
+                if use_umap:
+                    bar.set_postfix_str(f"UMAP of {name} ({len(xs):,} points)")
+                    u = umap_2d(xs, seed=seed, pca_dims=pca_dims)
+                    bar.update()
+                    if u is None:
+                        umap_note = UMAP_MISSING
+                    entry["umap"] = u
+            out_sets[name] = entry
     return {
         "analysis": NAME,
         "n": n,
@@ -126,7 +133,51 @@ def _min_cap(a: int | None, b: int | None) -> int | None:
     return min(caps) if caps else None
 
 
-def plot_map(result: dict[str, Any], path: str | os.PathLike) -> None:
+def map_labels(points: np.ndarray, ctx: AnalysisContext) -> tuple[np.ndarray, dict[str, Any]]:
+    """Mixture labels for the map's colours: ``components`` if given, else ``gmm``'s choice from the same run,
+    else a BIC selection on the map sample itself; and how the number was chosen."""
+    from simcache.analysis.mixtures import gmm_labels, select_components
+
+    o = ctx.options
+    chosen = ctx.results.get("gmm", {}).get("chosen_k")
+    if o.components is not None:
+        k, source = int(o.components), "--components"
+    elif chosen is not None:
+        k, source = int(chosen), "gmm (BIC on the gmm sample)"
+    else:
+        sel = select_components(points, max_components=o.max_components, covariance_type=o.covariance,
+                                pca_dims=o.pca_dims, seed=o.seed, desc="gmm for map colours", progress=ctx.progress)
+        k, source = int(sel["chosen_k_bic"]), "BIC on the map sample"
+    labels = gmm_labels(points, k, seed=o.seed, covariance_type=o.covariance, pca_dims=o.pca_dims)
+    return labels, {"components": k, "chosen_by": source, "covariance_type": o.covariance}
+
+
+def compute(ctx: AnalysisContext) -> dict[str, Any]:
+    """``map`` on a run's input: a seeded sample of at most ``map_sample`` points, coloured by mixture component."""
+    o, x = ctx.options, ctx.points
+    idx = subsample_indices(len(x), o.map_sample, make_rng(o.seed, 71))
+    xm = x if idx is None else x[idx]
+    labels, how = map_labels(xm, ctx)
+    res = analyze_map(xm, labels=labels, baselines=ctx.baselines, seed=o.seed, max_points=o.map_sample,
+                      perplexity=o.perplexity, pca_dims=o.pca_dims, use_umap=o.umap, baseline_maps=o.baseline_maps,
+                      threads=o.threads, progress=ctx.progress)
+    res["n"] = int(len(x))
+    res["subsampled"] = idx is not None or res["subsampled"]
+    res["colours"] = how
+    return res
+
+
+def report(r: dict[str, Any]) -> list[str]:
+    """The report section: what the maps show."""
+    d = r["sets"]["data"]
+    lines = [f"t-SNE of {d['points']:,} points" + (", coloured by GMM component" if d.get("labels") is not None else "")
+             + "."]
+    if r.get("umap_note"):
+        lines.append(f"Note: {r['umap_note']}.")
+    return lines
+
+
+def plot_map(result: dict[str, Any], path: str | os.PathLike) -> Any:
     """Panels: data t-SNE (coloured by component), data UMAP if present, then each baseline's t-SNE."""
     data = result["sets"][DATA]
     panels: list[tuple[str, str, np.ndarray]] = [(DATA, "t-SNE", np.asarray(data["tsne"], dtype=np.float64))]
@@ -135,7 +186,7 @@ def plot_map(result: dict[str, Any], path: str | os.PathLike) -> None:
     for name, s in result["sets"].items():
         if name != DATA:
             panels.append((name, "t-SNE", np.asarray(s["tsne"], dtype=np.float64)))
-    fig, axes = new_figure(1, len(panels), width=5.0, height=5.0)
+    fig, axes = new_figure(1, len(panels), width=5.0, height=5.6)
     labels = np.asarray(data["labels"]) if data.get("labels") is not None else None
     for ax, (name, method, y) in zip(axes[0], panels):
         st = style(name)
@@ -145,10 +196,10 @@ def plot_map(result: dict[str, Any], path: str | os.PathLike) -> None:
                 m = labels == c
                 ax.scatter(y[m, 0], y[m, 1], s=3, color=cmap[int(c)], alpha=0.7, rasterized=True,
                            label=f"GMM component {int(c)} ({int(m.sum())} pts)")
-            ax.legend(loc="best", fontsize=7, markerscale=4)
+            legend_below(ax, fontsize=7, markerscale=4, ncol=2)
         else:
             ax.scatter(y[:, 0], y[:, 1], s=3, color=st["color"], alpha=0.6, rasterized=True, label=st["label"])
-            ax.legend(loc="best", fontsize=7, markerscale=4)
+            legend_below(ax, fontsize=7, markerscale=4)
         ax.set_xlabel(f"{method} 1")
         ax.set_ylabel(f"{method} 2")
         ax.set_title(f"{method}: {st['label']} ({len(y):,} points)")
@@ -156,6 +207,7 @@ def plot_map(result: dict[str, Any], path: str | os.PathLike) -> None:
     fig.suptitle(f"2-D maps ({subtitle(result)})" + (f" — {result['umap_note']}" if result.get("umap_note") else ""),
                  fontsize=10)
     save_figure(fig, path)
+    return fig
 
 
 def _cmap(k: int) -> list[Any]:

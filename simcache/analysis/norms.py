@@ -14,7 +14,9 @@ import numpy as np
 
 from simcache.analysis.baselines import Baselines, resolve_sets
 from simcache.analysis.common import histogram, shared_edges, summarize
-from simcache.analysis.plotting import new_figure, plot_order, save_figure, step_histogram, subtitle
+from simcache.analysis.plotting import legend_below, new_figure, plot_order, save_figure, step_histogram, subtitle
+from simcache.analysis.spec import AnalysisContext
+from simcache.analysis.tables import fmt, set_rows, table
 
 NAME = "norms"
 
@@ -45,7 +47,19 @@ def analyze_norms(points: Any, *, baselines: Baselines | None = None, seed: int 
     }
 
 
-def plot_norms(result: dict[str, Any], path: str | os.PathLike) -> None:
+def compute(ctx: AnalysisContext) -> dict[str, Any]:
+    """``norms`` on a run's input and options."""
+    return analyze_norms(ctx.points, baselines=ctx.baselines, seed=ctx.options.seed, bins=ctx.options.bins)
+
+
+def report(r: dict[str, Any]) -> list[str]:
+    """The report section: min, median, max and spread of the norms per set."""
+    return table(["set", "min", "median", "max", "std / mean"],
+                 set_rows(r["sets"], lambda s: [fmt(s["summary"]["min"]), fmt(s["summary"]["q50"]),
+                                                fmt(s["summary"]["max"]), fmt(s["cv"])]))
+
+
+def plot_norms(result: dict[str, Any], path: str | os.PathLike) -> Any:
     """Histogram (density) of the norms of every set on one axis."""
     fig, axes = new_figure(1, 1, width=7.5, height=4.5)
     ax = axes[0, 0]
@@ -57,6 +71,7 @@ def plot_norms(result: dict[str, Any], path: str | os.PathLike) -> None:
     ax.set_ylabel("density")
     ax.set_title(f"Embedding norms ({subtitle(result)}); data: min {d['min']:.3g}, "
                  f"median {d['q50']:.3g}, max {d['max']:.3g}")
-    ax.legend(loc="best")
+    legend_below(ax, ncol=3)
     ax.grid(alpha=0.3)
     save_figure(fig, path)
+    return fig

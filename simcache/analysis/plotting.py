@@ -1,7 +1,12 @@
-"""Shared figure helpers: one style per point set, figures without pyplot, atomic PNG writes.
+"""Shared figure helpers: one style per point set, legends outside the data, atomic PNG writes.
 
 Figures are built with :class:`matplotlib.figure.Figure` and rendered by the Agg canvas, so no
 global pyplot state or display is involved and plotting is safe in workers and tests.
+
+Every line a figure draws is named in a legend, and legends sit outside the axes
+(:func:`legend_below`), so they never cover data. The two baselines often give nearly the same
+curve; they are drawn so that neither hides the other: the uniform ball as a wide pale band, the
+Gaussian as a thin dashed line on top of it, the data last and solid.
 """
 
 from __future__ import annotations
@@ -20,8 +25,16 @@ SET_STYLE: dict[str, dict[str, Any]] = {
     GAUSSIAN: {"color": "tab:green", "label": "baseline: isotropic Gaussian"},
     DATA: {"color": "tab:blue", "label": "data"},
 }
-THEORY_STYLE: dict[str, Any] = {"color": "black", "linestyle": "--", "linewidth": 1.2}
+#: How each set's lines are drawn, so that coinciding baselines stay distinguishable.
+LINE_STYLE: dict[str, dict[str, Any]] = {
+    UNIFORM_BALL: {"linestyle": "-", "linewidth": 3.2, "alpha": 0.45},
+    GAUSSIAN: {"linestyle": "--", "linewidth": 1.4},
+    DATA: {"linestyle": "-", "linewidth": 2.0},
+}
+THEORY_STYLE: dict[str, Any] = {"color": "black", "linestyle": ":", "linewidth": 1.6}
 DPI = 110
+#: Gap between the bottom of an axes and a legend placed below it (room for tick labels and x label).
+LEGEND_GAP_POINTS = 40
 
 
 def plot_order(names: Any) -> list[str]:
@@ -36,6 +49,11 @@ def style(name: str) -> dict[str, Any]:
     return dict(SET_STYLE.get(name, {"color": "grey", "label": name}))
 
 
+def line_style(name: str) -> dict[str, Any]:
+    """Colour, label, dash, width and alpha of the lines of a set (see :data:`LINE_STYLE`)."""
+    return {**style(name), **LINE_STYLE.get(name, {"linestyle": "-", "linewidth": 1.4})}
+
+
 def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.0, height: float = 4.2,
                **kwargs: Any) -> tuple[Any, np.ndarray]:
     """A Figure of ``nrows x ncols`` panels (each ``width x height`` inches) and its axes array."""
@@ -48,6 +66,20 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.0, height: fl
     return fig, axes
 
 
+def legend_below(ax: Any, *, ncol: int = 1, fontsize: float = 8, **kwargs: Any) -> Any:
+    """The axes' legend, placed under its x label (outside the data), one entry per distinct label."""
+    from matplotlib.transforms import offset_copy
+
+    handles, labels = ax.get_legend_handles_labels()
+    seen: dict[str, Any] = {}
+    for h, lab in zip(handles, labels):
+        seen.setdefault(lab, h)
+    anchor = offset_copy(ax.transAxes, fig=ax.figure, y=-LEGEND_GAP_POINTS, units="points")
+    kwargs.setdefault("markerscale", 1.0)
+    return ax.legend(list(seen.values()), list(seen), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                     bbox_transform=anchor, ncol=ncol, fontsize=fontsize, frameon=False, **kwargs)
+
+
 def step_histogram(ax: Any, edges: Any, counts: Any, name: str, *, density: bool = True,
                    label: str | None = None, **kwargs: Any) -> None:
     """Draw a histogram given as (edges, counts) as a step line in the set's style."""
@@ -58,12 +90,21 @@ def step_histogram(ax: Any, edges: Any, counts: Any, name: str, *, density: bool
         total = counts.sum()
         widths = np.diff(edges)
         y = counts / (total * widths) if total > 0 else counts
-    st = style(name)
+    st = line_style(name)
     if label is not None:
         st["label"] = label
     st.update(kwargs)
-    st.setdefault("linewidth", 2.0 if name == DATA else 1.4)
     ax.stairs(y, edges, **st)
+
+
+def note_figure(text: str, path: str | os.PathLike) -> Any:
+    """A small figure that only says ``text`` (an analysis that was skipped), written to ``path``."""
+    fig, axes = new_figure(1, 1, width=7.0, height=2.5)
+    ax = axes[0, 0]
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    ax.set_axis_off()
+    save_figure(fig, path)
+    return fig
 
 
 def save_figure(fig: Any, path: str | os.PathLike) -> None:

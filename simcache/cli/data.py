@@ -57,137 +57,141 @@ def _rows(pairs: list[tuple[str, str]]) -> str:
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in pairs)
 
 
+def list_cmd() -> None:
+    """List the known datasets with their source and protocol defaults."""
+    from recvae.data import DATASET_NAMES, get_dataset
+
+    for name in DATASET_NAMES:
+        s = get_dataset(name)
+        h = f"H={s.heldout_users:,}" if s.heldout_users else f"H={s.heldout_fraction:.0%} of users"
+        thr = "all rows" if s.threshold is None else f"value > {s.threshold:g}"
+        src = s.url or ("generated" if s.format == "synthetic" else "local files only (--data-dir)")
+        typer.echo(f"{name:16s} {s.title}\n{'':16s} {src}\n{'':16s} positives: {thr}; "
+                   f"min items/user {s.min_items_per_user}, min users/item {s.min_users_per_item}; {h}")
+
+
+def fetch_cmd(
+    dataset: DatasetArg,
+    data_dir: DataDirOpt = None,
+    n_users: NUsersOpt = None,
+    n_items: NItemsOpt = None,
+    n_clusters: NClustersOpt = None,
+    mean_items: MeanItemsOpt = None,
+    seed: SeedOpt = None,
+) -> None:
+    """Download (or read from --data-dir) and ingest DATASET into the cache as Parquet."""
+    from recvae.data.interactions import MANIFEST_NAME, PARQUET_NAME, ingest
+    import json
+
+    d = ingest(dataset, data_dir, **_gen(n_users, n_items, n_clusters, mean_items, seed))
+    m = json.loads((d / MANIFEST_NAME).read_text())
+    c = m["counts"]
+    typer.echo(f"{dataset}: {_n(c['rows'])} interactions, {_n(c['users'])} users, {_n(c['items'])} items")
+    typer.echo(f"{d / PARQUET_NAME}")
+
+
+def prepare_cmd(
+    dataset: DatasetArg,
+    data_dir: DataDirOpt = None,
+    heldout_users: HeldoutOpt = None,
+    min_items_per_user: MinItemsOpt = None,
+    min_users_per_item: MinUsersOpt = None,
+    threshold: ThresholdOpt = None,
+    n_users: NUsersOpt = None,
+    n_items: NItemsOpt = None,
+    n_clusters: NClustersOpt = None,
+    mean_items: MeanItemsOpt = None,
+    seed: SeedOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Apply the Mult-VAE strong-generalization protocol to DATASET and cache the result."""
+    from recvae.data.preprocess import prepare, prepared_dir
+
+    p = prepare(
+        dataset, data_dir, heldout_users=heldout_users, min_items_per_user=min_items_per_user,
+        min_users_per_item=min_users_per_item, threshold=threshold, force=force,
+        **_gen(n_users, n_items, n_clusters, mean_items, seed),
+    )
+    c = p.manifest["counts"]
+    typer.echo(
+        f"{dataset}: {_n(c['train_users'])} training users, {_n(c['heldout_users'])} validation and "
+        f"{_n(c['heldout_users'])} test users, {_n(c['items'])} items"
+    )
+    typer.echo(str(prepared_dir(dataset, p.manifest["key"])))
+
+
+def info_cmd(
+    dataset: DatasetArg,
+    data_dir: DataDirOpt = None,
+    heldout_users: HeldoutOpt = None,
+    min_items_per_user: MinItemsOpt = None,
+    min_users_per_item: MinUsersOpt = None,
+    threshold: ThresholdOpt = None,
+    n_users: NUsersOpt = None,
+    n_items: NItemsOpt = None,
+    n_clusters: NClustersOpt = None,
+    mean_items: MeanItemsOpt = None,
+    seed: SeedOpt = None,
+) -> None:
+    """Counts before and after filtering, sparsity, time span (prepares DATASET if needed)."""
+    from recvae.data import get_dataset
+    from recvae.data.preprocess import prepare, prepared_dir
+
+    spec = get_dataset(dataset)
+    p = prepare(
+        dataset, data_dir, heldout_users=heldout_users, min_items_per_user=min_items_per_user,
+        min_users_per_item=min_users_per_item, threshold=threshold,
+        **_gen(n_users, n_items, n_clusters, mean_items, seed),
+    )
+    m = p.manifest
+    c, prm, src = m["counts"], m["params"], m["source"]
+    thr = "all rows" if prm["threshold"] is None else f"value > {prm['threshold']:g}"
+    origin = src.get("origin")
+    where = src.get("url") or src.get("root") or ""
+    if origin == "generated":
+        g = m.get("generator") or {}
+        where = ", ".join(f"{k}={v}" for k, v in sorted(g.items()))
+    pairs = [
+        ("dataset", f"{spec.title} ({dataset})"),
+        ("source", f"{origin} {where}".strip()),
+    ]
+    if origin != "generated":
+        pairs.append(("files", f"{src['n_files']} file(s), {_n(src['bytes'])} bytes, content digest {src['digest'][:16]}"))
+    for label, key in (("raw", "raw"), (f"positive ({thr})", "positive"), ("after filter", "after_filter")):
+        x = c[key]
+        pairs.append((label, f"{_n(x['events'])} events, {_n(x['users'])} users, {_n(x['items'])} items, "
+                             f"sparsity {_sparsity(x['events'], x['users'], x['items'])}"))
+    pairs.append(("filters", f"items with >= {prm['min_users_per_item']} users, then users with >= {prm['min_items_per_user']} items"))
+    pairs.append(("split", f"{_n(c['train_users'])} train / {_n(c['heldout_users'])} validation / "
+                           f"{_n(c['heldout_users'])} test users (seed {prm['seed']})"))
+    pairs.append(("vocabulary", f"{_n(c['items'])} items (training users' items); fingerprint {m['vocabulary_fingerprint']}"))
+    pairs.append(("train", f"{_n(c['train_events'])} events, sparsity {_sparsity(c['train_events'], c['train_users'], c['items'])}"))
+    for split, label in (("val", "validation"), ("test", "test")):
+        pairs.append((label, f"{_n(c[split + '_tr_events'])} fold-in + {_n(c[split + '_te_events'])} held-out events; "
+                             f"{_n(c[split + '_dropped_unseen_rows'])} rows with unseen items dropped; "
+                             f"{_n(c[split + '_users_without_heldout'])} users with < 5 items (no held-out)"))
+    v = m.get("value") or {}
+    if v:
+        hist = v.get("histogram")
+        vs = f"{v['min']:g} .. {v['max']:g}"
+        if hist:
+            vs += "  (" + ", ".join(f"{k}: {_n(n)}" for k, n in hist.items()) + ")"
+        pairs.append(("values", vs))
+    t = m.get("time")
+    if m["has_timestamps"] and t:
+        days = (t["max"] - t["min"]) / 86_400
+        pairs.append(("time span", f"{_day(t['min'])} .. {_day(t['max'])} UTC ({days:,.0f} days; resolution: {m['time_resolution']})"))
+    else:
+        pairs.append(("time span", "no timestamps (file order only)"))
+    pairs.append(("cache", str(prepared_dir(dataset, m["key"]))))
+    typer.echo(_rows(pairs))
+
+
 def register(app: CommandGroup) -> None:
     """Add the ``data`` command group to ``app``."""
     data_app = CommandGroup(name="data", help="Datasets: download, ingest, Mult-VAE preprocessing, summaries.")
     app.add_typer(data_app, name="data")
-
-    @data_app.command("list")
-    def list_cmd() -> None:
-        """List the known datasets with their source and protocol defaults."""
-        from recvae.data import DATASET_NAMES, get_dataset
-
-        for name in DATASET_NAMES:
-            s = get_dataset(name)
-            h = f"H={s.heldout_users:,}" if s.heldout_users else f"H={s.heldout_fraction:.0%} of users"
-            thr = "all rows" if s.threshold is None else f"value > {s.threshold:g}"
-            src = s.url or ("generated" if s.format == "synthetic" else "local files only (--data-dir)")
-            typer.echo(f"{name:16s} {s.title}\n{'':16s} {src}\n{'':16s} positives: {thr}; "
-                       f"min items/user {s.min_items_per_user}, min users/item {s.min_users_per_item}; {h}")
-
-    @data_app.command("fetch")
-    def fetch_cmd(
-        dataset: DatasetArg,
-        data_dir: DataDirOpt = None,
-        n_users: NUsersOpt = None,
-        n_items: NItemsOpt = None,
-        n_clusters: NClustersOpt = None,
-        mean_items: MeanItemsOpt = None,
-        seed: SeedOpt = None,
-    ) -> None:
-        """Download (or read from --data-dir) and ingest DATASET into the cache as Parquet."""
-        from recvae.data.interactions import MANIFEST_NAME, PARQUET_NAME, ingest
-        import json
-
-        d = ingest(dataset, data_dir, **_gen(n_users, n_items, n_clusters, mean_items, seed))
-        m = json.loads((d / MANIFEST_NAME).read_text())
-        c = m["counts"]
-        typer.echo(f"{dataset}: {_n(c['rows'])} interactions, {_n(c['users'])} users, {_n(c['items'])} items")
-        typer.echo(f"{d / PARQUET_NAME}")
-
-    @data_app.command("prepare")
-    def prepare_cmd(
-        dataset: DatasetArg,
-        data_dir: DataDirOpt = None,
-        heldout_users: HeldoutOpt = None,
-        min_items_per_user: MinItemsOpt = None,
-        min_users_per_item: MinUsersOpt = None,
-        threshold: ThresholdOpt = None,
-        n_users: NUsersOpt = None,
-        n_items: NItemsOpt = None,
-        n_clusters: NClustersOpt = None,
-        mean_items: MeanItemsOpt = None,
-        seed: SeedOpt = None,
-        force: ForceOpt = False,
-    ) -> None:
-        """Apply the Mult-VAE strong-generalization protocol to DATASET and cache the result."""
-        from recvae.data.preprocess import prepare, prepared_dir
-
-        p = prepare(
-            dataset, data_dir, heldout_users=heldout_users, min_items_per_user=min_items_per_user,
-            min_users_per_item=min_users_per_item, threshold=threshold, force=force,
-            **_gen(n_users, n_items, n_clusters, mean_items, seed),
-        )
-        c = p.manifest["counts"]
-        typer.echo(
-            f"{dataset}: {_n(c['train_users'])} training users, {_n(c['heldout_users'])} validation and "
-            f"{_n(c['heldout_users'])} test users, {_n(c['items'])} items"
-        )
-        typer.echo(str(prepared_dir(dataset, p.manifest["key"])))
-
-    @data_app.command("info")
-    def info_cmd(
-        dataset: DatasetArg,
-        data_dir: DataDirOpt = None,
-        heldout_users: HeldoutOpt = None,
-        min_items_per_user: MinItemsOpt = None,
-        min_users_per_item: MinUsersOpt = None,
-        threshold: ThresholdOpt = None,
-        n_users: NUsersOpt = None,
-        n_items: NItemsOpt = None,
-        n_clusters: NClustersOpt = None,
-        mean_items: MeanItemsOpt = None,
-        seed: SeedOpt = None,
-    ) -> None:
-        """Counts before and after filtering, sparsity, time span (prepares DATASET if needed)."""
-        from recvae.data import get_dataset
-        from recvae.data.preprocess import prepare, prepared_dir
-
-        spec = get_dataset(dataset)
-        p = prepare(
-            dataset, data_dir, heldout_users=heldout_users, min_items_per_user=min_items_per_user,
-            min_users_per_item=min_users_per_item, threshold=threshold,
-            **_gen(n_users, n_items, n_clusters, mean_items, seed),
-        )
-        m = p.manifest
-        c, prm, src = m["counts"], m["params"], m["source"]
-        thr = "all rows" if prm["threshold"] is None else f"value > {prm['threshold']:g}"
-        origin = src.get("origin")
-        where = src.get("url") or src.get("root") or ""
-        if origin == "generated":
-            g = m.get("generator") or {}
-            where = ", ".join(f"{k}={v}" for k, v in sorted(g.items()))
-        pairs = [
-            ("dataset", f"{spec.title} ({dataset})"),
-            ("source", f"{origin} {where}".strip()),
-        ]
-        if origin != "generated":
-            pairs.append(("files", f"{src['n_files']} file(s), {_n(src['bytes'])} bytes, content digest {src['digest'][:16]}"))
-        for label, key in (("raw", "raw"), (f"positive ({thr})", "positive"), ("after filter", "after_filter")):
-            x = c[key]
-            pairs.append((label, f"{_n(x['events'])} events, {_n(x['users'])} users, {_n(x['items'])} items, "
-                                 f"sparsity {_sparsity(x['events'], x['users'], x['items'])}"))
-        pairs.append(("filters", f"items with >= {prm['min_users_per_item']} users, then users with >= {prm['min_items_per_user']} items"))
-        pairs.append(("split", f"{_n(c['train_users'])} train / {_n(c['heldout_users'])} validation / "
-                               f"{_n(c['heldout_users'])} test users (seed {prm['seed']})"))
-        pairs.append(("vocabulary", f"{_n(c['items'])} items (training users' items); fingerprint {m['vocabulary_fingerprint']}"))
-        pairs.append(("train", f"{_n(c['train_events'])} events, sparsity {_sparsity(c['train_events'], c['train_users'], c['items'])}"))
-        for split, label in (("val", "validation"), ("test", "test")):
-            pairs.append((label, f"{_n(c[split + '_tr_events'])} fold-in + {_n(c[split + '_te_events'])} held-out events; "
-                                 f"{_n(c[split + '_dropped_unseen_rows'])} rows with unseen items dropped; "
-                                 f"{_n(c[split + '_users_without_heldout'])} users with < 5 items (no held-out)"))
-        v = m.get("value") or {}
-        if v:
-            hist = v.get("histogram")
-            vs = f"{v['min']:g} .. {v['max']:g}"
-            if hist:
-                vs += "  (" + ", ".join(f"{k}: {_n(n)}" for k, n in hist.items()) + ")"
-            pairs.append(("values", vs))
-        t = m.get("time")
-        if m["has_timestamps"] and t:
-            days = (t["max"] - t["min"]) / 86_400
-            pairs.append(("time span", f"{_day(t['min'])} .. {_day(t['max'])} UTC ({days:,.0f} days; resolution: {m['time_resolution']})"))
-        else:
-            pairs.append(("time span", "no timestamps (file order only)"))
-        pairs.append(("cache", str(prepared_dir(dataset, m["key"]))))
-        typer.echo(_rows(pairs))
+    data_app.command("list")(list_cmd)
+    data_app.command("fetch")(fetch_cmd)
+    data_app.command("prepare")(prepare_cmd)
+    data_app.command("info")(info_cmd)

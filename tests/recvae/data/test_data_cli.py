@@ -60,3 +60,19 @@ def test_prepare_force_recomputes(runner, cache):
     assert d1 == d2 and (Path(d2) / "manifest.json").stat().st_mtime_ns == mtime
     d3 = _ok(runner, ["data", "prepare", "synthetic", *opts, "--force"]).strip().splitlines()[-1]
     assert d3 == d1 and (Path(d3) / "manifest.json").stat().st_mtime_ns != mtime
+
+
+def test_synthetic_options_are_generator_fields():
+    """The data commands' "synthetic only" options each name a field of the generator's config."""
+    from dataclasses import fields
+
+    import typer
+
+    from recvae.data import SyntheticConfig
+
+    names = {f.name for f in fields(SyntheticConfig)}
+    data = typer.main.get_command(app).commands["data"]
+    for command in ("fetch", "prepare", "info"):
+        synthetic = [p.name for p in data.commands[command].params if (p.help or "").startswith("synthetic only")]
+        assert synthetic, command
+        assert set(synthetic) <= names, (command, set(synthetic) - names)

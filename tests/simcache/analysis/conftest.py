@@ -48,3 +48,35 @@ def anisotropic() -> np.ndarray:
     """2,000 centred Gaussian points in R^12 whose standard deviations fall from 10 to 0.1."""
     rng = np.random.default_rng(4)
     return rng.standard_normal((2000, 12)) * np.geomspace(10.0, 0.1, 12)
+
+
+def unlisted_lines(fig) -> list[str]:
+    """The lines, markers, step histograms, scatters and bar groups of ``fig`` that no legend names."""
+    from matplotlib.collections import PathCollection
+    from matplotlib.container import BarContainer
+    from matplotlib.patches import StepPatch
+
+    legends = [ax.get_legend() for ax in fig.axes] + list(fig.legends)
+    named = {t.get_text() for leg in legends if leg is not None for t in leg.get_texts()}
+    missing = []
+    for ax in fig.axes:
+        if not ax.get_visible() or not ax.axison:
+            continue
+        drawn = [*ax.lines, *(c for c in ax.collections if isinstance(c, PathCollection)),
+                 *(p for p in ax.patches if isinstance(p, StepPatch)),
+                 *(c for c in ax.containers if isinstance(c, BarContainer))]
+        for artist in drawn:
+            label = artist.get_label()
+            if not label or label.startswith("_") or label not in named:
+                missing.append(f"{ax.get_title()!r}: {type(artist).__name__} labelled {label!r}")
+    return missing
+
+
+@pytest.fixture
+def legend_lists_every_line():
+    """A checker: ``legend_lists_every_line(fig)`` fails naming every drawn line that no legend lists."""
+    def check(fig) -> None:
+        missing = unlisted_lines(fig)
+        assert not missing, "lines without a legend entry:\n" + "\n".join(missing)
+
+    return check

@@ -51,3 +51,25 @@ def test_offset_data_deviates_unless_centred(isotropic):
                              baselines=matched_baselines(shifted, seed=0, center="origin"))
     assert raw["sets"]["data"]["pair"]["ks"] > 0.5
     assert centred["sets"]["data"]["pair"]["ks"] < 0.04
+
+
+def test_origin_centred_baselines_follow_h_and_mean_centred_ones_show_the_offset(isotropic):
+    shifted = isotropic + 3.0
+    res = analyze_angles(shifted, seed=0, n_pairs=3000)
+    assert res["baselines"]["center"] == "origin" and res["mean_centred"]["baselines"]["center"] == "mean"
+    for name in ("gaussian", "uniform_ball"):
+        assert res["sets"][name]["pair"]["ks"] < 0.04  # isotropic about the origin: follows h
+        # centred on the data mean, the baseline deviates as the offset data do
+        assert res["mean_centred"]["sets"][name]["pair"]["ks"] > 0.5
+    assert set(res["mean_centred"]["sets"]) == {"gaussian", "uniform_ball"}
+    # the data's numbers do not depend on which baselines sit beside them
+    alone = analyze_angles(shifted, seed=0, n_pairs=3000, compare_mean=False)
+    assert alone["sets"]["data"]["pair"]["ks"] == res["sets"]["data"]["pair"]["ks"] and "mean_centred" not in alone
+
+
+def test_figure_has_a_row_per_baseline_centring(isotropic, tmp_path, legend_lists_every_line):
+    fig = plot_result(analyze_angles(isotropic + 1.0, seed=0, n_pairs=2000), tmp_path / "angles.png")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert sum("centred on the origin" in t for t in titles) == 2
+    assert sum("centred on the data mean" in t for t in titles) == 2
+    legend_lists_every_line(fig)

@@ -40,7 +40,7 @@ FAST = ["--map-sample", "150", "--gmm-sample", "300", "--max-components", "4", "
 
 def test_all_writes_every_figure_json_and_report(trace, tmp_path, assert_png):
     out = tmp_path / "out"
-    r = runner.invoke(app, ["analyze", "all", str(trace), "--out", str(out), "--sample", "400", *FAST])
+    r = runner.invoke(app, ["analyze", "all", str(trace), "--out", str(out), "--all-rows", "--sample", "400", *FAST])
     assert r.exit_code == 0, r.output
     assert "subsampled: analysing 400 of 600 rows" in r.output
     report = (out / "report.md").read_text()
@@ -94,3 +94,45 @@ def test_help_lists_every_analysis():
     assert r.exit_code == 0
     for name in (*ANALYSIS_NAMES, "all"):
         assert name in r.output
+
+
+def test_default_rows_are_each_users_latest_and_say_so(trace, tmp_path):
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["analyze", "norms", str(trace), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "norms.json").read_text())
+    assert res["input"]["latest_per_user"] is True and res["input"]["rows_selected"] == res["n"] == 150
+    assert res["input"]["row_selection"].startswith("latest embedding of each user, 150 rows (the default")
+    assert "rows: latest embedding of each user" in r.stderr
+    r = runner.invoke(app, ["analyze", "norms", str(trace), "--out", str(out), "--all-rows"])
+    res = json.loads((out / "norms.json").read_text())
+    assert res["n"] == 600 and res["input"]["row_selection"].startswith("every row, 600 rows (--all-rows")
+    r = runner.invoke(app, ["analyze", "norms", str(trace), "--out", str(out), "--all-rows", "--latest-per-user"])
+    assert r.exit_code == 2 and "exclude each other" in r.output
+
+
+def test_input_without_users_uses_every_row(tmp_path):
+    m = tmp_path / "m.npy"
+    np.save(m, np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32))
+    r = runner.invoke(app, ["analyze", "norms", str(m), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    info = json.loads((tmp_path / "out" / "norms.json").read_text())["input"]
+    assert info["latest_per_user"] is False and "(the input has no user ids)" in info["row_selection"]
+
+
+def test_default_output_folder_is_its_own(trace, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["analyze", "norms", str(trace)])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "simcache-report-analyze-trace" / "norms.json").is_file()
+    assert not (tmp_path / "simcache-report").exists()  # the demo's default folder stays free
+    assert r.stdout.strip() == "simcache-report-analyze-trace"
+
+
+def test_progress_bars_when_asked(trace, tmp_path):
+    args = ["analyze", "gmm", str(trace), "--out", str(tmp_path / "out"), "--max-components", "4"]
+    r = runner.invoke(app, [*args, "--progress"])
+    assert r.exit_code == 0, r.output
+    assert "gmm data" in r.stderr
+    r = runner.invoke(app, args)  # not a terminal: no bars
+    assert "gmm data" not in r.stderr

@@ -45,3 +45,50 @@ def test_labels_recover_clusters_and_are_seeded(three_clusters):
 def test_bad_covariance_refused(three_clusters):
     with pytest.raises(ValueError, match="covariance_type"):
         select_components(three_clusters[0], covariance_type="banana")
+
+
+def test_range_grows_until_the_bic_minimum_is_inside(three_clusters):
+    x, _ = three_clusters
+    sel = select_components(x, max_components=2, seed=0)
+    # K = 2 is lowest on 1..2, so the range grows by at least two: 1..4, where 3 is an inner minimum
+    assert sel["k"] == [1, 2, 3, 4] and sel["chosen_k_bic"] == 3
+    assert sel["range_extended"] and sel["bic_minimum_inside"] and "note" not in sel
+    assert sel["bic"][2] == min(sel["bic"]) < sel["bic"][3]
+    res = analyze_gmm(x, seed=0, max_components=2)
+    assert res["chosen_k"] == 3 and res["bic_minimum_inside"] and "warning" not in res
+
+
+def test_says_plainly_when_the_range_hits_its_limit(three_clusters):
+    x, _ = three_clusters
+    sel = select_components(x, max_components=2, seed=0, k_limit=2)
+    assert sel["k"] == [1, 2] and sel["chosen_k_bic"] == 2
+    assert not sel["bic_minimum_inside"] and "no minimum inside the range" in sel["note"]
+    assert "limit of 2" in sel["note"]
+    fixed = select_components(x, max_components=2, seed=0, extend=False)
+    assert fixed["k"] == [1, 2] and not fixed["bic_minimum_inside"] and "limit" not in fixed["note"]
+
+
+def test_warning_reaches_the_report(three_clusters):
+    from simcache.analysis.mixtures import report
+
+    x, _ = three_clusters
+    res = analyze_gmm(x, seed=0, max_components=2, extend=False)
+    assert res["warning"].startswith("BIC is lowest at the largest K searched (2)")
+    assert any(line.startswith("**Warning: BIC is lowest") for line in report(res))
+
+
+@pytest.mark.parametrize("covariance", ["full", "diag", "tied", "spherical"])
+def test_parameter_count_matches_sklearn(covariance):
+    from sklearn.mixture import GaussianMixture
+
+    from simcache.analysis.mixtures import n_parameters
+
+    x = np.random.default_rng(0).standard_normal((60, 4))
+    gm = GaussianMixture(3, covariance_type=covariance, random_state=0).fit(x)
+    assert n_parameters(3, 4, covariance) == gm._n_parameters()
+
+
+def test_warns_when_the_mixture_has_more_parameters_than_points():
+    x = np.random.default_rng(0).standard_normal((40, 10))  # one full Gaussian in R^10 already has 65
+    sel = select_components(x, max_components=2, seed=0)
+    assert sel["chosen_n_parameters"] > 40 and "parameters for 40 points" in sel["note"]
