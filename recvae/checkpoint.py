@@ -142,9 +142,9 @@ def training_data(info: dict, data_dir: str | os.PathLike | None = None) -> Prep
         from recvae.planted import make_planted
 
         return make_planted(**manifest["params"])
-    from recvae.data import DATASET_NAMES, prepare
+    from recvae.data import dataset_names, prepare
 
-    if name not in DATASET_NAMES:
+    if name not in dataset_names():
         raise UserError(f"checkpoint was trained on '{name}', which is not a named dataset; cannot re-create its data")
     params = manifest.get("params", {})
     kw = {k: params[k] for k in ("threshold", "min_items_per_user", "min_users_per_item") if k in params}

@@ -22,11 +22,13 @@ stated step by step), ``synthetic`` (the generative story), ``registry`` (checks
 from recvae.data.interactions import ingest, interactions_manifest, load_interactions
 from recvae.data.prepared import PreparedData
 from recvae.data.preprocess import prepare
-from recvae.data.registry import DATASET_NAMES, DatasetSpec, get_dataset
+from recvae.data.registry import DATASET_NAMES, REGISTRY, DatasetSpec, dataset_names, get_dataset
 from recvae.data.synthetic import SyntheticConfig
 
 __all__ = [
     "DATASET_NAMES",
+    "REGISTRY",
+    "dataset_names",
     "DatasetSpec",
     "PreparedData",
     "SyntheticConfig",

@@ -173,9 +173,16 @@ _SPECS = (
     ),
 )
 
+#: The registry: every dataset by name, in the order shown to users (the single source that
+#: ``simcache data list``, name validation and the tests read).
 REGISTRY: dict[str, DatasetSpec] = {s.name: s for s in _SPECS}
-#: Every dataset name, in the order shown to users.
+#: The names of the built-in datasets (see :func:`dataset_names` for the live list).
 DATASET_NAMES: tuple[str, ...] = tuple(REGISTRY)
+
+
+def dataset_names() -> tuple[str, ...]:
+    """Every registered dataset name, including any registered after import."""
+    return tuple(REGISTRY)
 
 
 def get_dataset(name: str) -> DatasetSpec:
@@ -183,4 +190,4 @@ def get_dataset(name: str) -> DatasetSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise UserError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}") from None
+        raise UserError(f"unknown dataset {name!r}; valid names: {', '.join(dataset_names())}") from None

@@ -59,9 +59,9 @@ def _rows(pairs: list[tuple[str, str]]) -> str:
 
 def list_cmd() -> None:
     """List the known datasets with their source and protocol defaults."""
-    from recvae.data import DATASET_NAMES, get_dataset
+    from recvae.data import dataset_names, get_dataset
 
-    for name in DATASET_NAMES:
+    for name in dataset_names():
         s = get_dataset(name)
         h = f"H={s.heldout_users:,}" if s.heldout_users else f"H={s.heldout_fraction:.0%} of users"
         thr = "all rows" if s.threshold is None else f"value > {s.threshold:g}"

@@ -210,7 +210,7 @@ def sweep(
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Parallel worker processes "
                                              "(default: min(cores, 4)).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default: "
-                                             "simcache-report-sweep-<trace name>).",
+                                             "simcache-report-sweep- followed by the trace name).",
                                              show_default=False)] = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the PNG curves.")] = True,
     metric: MetricOpt = "l2",

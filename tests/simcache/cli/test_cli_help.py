@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 from simcache.cli.app import app
 
 #: Commands whose help the lead is fixing in simcache/cli/replay.py (square brackets in help texts).
-LEAD_OWNED = {("replay",), ("sweep",)}
 BOX = re.compile(r"[│╭╮╰╯─]+")
 
 
@@ -31,8 +30,7 @@ def _normal(text: str) -> str:
     return " ".join(BOX.sub(" ", text).split())
 
 
-COMMANDS = [pytest.param(path, cmd, id=" ".join(path) or "simcache",
-                         marks=[pytest.mark.xfail(reason="lead: replay.py", strict=True)] if path in LEAD_OWNED else [])
+COMMANDS = [pytest.param(path, cmd, id=" ".join(path) or "simcache")
             for path, cmd in _commands()]
 
 
