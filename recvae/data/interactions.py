@@ -309,6 +309,10 @@ def ingest(name: str, data_dir: str | Path | None = None, *, progress: bool | No
     else:
         if params:
             raise UserError(f"{name}: unexpected option(s) {', '.join(sorted(params))} (generator options apply to synthetic only)")
+        if data_dir is None:
+            cached = already_ingested(name)
+            if cached is not None:
+                return cached
         cfg = None
         srcs, origin = resolve_sources(spec, data_dir, progress=progress)
         key = _input_key(spec, srcs)
@@ -355,6 +359,19 @@ def ingest(name: str, data_dir: str | Path | None = None, *, progress: bool | No
         }
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return out
+
+
+def already_ingested(name: str) -> Path | None:
+    """The newest complete ingested copy of ``name`` in the cache, whatever its source (None: none).
+
+    Lets every data command find a dataset fetched once (from a download or ``--data-dir``)
+    without being given ``--data-dir`` again; an explicit ``--data-dir`` still ingests that copy.
+    """
+    root = cache_dir() / "interactions"
+    done = [d for d in root.glob(f"{name}-*") if (d / MANIFEST_NAME).is_file() and (d / PARQUET_NAME).is_file()]
+    if not done:
+        return None
+    return max(done, key=lambda d: (d / MANIFEST_NAME).stat().st_mtime)
 
 
 def interactions_manifest(name: str, data_dir: str | Path | None = None, **params: object) -> dict:

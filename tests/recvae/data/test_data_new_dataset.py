@@ -36,3 +36,18 @@ def test_registered_dataset_is_listed_and_prepared(toy, runner):
     assert data.train.shape[0] == 40 - 8 and data.n_items > 0
     res = runner.invoke(app, ["data", "info", "toy-tab", "--data-dir", str(toy)])
     assert res.exit_code == 0, res.output
+
+
+def test_data_commands_find_a_dataset_fetched_before(toy, runner, monkeypatch):
+    """After `data fetch --data-dir`, prepare/info work without --data-dir and never download."""
+    import recvae.data.interactions as interactions
+
+    assert runner.invoke(app, ["data", "fetch", "toy-tab", "--data-dir", str(toy)]).exit_code == 0
+
+    def no_download(*a, **k):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(interactions, "fetch", no_download)
+    for cmd in (["data", "prepare", "toy-tab"], ["data", "info", "toy-tab"]):
+        res = runner.invoke(app, cmd)
+        assert res.exit_code == 0, res.output
