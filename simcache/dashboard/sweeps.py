@@ -47,7 +47,7 @@ def load_results(folder: str | Path) -> pd.DataFrame:
             if "policy" not in df.columns:
                 raise UserError(f"{path}: not a sweep results table (no 'policy' column)")
             if "params" in df.columns:
-                df["params"] = df["params"].fillna("").astype(str)
+                df["params"] = df["params"].astype("string").fillna("").astype(str)
             return df
     raise UserError(f"{folder}: no {' or '.join(SWEEP_TABLES)}")
 

@@ -30,13 +30,13 @@ def render() -> None:
                + (f" · {int(df['requests'].iloc[0]):,} requests" if "requests" in df.columns else ""))
 
     c1, c2, c3 = st.columns([2, 3, 3])
-    x = c1.radio("x axis", grid_axes, horizontal=True, key="sweep_x")
+    x = c1.radio("x axis", grid_axes, horizontal=True, key=f"sweep_x_{name}")
     default_metrics = [m for m in ("hit_ratio", "mean_service_cost", "nag") if m in metric_labels] or [
         next(iter(metric_labels))]
     chosen = c2.multiselect("Metrics", list(metric_labels), default=default_metrics, format_func=metric_labels.get,
-                            key="sweep_metrics")
+                            key=f"sweep_metrics_{name}")
     policies = list(dict.fromkeys(df["policy"]))
-    picked = c3.multiselect("Policies", policies, default=policies, key="sweep_policies")
+    picked = c3.multiselect("Policies", policies, default=policies, key=f"sweep_policies_{name}")
 
     fixed: dict[str, float] = {}
     group_by: list[str] = []
@@ -45,7 +45,7 @@ def render() -> None:
     for i, axis in enumerate(others):
         values = sorted(df[axis].unique().tolist())
         choice = cols[i].selectbox(f"{axis}", ["every value", *values], index=1 + len(values) // 2,
-                                   key=f"sweep_fix_{axis}",
+                                   key=f"sweep_fix_{axis}_{name}",
                                    format_func=lambda v: v if isinstance(v, str) else f"{v:g}")
         if choice == "every value":
             group_by.append(axis)
@@ -54,13 +54,13 @@ def render() -> None:
     params = None
     if sweeps.varied_params(df):
         values = sorted(df["params"].unique().tolist())
-        params = cols[len(others)].multiselect("Policy parameters", values, default=values, key="sweep_params",
+        params = cols[len(others)].multiselect("Policy parameters", values, default=values, key=f"sweep_params_{name}",
                                                format_func=lambda v: v or "(defaults)")
         group_by.append("params")
     xs = df[x].to_numpy(dtype=float)
     can_log = bool(xs.min() > 0 and xs.max() / xs.min() >= 10)
     log_x = cols[-1].toggle(f"log {x} axis", value=can_log and x == "capacity", disabled=not can_log,
-                            key="sweep_log")
+                            key=f"sweep_log_{name}")
 
     table = sweeps.filter_results(df, policies=picked, params=params, fixed=fixed)
     if table.empty or not chosen:

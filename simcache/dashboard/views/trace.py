@@ -40,7 +40,7 @@ def render() -> None:
                            + ("" if "umap" in methods else " UMAP needs the umap extra."))
     lo = min(n, 100)
     max_rows = c3.slider("Points on the map", min_value=lo, max_value=max(lo, min(n, 20_000)),
-                         value=min(n, 2_000), step=max(1, lo // 10) if n > 100 else 1, key="trace_points",
+                         value=min(n, 2_000), step=max(1, lo // 10) if n > 100 else 1, key=f"trace_points_{name}",
                          help="Whole users are sampled (seeded) until this many embeddings.") if n > lo else n
     with state.user_errors():
         frame, vectors = state.sample(path, max_rows)
@@ -59,7 +59,7 @@ def render() -> None:
         counts = frame["user_id"].value_counts()
         user = st.selectbox("User (those with most embeddings first)", ["(none)", *users], index=1,
                             format_func=lambda u: u if u == "(none)" else f"{u} ({counts[u]} embeddings)",
-                            key="trace_user")
+                            key=f"trace_user_{name}")
         if user != "(none)":
             track = traces.user_track(frame, coords, vectors, user)
     left, right = st.columns([3, 2]) if track is not None else (st.container(), None)
