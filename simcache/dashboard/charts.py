@@ -88,14 +88,15 @@ def sweep_chart(frame: pd.DataFrame, x: str, metric: str, *, metric_title: str, 
     """One line per series (``frame['series']``) of ``metric`` against the grid axis ``x``."""
     scale = alt.Scale(type="log") if log_x else alt.Scale(zero=False)
     y_scale = alt.Scale(zero=True) if metric.endswith("ratio") or metric == "nag" else alt.Scale(zero=False)
+    series = _order(frame, "series")
     return alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=60, filled=True)).encode(
         x=alt.X(f"{x}:Q", title=x, scale=scale, axis=alt.Axis(values=sorted(frame[x].unique().tolist()))
                 if frame[x].nunique() <= 12 else alt.Axis()),
         y=alt.Y(f"{metric}:Q", title=metric_title, scale=y_scale),
-        color=alt.Color("series:N", title="policy", scale=alt.Scale(scheme="tableau10"),
-                        sort=_order(frame, "series"), legend=alt.Legend(labelLimit=400)),
-        strokeDash=alt.StrokeDash("series:N", title="policy", sort=_order(frame, "series"), legend=None),
-        shape=alt.Shape("series:N", title="policy", sort=_order(frame, "series")),
+        color=alt.Color("series:N", title="policy", scale=alt.Scale(domain=series, scheme="tableau10"),
+                        legend=alt.Legend(labelLimit=400)),
+        strokeDash=alt.StrokeDash("series:N", title="policy", scale=alt.Scale(domain=series), legend=None),
+        shape=alt.Shape("series:N", title="policy", scale=alt.Scale(domain=series)),
         tooltip=_tooltip(frame, ["series", "policy", "capacity", "radius", "k", "params", metric]),
     ).properties(height=LINE_HEIGHT)
 
@@ -106,7 +107,7 @@ def windows_chart(frame: pd.DataFrame, ratio: str, *, ratio_title: str, x: str) 
              else alt.X("middle:Q", title="request (middle of the window)"))
     return alt.Chart(frame).mark_line(interpolate="step-after", strokeWidth=2).encode(
         x=x_enc, y=alt.Y(f"{ratio}:Q", title=ratio_title, scale=alt.Scale(zero=True)),
-        color=alt.Color("run:N", title="run", scale=alt.Scale(scheme="tableau10"), sort=_order(frame, "run"),
+        color=alt.Color("run:N", title="run", scale=alt.Scale(domain=_order(frame, "run"), scheme="tableau10"),
                         legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=600)),
         tooltip=_tooltip(frame, ["run", "start", "end", "time", ratio]),
     ).properties(height=LINE_HEIGHT)
@@ -118,7 +119,7 @@ def histogram_chart(frame: pd.DataFrame, value: str) -> alt.Chart:
     return alt.Chart(frame).mark_bar(opacity=0.55, binSpacing=0).encode(
         x=alt.X("lo:Q", bin="binned", title="distance to the serving entry d(x, y*)"), x2="hi:Q",
         y=alt.Y(f"{value}:Q", title=title, stack=None),
-        color=alt.Color("run:N", title="run", scale=alt.Scale(scheme="tableau10"), sort=_order(frame, "run"),
+        color=alt.Color("run:N", title="run", scale=alt.Scale(domain=_order(frame, "run"), scheme="tableau10"),
                         legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=600)),
         tooltip=_tooltip(frame, ["run", "lo", "hi", "count", "share"]),
     ).properties(height=LINE_HEIGHT)
@@ -129,7 +130,7 @@ def density_chart(frame: pd.DataFrame, *, x_title: str, reference: pd.DataFrame 
     lines = alt.Chart(frame).mark_line(strokeWidth=2).encode(
         x=alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False)),
         y=alt.Y("density:Q", title="density"),
-        color=alt.Color("space:N", title="space", scale=alt.Scale(scheme="tableau10"), sort=_order(frame, "space"),
+        color=alt.Color("space:N", title="space", scale=alt.Scale(domain=_order(frame, "space"), scheme="tableau10"),
                         legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=600)),
         tooltip=_tooltip(frame, ["space", "x", "density"]),
     )

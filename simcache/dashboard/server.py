@@ -129,7 +129,15 @@ def _wait_healthy(board: Dashboard, timeout: float) -> None:
 
 
 def serve(paths: list[str | Path], *, port: int | None = None, echo: Callable[[str], None] = print) -> None:
-    """Start the dashboard, print what it shows and its URL, and wait (Ctrl-C stops it)."""
+    """Start the dashboard, print what it shows and its URL, and wait (Ctrl-C or SIGTERM stops it)."""
+    import signal
+    import threading
+
+    def interrupt(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)  # stop the server too, not only this process
     board = start(paths, port=port)
     echo(f"dashboard: {board.sources.describe()}")
     echo(f"open {board.url}  (Ctrl-C to stop)")
