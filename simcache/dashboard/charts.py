@@ -113,16 +113,24 @@ def windows_chart(frame: pd.DataFrame, ratio: str, *, ratio_title: str, x: str) 
     ).properties(height=LINE_HEIGHT)
 
 
-def histogram_chart(frame: pd.DataFrame, value: str) -> alt.Chart:
-    """Hit-distance histograms (bins ``lo``..``hi``), one colour per run, overlaid."""
+def histogram_chart(frame: pd.DataFrame, value: str, *, radii: pd.DataFrame | None = None) -> alt.LayerChart:
+    """Hit-distance histograms (bins ``lo``..``hi``), one colour per run, overlaid; radii (``run``,
+    ``radius``) as dashed rules."""
     title = "share of the run's hits" if value == "share" else "hits"
-    return alt.Chart(frame).mark_bar(opacity=0.55, binSpacing=0).encode(
+    runs = _order(frame, "run")
+    bars = alt.Chart(frame).mark_bar(opacity=0.55, binSpacing=0).encode(
         x=alt.X("lo:Q", bin="binned", title="distance to the serving entry d(x, y*)"), x2="hi:Q",
         y=alt.Y(f"{value}:Q", title=title, stack=None),
-        color=alt.Color("run:N", title="run", scale=alt.Scale(domain=_order(frame, "run"), scheme="tableau10"),
+        color=alt.Color("run:N", title="run", scale=alt.Scale(domain=runs, scheme="tableau10"),
                         legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=600)),
         tooltip=_tooltip(frame, ["run", "lo", "hi", "count", "share"]),
-    ).properties(height=LINE_HEIGHT)
+    )
+    layers: list[Any] = [bars]
+    if radii is not None and len(radii):
+        layers.append(alt.Chart(radii).mark_rule(strokeDash=[4, 3], strokeWidth=1.5).encode(
+            x="radius:Q", color=alt.Color("run:N", scale=alt.Scale(domain=runs, scheme="tableau10"), legend=None),
+            tooltip=["run", alt.Tooltip("radius:Q", title="radius")]))
+    return alt.layer(*layers).properties(height=LINE_HEIGHT)
 
 
 def density_chart(frame: pd.DataFrame, *, x_title: str, reference: pd.DataFrame | None = None) -> alt.LayerChart:

@@ -78,8 +78,11 @@ def render() -> None:
     if hist["count"].sum() == 0:
         right.info("No hits in the chosen run(s).", icon=":material/info:")
     else:
-        right.altair_chart(charts.histogram_chart(hist, value), width="stretch")
-        right.caption("Exact hits are at distance 0; the radius bounds the distances of approximate hits.")
+        radii = pd.DataFrame([{"run": legend[k], "radius": float(summaries[k]["parameters"]["radius"])}
+                              for k in chosen if isinstance(summaries[k]["parameters"].get("radius"), (int, float))])
+        right.altair_chart(charts.histogram_chart(hist, value, radii=radii), width="stretch")
+        right.caption("Exact hits are at distance 0; the dashed line is the run's radius, which bounds the "
+                      "distances of approximate hits.")
 
 
 def _name(run: object, state: object, found: object) -> str:

@@ -78,7 +78,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Outputs:
     trace = write_trace(report / "trace.arrow", cols)
     trace_b = write_trace(root / "model_b.arrow", trace_columns(seed=1), scale=0.5)
     sweep = report / "sweep"
-    run_sweep(trace, policies="lru,fifo,lfu", capacities=[5, 20, 80], radii=[0.2, 0.5], out=sweep, jobs=1,
+    run_sweep(trace, policies="lru,fifo,lfu", capacities=[5, 20, 80], radii=[0.3, 0.5], out=sweep, jobs=1,
               plots=False, progress=False)
     runs = []
     for policy in ("lru", "fifo"):
@@ -90,7 +90,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Outputs:
     run_analyses(inp, ["norms", "angles"], analysis, AnalysisOptions(seed=0, angle_pairs=2000))
     (report / "model").mkdir()
     (report / "README.md").write_text("# simcache demo report (synthetic)\n")
-    (report / "summary.json").write_text(json.dumps({"dataset": "synthetic", "radii": [0.2, 0.5]}))
+    (report / "summary.json").write_text(json.dumps({"dataset": "synthetic", "radii": [0.3, 0.5]}))
     nag = root / "object-sweep"
     nag.mkdir()
     import pandas as pd
