@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+MIN_POINTS, DEFAULT_POINTS, MAX_POINTS = 100, 2_000, 20_000  # the map's sample size slider
+
 
 def render() -> None:
     """Draw the page."""
@@ -38,14 +40,15 @@ def render() -> None:
     method = c1.radio("Projection", list(methods), format_func=methods.get, horizontal=True, key="trace_method",
                       help="PCA is exact and instant; t-SNE and UMAP take longer and run on the sample."
                            + ("" if "umap" in methods else " UMAP needs the umap extra."))
-    lo = min(n, 100)
-    max_rows = c3.slider("Points on the map", min_value=lo, max_value=max(lo, min(n, 20_000)),
-                         value=min(n, 2_000), step=max(1, lo // 10) if n > 100 else 1, key=f"trace_points_{name}",
-                         help="Whole users are sampled (seeded) until this many embeddings.") if n > lo else n
+    max_rows = n
+    if n > MIN_POINTS:
+        max_rows = c3.slider("Points on the map", min_value=MIN_POINTS, max_value=min(n, MAX_POINTS),
+                             value=min(n, DEFAULT_POINTS), step=10, key=f"trace_points_{name}",
+                             help="Whole users are sampled (seeded) until this many embeddings.")
     with state.user_errors():
         frame, vectors = state.sample(path, max_rows)
     options = traces.colourings(frame)
-    colour = c2.radio("Colour by", list(options), format_func=options.get, horizontal=True, key="trace_colour")
+    colour = c2.radio("Colour by", list(options), format_func=options.get, horizontal=True, key=f"trace_colour_{name}")
     if method == "pca":
         coords = state.projection(path, max_rows, method)
     else:

@@ -179,3 +179,14 @@ def test_a_path_typed_in_the_sidebar_is_added_or_refused(monkeypatch, tmp_path, 
     at.sidebar.button[0].click().run()
     assert not at.sidebar.error
     assert "1 trace" in at.sidebar.caption[0].value
+
+
+def test_a_plain_matrix_without_trace_columns_gets_numbers_and_a_norm_map(monkeypatch, tmp_path) -> None:
+    import numpy as np
+
+    path = tmp_path / "vectors.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(150, 5)).astype(np.float32))
+    at = open_page(make_app(monkeypatch, path), "trace")
+    assert {m.label: m.value for m in at.metric}["Users"] == "-"
+    assert widget(at.radio, "Colour by").options == ["norm"]
+    assert len(charts(at)) == 1 and not at.selectbox
