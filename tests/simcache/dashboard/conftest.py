@@ -17,8 +17,6 @@ import pytest
 
 from simcache.trace.io import write_requests
 
-pytest.importorskip("streamlit", reason="the dashboard extra is not installed (pip install -e '.[dashboard]')")
-
 
 @dataclass(frozen=True)
 class Outputs:

@@ -10,6 +10,8 @@ import pytest
 
 from simcache.dashboard.sources import INPUTS_ENV
 
+pytest.importorskip("streamlit", reason="the dashboard extra is not installed (pip install -e '.[dashboard]')")
+
 APP = Path(__file__).resolve().parents[3] / "simcache" / "dashboard" / "app.py"
 
 

@@ -38,6 +38,7 @@ def test_missing_streamlit_is_a_user_error_with_the_install_hint(monkeypatch, ou
 
 
 def test_command_prints_the_url_of_a_server_bound_to_loopback_only(outputs) -> None:
+    pytest.importorskip("streamlit", reason="the dashboard extra is not installed (pip install -e '.[dashboard]')")
     code = "import sys; from simcache.cli.app import main; sys.argv[0] = 'simcache'; main()"
     proc = subprocess.Popen([sys.executable, "-c", code, "dashboard", str(outputs.report)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
