@@ -21,6 +21,7 @@ Detection only looks at names and small JSON files; traces are opened later, whe
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,8 +189,15 @@ def _sweep_points(p: Path) -> list[Run]:
 def _analysis_name(p: Path) -> str | None:
     from simcache.analysis import ANALYSIS_NAMES
 
-    if p.stem not in ANALYSIS_NAMES:
+    if p.stem not in ANALYSIS_NAMES or not p.is_file():
         return None
+    return _analysis_tag(str(p), p.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _analysis_tag(path: str, mtime_ns: int) -> str | None:
+    """The ``analysis`` field of an analysis JSON when it matches the file name (read once per version)."""
+    p = Path(path)
     obj = _read_json(p)
     return p.stem if isinstance(obj, dict) and obj.get("analysis") == p.stem else None
 
