@@ -8,6 +8,7 @@ libraries (torch, faiss) inside their bodies so that ``--help`` stays instant.
 from __future__ import annotations
 
 from simcache.cli import analyze, data, demo, model, replay, trace
+from simcache.cli import dashboard
 from simcache.cli.common import CommandGroup
 
 app = CommandGroup(
@@ -23,6 +24,7 @@ def _root() -> None:
 
 for _module in (data, model, trace, replay, analyze, demo):
     _module.register(app)
+dashboard.register(app)
 
 
 def main() -> None:
