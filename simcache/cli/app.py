@@ -2,13 +2,12 @@
 
 Each command family lives in its own module with a ``register(app)`` function that adds commands
 (or a sub-group built with :class:`~simcache.cli.common.CommandGroup`). Commands import heavy
-libraries (torch, faiss) inside their bodies so that ``--help`` stays instant.
+libraries (torch, faiss, streamlit) inside their bodies so that ``--help`` stays quick.
 """
 
 from __future__ import annotations
 
-from simcache.cli import analyze, data, demo, model, replay, trace
-from simcache.cli import dashboard
+from simcache.cli import analyze, dashboard, data, demo, model, replay, trace
 from simcache.cli.common import CommandGroup
 
 app = CommandGroup(
@@ -22,9 +21,8 @@ app = CommandGroup(
 def _root() -> None:
     """RecVAE embedding traces and similarity-cache simulation."""
 
-for _module in (data, model, trace, replay, analyze, demo):
+for _module in (data, model, trace, replay, analyze, demo, dashboard):
     _module.register(app)
-dashboard.register(app)
 
 
 def main() -> None:
