@@ -36,7 +36,7 @@ def _trace(dataset: str, work: Path, *, data_dir: Path | None, epochs: int, gen:
 
 def _table(df) -> list[str]:
     cols = ["policy", "capacity", "radius", "hit_ratio", "exact_hit_ratio", "approx_hit_ratio",
-            "mean_service_cost", "overlap_approx_mean"]
+            "same_user_hit_ratio", "other_user_hit_ratio", "mean_service_cost", "overlap_approx_mean"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df[cols].iterrows():
         lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r) + " |")

@@ -59,12 +59,13 @@ class DemoResult:
         c_max = max(self.capacities)
         sel = df[(df["capacity"] == c_max) & np.isclose(df["radius"], r_mid)]
         lines = [f"hit ratios at capacity {c_max}, radius {r_mid:.4g}:"]
-        lines.append(f"  {'policy':<10}{'hits':>8}{'exact':>8}{'approx':>8}{'cost':>8}")
+        lines.append(f"  {'policy':<10}{'hits':>8}{'exact':>8}{'approx':>8}{'other':>8}{'cost':>8}")
         for _, row in sel.iterrows():
             lines.append(
                 f"  {row['policy']:<10}{row['hit_ratio']:>8.3f}{row['exact_hit_ratio']:>8.3f}"
-                f"{row['approx_hit_ratio']:>8.3f}{row['mean_service_cost']:>8.3f}"
+                f"{row['approx_hit_ratio']:>8.3f}{row['other_user_hit_ratio']:>8.3f}{row['mean_service_cost']:>8.3f}"
             )
+        lines.append("  (other: hits served by another user's entry; the rest are a user's own earlier entry)")
         return "\n".join(lines)
 
 
@@ -210,7 +211,7 @@ def _metrics_rows(metrics: dict[str, dict[str, Any]]) -> list[str]:
 def _sweep_rows(df: Any) -> list[str]:
     cols = [
         "policy", "capacity", "radius", "hit_ratio", "exact_hit_ratio", "approx_hit_ratio",
-        "mean_service_cost", "overlap_approx_mean",
+        "same_user_hit_ratio", "other_user_hit_ratio", "mean_service_cost", "overlap_approx_mean",
     ]
     cols = [c for c in cols if c in df.columns]
     rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -251,7 +252,10 @@ def _write_report(
         "",
         f"Radii: quartiles of the distance between consecutive embeddings of a user, or low quantiles of "
         f"the nearest-other-user distance when users have one embedding ({result.radii}); "
-        f"capacities: {', '.join(f'{f:.0%}' for f in CAPACITY_FRACTIONS)} of the users ({result.capacities}).",
+        f"capacities: {', '.join(f'{f:.0%}' for f in CAPACITY_FRACTIONS)} of the users ({result.capacities}). "
+        "`same_user_hit_ratio` counts hits served by the user's own earlier entry (consecutive embeddings "
+        "of a user are close), `other_user_hit_ratio` those served by another user's: the reuse a shared "
+        "cache is for (`simcache replay --exclude-self` counts only these).",
         "",
         *_sweep_rows(result.sweep),
         "",
