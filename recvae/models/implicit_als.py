@@ -16,11 +16,13 @@ catalogue, in the users' space.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from threadpoolctl import threadpool_limits
 
 from recvae.errors import UserError
 from recvae.models.base import HistoryContext, ItemCatalogue, ModelConfig, Recommender, csr_parts
@@ -58,13 +60,16 @@ class ImplicitALS(Recommender):
         self.user_factors: np.ndarray | None = None
 
     def _library_model(self, seed: int | None = None):
+        """implicit's CPU model; its BLAS-threads warning is moot, :meth:`train_epoch` limits BLAS to one thread."""
         from implicit.cpu.als import AlternatingLeastSquares
 
         c = self.config
-        return AlternatingLeastSquares(
-            factors=c.factors, regularization=c.reg, alpha=c.alpha, iterations=1, use_cg=c.use_cg,
-            calculate_training_loss=True, num_threads=c.threads, random_state=seed,
-        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="OpenBLAS is configured", category=RuntimeWarning)
+            return AlternatingLeastSquares(
+                factors=c.factors, regularization=c.reg, alpha=c.alpha, iterations=1, use_cg=c.use_cg,
+                calculate_training_loss=True, num_threads=c.threads, random_state=seed,
+            )
 
     def start(self, data, rng: np.random.Generator) -> None:
         self._seed = int(rng.integers(2**31))
@@ -79,7 +84,8 @@ class ImplicitALS(Recommender):
             lib.item_factors = self.item_factors
         losses: list[float] = []
         train = sp.csr_matrix(data.prepared.train, dtype=np.float32)
-        lib.fit(train, show_progress=False, callback=lambda it, elapsed, loss: losses.append(float(loss)))
+        with threadpool_limits(1, "blas"):  # implicit parallelises over users itself
+            lib.fit(train, show_progress=False, callback=lambda it, elapsed, loss: losses.append(float(loss)))
         self.user_factors, self.item_factors = np.asarray(lib.user_factors), np.asarray(lib.item_factors)
         self._fresh = False
         return {"loss": losses[-1] if losses else float("nan")}
