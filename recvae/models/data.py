@@ -229,6 +229,30 @@ def load_side_info(dataset: str, data_dir: str | Path | None = None) -> SideInfo
 
 
 # ----------------------------------------------------------------------------------------------
+# Trace histories
+
+
+def history_context(hist, interactions: pd.DataFrame, items: np.ndarray, needs: frozenset[str] = frozenset({"ratings"})):
+    """The :class:`~recvae.models.base.HistoryContext` of trace histories for a model that ``needs`` it.
+
+    ``hist`` is a :class:`recvae.trace.history.Histories` built from ``interactions`` over the
+    vocabulary ``items``: ``users`` are its raw user ids, ``values`` the rating of every entry of
+    ``hist.items`` (first row of a repeated pair, as :func:`rating_matrix`), or None when the model
+    does not fit ratings.
+    """
+    from recvae.models.base import HistoryContext
+
+    values = None
+    if "ratings" in needs:
+        table = rating_matrix(interactions, hist.users, items)
+        owner = np.repeat(np.arange(hist.n_users), np.diff(hist.offsets))
+        values = np.asarray(table[owner, hist.items]).ravel().astype(np.float32)
+        if values.size and (values == 0).any():
+            raise UserError("some history entries have no rating in the interactions")
+    return HistoryContext(users=np.asarray(hist.users), values=values)
+
+
+# ----------------------------------------------------------------------------------------------
 # Loading
 
 

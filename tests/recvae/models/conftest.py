@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recvae.data import prepare
-from recvae.models.data import ModelData, SideInfo, model_data
+from recvae.models.data import ModelData, SideInfo, interactions_of, model_data
 from recvae.planted import make_planted
 
 PLANTED = dict(n_users=600, n_items=120, n_clusters=6, seed=0)
@@ -61,8 +61,9 @@ def planted_side(data) -> SideInfo:
 
 
 @pytest.fixture(scope="session")
-def datasets(tmp_path_factory) -> dict[str, ModelData]:
-    """The three kinds of data (built once; the synthetic ratings live in their own cache folder)."""
+def datasets(tmp_path_factory) -> dict:
+    """The three kinds of data by ``Case.data`` (built once; the synthetic ratings live in their own
+    cache folder), and the raw interactions of the rated one under ``"ratings_interactions"``."""
     import os
 
     before = os.environ.get("SIMCACHE_CACHE_DIR")
@@ -71,10 +72,12 @@ def datasets(tmp_path_factory) -> dict[str, ModelData]:
         rated = prepare("synthetic", n_users=800, n_items=150, n_clusters=5, popularity_exponent=0.5, seed=1,
                         progress=False)
         ratings = model_data(rated, frozenset({"ratings"}))
+        interactions = interactions_of(rated)
     finally:
         if before is None:
             os.environ.pop("SIMCACHE_CACHE_DIR", None)
         else:
             os.environ["SIMCACHE_CACHE_DIR"] = before
     binary = make_planted(**PLANTED)
-    return {"binary": ModelData(binary), "ratings": ratings, "side": ModelData(binary, side=planted_side(binary))}
+    return {"binary": ModelData(binary), "ratings": ratings, "side": ModelData(binary, side=planted_side(binary)),
+            "ratings_interactions": interactions}

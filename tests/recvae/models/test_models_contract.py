@@ -172,3 +172,24 @@ def test_resumed_training_equals_an_uninterrupted_run(case, datasets, tmp_path):
     with pytest.raises(UserError, match="settings differ"):
         changed = {**opts, "seed": 5}
         train_model(case.name, data, cls.Config(**changed), tmp_path / "b", resume=True, **quiet)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.data == "ratings"], ids=lambda c: c.name)
+def test_prefixes_of_real_trace_histories_with_their_ratings(case, datasets):
+    """The trace builder's own histories and schedule: rated models read each entry's rating."""
+    from recvae.models.data import history_context
+    from recvae.trace.history import build_histories
+
+    data = datasets["ratings"]
+    model = fit(case, data)
+    p = data.prepared
+    inter = datasets["ratings_interactions"]
+    hist = build_histories(inter, items=p.items, train_users=p.train_users, val_users=p.val_users,
+                           test_users=p.test_users, threshold=p.manifest["params"]["threshold"]).subset(np.arange(60))
+    context = history_context(hist, inter, p.items, model.needs)
+    assert context.values is not None and (context.values > 3.5).all()  # positives, with their ratings
+    owner, lengths = schedule_many(hist.counts, Schedule(min_history=10, initial_fraction=0.5, step=4))
+    batch = PrefixBatch(hist.items, hist.offsets, owner, lengths)
+    got = model.prefix_encoder(context).embed_prefixes(batch)
+    direct = model.embed(prefix_rows(batch, context.values, data.n_items))
+    np.testing.assert_allclose(got, direct, rtol=1e-4, atol=1e-5)
