@@ -101,12 +101,13 @@ def _cell(values: list[float]) -> str:
     return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
 
 
-def report(rows: list[dict], recvae: dict) -> str:
+def report(rows: list[dict], recvae: dict, seeds: list[int], quick: bool) -> str:
+    runs = f"seeds {', '.join(map(str, seeds))}" + (", --quick: a few epochs only, not the models' quality" if quick else "")
     out = [
-        "## model_quality: every model on ML-100K and synthetic data (3 seeds)",
+        f"## model_quality: every model on ML-100K and synthetic data ({runs})",
         "",
         "Test users, shared protocol (fold-in -> held-out): NDCG@100, Recall@20, Recall@50; RMSE on the",
-        "training users' held-out ratings (explicit models). Mean ± standard deviation over seeds 0, 1, 2.",
+        "training users' held-out ratings (explicit models). Mean ± standard deviation over the seeds.",
         "RecVAE: `train_speed`'s run (seed 0). Published figures are ML-20M's (orientation only).",
         "",
         "| dataset | model | NDCG@100 | Recall@20 | Recall@50 | RMSE | best epoch | s / epoch | published (ML-20M) |",
@@ -162,7 +163,7 @@ def main() -> None:
         print(f"ml100k skipped: {ml} not found", file=sys.stderr)
     rows += run("synthetic", None, models, seeds, args.quick)
     with atomic_path(RESULTS / "model_quality.md") as tmp:
-        tmp.write_text(report(rows, recvae_figure()))
+        tmp.write_text(report(rows, recvae_figure(), seeds, args.quick))
 
 
 if __name__ == "__main__":
