@@ -26,7 +26,7 @@ import torch
 
 from recvae.errors import UserError
 from recvae.models.base import HistoryContext, ItemCatalogue, ModelConfig, Recommender, csr_parts
-from recvae.models.linalg import group_grams, group_sums, prefix_grams, prefix_sums, ridge_solve
+from recvae.models.linalg import group_grams, group_sums, map_chunks, prefix_grams, prefix_sums, ridge_solve
 from recvae.trace.prefix import PrefixBatch, user_aligned_chunks
 
 #: Prefix rows solved at once (bounds the (rows, d, d) Gram stack in memory).
@@ -66,13 +66,14 @@ class FoldIn:
     def prefixes(self, batch: PrefixBatch, values: np.ndarray) -> np.ndarray:
         """(m, 1 + k) ``[b_u, x_u]`` of each prefix of ``batch`` (``values``: ratings aligned with ``batch.items``)."""
         target = np.asarray(values, dtype=np.float64) - self.mu - self.item_bias[batch.items]
-        out = np.empty((len(batch), self.table.shape[1]))
-        for lo, hi in user_aligned_chunks(batch.owner, CHUNK_ROWS):
+
+        def chunk(lo: int, hi: int) -> np.ndarray:
             part = batch.slice(lo, hi)
             gram = prefix_grams(part, self.table)
-            rhs = prefix_sums(part, self.table, target)
-            out[lo:hi] = ridge_solve(gram, rhs, self._reg(part.lengths))
-        return out
+            return ridge_solve(gram, prefix_sums(part, self.table, target), self._reg(part.lengths))
+
+        out = np.empty((len(batch), self.table.shape[1]))
+        return map_chunks(chunk, user_aligned_chunks(batch.owner, CHUNK_ROWS), out)
 
 
 @dataclass

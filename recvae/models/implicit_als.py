@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from recvae.errors import UserError
 from recvae.models.base import HistoryContext, ItemCatalogue, ModelConfig, Recommender, csr_parts
-from recvae.models.linalg import group_grams, group_sums, prefix_grams, prefix_sums, ridge_solve
+from recvae.models.linalg import group_grams, group_sums, map_chunks, prefix_grams, prefix_sums, ridge_solve
 from recvae.trace.prefix import PrefixBatch, user_aligned_chunks
 
 
@@ -127,11 +127,13 @@ class ImplicitALS(Recommender):
 
     def embed_prefixes(self, batch: PrefixBatch, context: HistoryContext) -> np.ndarray:
         y, yty = self._system()
-        out = np.empty((len(batch), self.dim), dtype=np.float32)
-        for lo, hi in user_aligned_chunks(batch.owner, 2048):
+
+        def chunk(lo: int, hi: int) -> np.ndarray:
             part = batch.slice(lo, hi)
-            out[lo:hi] = self._solve(prefix_grams(part, y), prefix_sums(part, y), yty)
-        return out
+            return self._solve(prefix_grams(part, y), prefix_sums(part, y), yty)
+
+        out = np.empty((len(batch), self.dim), dtype=np.float32)
+        return map_chunks(chunk, user_aligned_chunks(batch.owner, 2048), out)
 
     def scores_from_embeddings(self, z, batch, context) -> np.ndarray:
         return np.asarray(z, dtype=np.float32) @ self.item_factors.T

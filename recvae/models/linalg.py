@@ -13,11 +13,15 @@ All sums are taken in float64. The reference for every function is a plain per-r
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recvae.trace.prefix import PrefixBatch, concat_ranges
+from recvae.trace.prefix import PrefixBatch, available_cores, concat_ranges
 
 #: Most (row, position, dim) float64 values one batched Gram product may hold (~64 MiB).
 _GRAM_BLOCK = 1 << 23
@@ -37,6 +41,37 @@ def group_sums(starts: np.ndarray, lengths: np.ndarray, items: np.ndarray, table
     n_items = table.shape[0]
     sel = sp.csr_matrix((data, np.asarray(items, dtype=np.int64)[pos], indptr), shape=(lengths.size, n_items))
     return np.asarray(sel @ np.asarray(table, dtype=np.float64))
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread: the batched products here are small, and torch's thread
+    pool slows them down 10-25x on a busy machine (measured: 891 vs 22,105 prefixes/s on 2 loaded
+    cores). Parallelism comes from independent chunks instead (:func:`map_chunks`)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def map_chunks(func: Callable[[int, int], np.ndarray], chunks: list[tuple[int, int]], out: np.ndarray,
+               workers: int | None = None) -> np.ndarray:
+    """``out[lo:hi] = func(lo, hi)`` for every chunk, in ``workers`` threads (default: the cores available).
+
+    Each chunk is computed the same way whatever the number of workers, so results do not depend on it.
+    """
+    workers = workers or available_cores()
+    with one_torch_thread():
+        if workers <= 1 or len(chunks) <= 1:
+            for lo, hi in chunks:
+                out[lo:hi] = func(lo, hi)
+            return out
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for (lo, hi), part in zip(chunks, pool.map(lambda c: func(*c), chunks)):
+                out[lo:hi] = part
+    return out
 
 
 def group_grams(starts: np.ndarray, lengths: np.ndarray, items: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -60,7 +95,8 @@ def group_grams(starts: np.ndarray, lengths: np.ndarray, items: np.ndarray, tabl
         for lo in range(0, idx.size, step):
             sub = idx[lo : lo + step]
             vec = torch.from_numpy(table[items[starts[sub, None] + np.arange(length)]])  # (n, length, d)
-            out[sub] = torch.bmm(vec.transpose(1, 2), vec).numpy()
+            with one_torch_thread():
+                out[sub] = torch.bmm(vec.transpose(1, 2), vec).numpy()
     return out
 
 
