@@ -27,6 +27,8 @@ DeviceOpt = Annotated[
     Optional[str], typer.Option("--device", help="auto (CUDA when present; the default), cpu, cuda or cuda:N.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of a table.")]
+ModelOpt = Annotated[str, typer.Option("--model", help="recvae (default) or another model: see `simcache models`.")]
+ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", help="Model option key=value (repeatable; see `simcache models`).")]
 
 
 def _json_ready(res: dict) -> dict:
@@ -55,8 +57,10 @@ def train_cmd(
     data_seed: DataSeedOpt = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar per pass.")] = True,
     json_out: JsonOpt = False,
+    model: ModelOpt = "recvae",
+    param: ParamOpt = None,
 ) -> None:
-    """Train RecVAE on DATASET (prepared with the Mult-VAE protocol), then report test metrics.
+    """Train RecVAE (or --model NAME) on DATASET (prepared with the Mult-VAE protocol), then report test metrics.
 
     Prints one line per epoch (losses, validation NDCG@100, seconds per phase) and, at the
     end, the test metrics of the best state beside the popularity baseline.
@@ -67,6 +71,16 @@ def train_cmd(
     from recvae.training import LAST, TrainConfig, model_dir, resolve_device, train, train_or_reuse
 
     gen = {"n_users": n_users, "n_items": n_items, "n_clusters": n_clusters, "mean_items": mean_items, "seed": data_seed}
+    if model != "recvae" or param:
+        from simcache.cli.models import train_other, train_other_options
+
+        options = train_other_options(model, param, gamma=gamma, epochs=epochs, batch_size=batch_size, lr=lr,
+                                      seed=seed, device=device)
+        prep = dict(heldout_users=heldout_users, min_items_per_user=min_items_per_user,
+                    min_users_per_item=min_users_per_item, threshold=threshold,
+                    **{k: v for k, v in gen.items() if v is not None})
+        return train_other(model, dataset, data_dir, prep, options, resume=resume, out=out,
+                           progress=progress, json_out=json_out)
     data = prepare(
         dataset, data_dir, heldout_users=heldout_users, min_items_per_user=min_items_per_user,
         min_users_per_item=min_users_per_item, threshold=threshold,
@@ -119,6 +133,7 @@ def evaluate_cmd(
     device: DeviceOpt = None,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also evaluate the popularity baseline.")] = True,
     json_out: JsonOpt = False,
+    model_type: Annotated[Optional[str], typer.Option("--model-type", help="The model the checkpoint must hold (default: whichever it holds).")] = None,
 ) -> None:
     """Print NDCG@100, Recall@20, Recall@50 (and @20/@50/@100 of both) of CHECKPOINT on its dataset.
 
@@ -128,7 +143,11 @@ def evaluate_cmd(
     from recvae.checkpoint import load_model, training_data
     from recvae.evaluation import evaluate_model, evaluate_popularity, format_table
     from recvae.training import resolve_device
+    from simcache.cli.models import checkpoint_type, evaluate_other
 
+    kind = checkpoint_type(checkpoint)
+    if kind != "recvae" or (model_type or "recvae") != "recvae":
+        return evaluate_other(checkpoint, data_dir, split, device, baseline, json_out, expect_type=model_type)
     dev = resolve_device(device or "auto")
     model, info = load_model(checkpoint, device=dev)
     data = training_data(info, data_dir)
