@@ -25,8 +25,9 @@ import scipy.sparse as sp
 import torch
 
 from recvae.errors import UserError
-from recvae.models.base import HistoryContext, ItemCatalogue, ModelConfig, Recommender, csr_parts
+from recvae.models.base import HistoryContext, ModelConfig, Recommender, csr_parts
 from recvae.models.linalg import group_grams, group_sums, map_chunks, prefix_grams, prefix_sums, ridge_solve
+from recvae.trace.catalogue import Catalogue
 from recvae.trace.prefix import PrefixBatch, user_aligned_chunks
 
 #: Prefix rows solved at once (bounds the (rows, d, d) Gram stack in memory).
@@ -181,9 +182,9 @@ class BiasedALS(Recommender):
         base = self.item_bias[None, :] + (z @ self.item_factors.T if self.k else z)
         return base.astype(np.float32)
 
-    def catalogue(self) -> ItemCatalogue:
+    def catalogue(self) -> Catalogue:
         vectors = self.item_factors if self.k else np.ones((self.n_items, 1))
-        return ItemCatalogue(ids=self.items, vectors=vectors.astype(np.float32), bias=self.item_bias.astype(np.float32),
+        return Catalogue(ids=self.items, vectors=vectors.astype(np.float32), bias=self.item_bias.astype(np.float32),
                              metadata={"score": "user . vector + bias (+ the user's constant mu + b_u)"})
 
     def _predict(self, users: np.ndarray, targets: sp.csr_matrix) -> np.ndarray:

@@ -23,9 +23,10 @@ from torch import nn
 
 from recvae.errors import UserError
 from recvae.model import SparseRows
-from recvae.models.base import HistoryContext, ItemCatalogue, ModelConfig, Recommender
+from recvae.models.base import HistoryContext, ModelConfig, Recommender
 from recvae.models.linalg import prefix_sums
 from recvae.models.torchbase import cpu_state, dense_rows
+from recvae.trace.catalogue import Catalogue
 from recvae.trace.prefix import PrefixBatch, user_aligned_chunks
 from recvae.training import adam
 
@@ -159,8 +160,8 @@ class AutoRec(Recommender):
     def scores_from_embeddings(self, z, batch, context) -> torch.Tensor:
         return self.net.decoder(torch.as_tensor(np.asarray(z, np.float32), device=self.device)).cpu()
 
-    def catalogue(self) -> ItemCatalogue:
-        return ItemCatalogue(ids=self.items, vectors=self.net.decoder.weight.detach().float().cpu().numpy(),
+    def catalogue(self) -> Catalogue:
+        return Catalogue(ids=self.items, vectors=self.net.decoder.weight.detach().float().cpu().numpy(),
                              bias=self.net.decoder.bias.detach().float().cpu().numpy(),
                              metadata={"score": "user . vector + bias (the decoder's rows)"})
 

@@ -34,6 +34,8 @@ import scipy.sparse as sp
 import torch
 
 from recvae.errors import UserError
+from recvae.trace.catalogue import Catalogue
+from recvae.trace.encoder import EncoderDescription, TraceEncoder
 from recvae.trace.prefix import NO_ITEM, PrefixBatch, concat_ranges
 
 
@@ -125,34 +127,52 @@ class HistoryContext:
     values: np.ndarray | None = None
 
 
-@dataclass
-class ItemCatalogue:
-    """Items in the users' embedding space: score(user, item) = user . vectors[item] + bias[item]."""
-
-    ids: np.ndarray  # (n_items,) raw item ids
-    vectors: np.ndarray  # (n_items, dim) float32
-    bias: np.ndarray | None  # (n_items,) float32, or None
-    metadata: dict = field(default_factory=dict)
-
-
-class PrefixEncoder:
-    """A trained model seen by a trace builder: embeds prefixes of histories incrementally.
-
-    ``dim``, :meth:`describe` (for the trace metadata), :meth:`embed_prefixes` ((m, dim) float32),
-    :meth:`topk` (top-k items of each prefix, the prefix's own items excluded, ``-1`` padded) and
-    :meth:`catalogue` (None when the model has no item vectors in the users' space).
+class PrefixEncoder(TraceEncoder):
+    """A trained model as the trace builder sees it (:class:`~recvae.trace.encoder.TraceEncoder`):
+    embeds prefixes of histories incrementally, gives top-k lists outside the prefix and its item
+    catalogue. :meth:`bind` builds the :class:`HistoryContext` (ratings, raw user ids) from the
+    histories the builder is about to embed, for the models that need it.
     """
 
-    def __init__(self, model: "Recommender", context: HistoryContext | None = None) -> None:
+    def __init__(self, model: "Recommender", context: HistoryContext | None = None, *,
+                 checkpoint_sha256: str = "") -> None:  # fmt: skip
         self.model = model
         self.context = context or HistoryContext()
-        self.dim = model.dim
+        self.checkpoint_sha256 = checkpoint_sha256
+        self.model_type = model.name
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.dim)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.model.n_items)
 
     def describe(self) -> dict:
         return {"type": self.model.name, "config": self.model.config.to_dict(), "embedding": self.model.embedding_description}
 
+    def description(self) -> EncoderDescription:
+        return EncoderDescription(embedding=self.model.embedding_description, checkpoint_sha256=self.checkpoint_sha256,
+                                  details={"config": self.model.config.to_dict()})  # fmt: skip
+
+    def bind(self, histories, interactions, items) -> None:
+        from recvae.models.data import history_context
+
+        needs = type(self.model).needs
+        if needs:
+            self.context = history_context(histories, interactions, items, needs)
+        if self.model.explicit and self.context.values is None:
+            raise UserError(f"model '{self.model.name}' embeds rated histories: the trace needs the ratings of the interactions")
+
+    def embed(self, batch: PrefixBatch) -> np.ndarray:
+        return self.embed_prefixes(batch)
+
     def embed_prefixes(self, batch: PrefixBatch) -> np.ndarray:
         return np.ascontiguousarray(self.model.embed_prefixes(batch, self.context), dtype=np.float32)
+
+    def top_items(self, batch: PrefixBatch, embeddings: np.ndarray, k: int) -> np.ndarray:
+        return self.topk(batch, k, embeddings)
 
     def topk(self, batch: PrefixBatch, k: int, embeddings: np.ndarray | None = None) -> np.ndarray:
         """(m, k) int32 vocabulary indices by decreasing score, prefix items excluded."""
@@ -166,7 +186,7 @@ class PrefixEncoder:
         idx[torch.isinf(vals) & (vals < 0)] = NO_ITEM
         return idx.numpy().astype(np.int32)
 
-    def catalogue(self) -> ItemCatalogue | None:
+    def catalogue(self, item_ids: np.ndarray | None = None) -> Catalogue | None:
         return self.model.catalogue()
 
 
@@ -249,7 +269,7 @@ class Recommender(ABC):
     def scores_from_embeddings(self, z: np.ndarray, batch: PrefixBatch, context: HistoryContext) -> "np.ndarray | torch.Tensor":
         """(m, n_items) item scores of the users embedded as ``z`` (the prefixes of ``batch``)."""
 
-    def catalogue(self) -> ItemCatalogue | None:
+    def catalogue(self) -> Catalogue | None:
         """Items in the users' space (None: the model has none)."""
         return None
 
@@ -274,11 +294,10 @@ class Recommender(ABC):
 
         return checkpoint.load(path, expect_type=cls.name, device=device)[0]
 
-    def prefix_encoder(self, context: HistoryContext | None = None) -> PrefixEncoder:
-        """This model as the trace builder sees it."""
-        if self.explicit and (context is None or context.values is None):
-            raise UserError(f"model '{self.name}' embeds rated histories: the trace needs the ratings of the interactions")
-        return PrefixEncoder(self, context)
+    def prefix_encoder(self, context: HistoryContext | None = None, *, checkpoint_sha256: str = "") -> PrefixEncoder:
+        """This model as the trace builder sees it (the builder calls its ``bind`` with the
+        histories; give ``context`` to embed prefixes directly)."""
+        return PrefixEncoder(self, context, checkpoint_sha256=checkpoint_sha256)
 
 
 def model_device(cls: type[Recommender], requested: str) -> torch.device:

@@ -25,8 +25,9 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from recvae.errors import UserError
-from recvae.models.base import HistoryContext, ItemCatalogue, ModelConfig, Recommender, csr_parts
+from recvae.models.base import HistoryContext, ModelConfig, Recommender, csr_parts
 from recvae.models.linalg import group_grams, group_sums, map_chunks, prefix_grams, prefix_sums, ridge_solve
+from recvae.trace.catalogue import Catalogue
 from recvae.trace.prefix import PrefixBatch, user_aligned_chunks
 
 
@@ -138,6 +139,6 @@ class ImplicitALS(Recommender):
     def scores_from_embeddings(self, z, batch, context) -> np.ndarray:
         return np.asarray(z, dtype=np.float32) @ self.item_factors.T
 
-    def catalogue(self) -> ItemCatalogue:
-        return ItemCatalogue(ids=self.items, vectors=self.item_factors.astype(np.float32), bias=None,
+    def catalogue(self) -> Catalogue:
+        return Catalogue(ids=self.items, vectors=self.item_factors.astype(np.float32), bias=None,
                              metadata={"score": "user . vector"})

@@ -27,8 +27,9 @@ import torch
 
 from recvae.errors import UserError
 from recvae.evaluation import evaluate
-from recvae.models.base import HistoryContext, ItemCatalogue, ModelConfig, Recommender, csr_parts
+from recvae.models.base import HistoryContext, ModelConfig, Recommender, csr_parts
 from recvae.models.linalg import group_sums, prefix_sums
+from recvae.trace.catalogue import Catalogue
 from recvae.trace.prefix import PrefixBatch
 
 AGE_EDGES = (18, 25, 35, 45, 50, 56)  # bucket b holds ages in [edge[b-1], edge[b])
@@ -148,8 +149,8 @@ class MetadataProfile(Recommender):
         prof = np.asarray(z, np.float64)[:, self.user_demo.shape[1] :]
         return (prof @ self.item_table.T + self.pop_weight * self.log_pop[None, :]).astype(np.float32)
 
-    def catalogue(self) -> ItemCatalogue:
+    def catalogue(self) -> Catalogue:
         vectors = np.hstack([np.zeros((self.n_items, self.user_demo.shape[1])), self.item_table])
-        return ItemCatalogue(ids=self.items, vectors=vectors.astype(np.float32),
+        return Catalogue(ids=self.items, vectors=vectors.astype(np.float32),
                              bias=(self.pop_weight * self.log_pop).astype(np.float32),
                              metadata={"score": "user . vector + bias (bias = popularity_weight * log(1 + count))"})

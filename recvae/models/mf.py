@@ -22,7 +22,8 @@ from torch import nn
 
 from recvae.errors import UserError
 from recvae.models.als import FoldIn
-from recvae.models.base import HistoryContext, ItemCatalogue, ModelConfig, Recommender
+from recvae.models.base import HistoryContext, ModelConfig, Recommender
+from recvae.trace.catalogue import Catalogue
 from recvae.trace.prefix import PrefixBatch
 from recvae.training import adam
 
@@ -163,8 +164,8 @@ class TorchMF(Recommender):
     def scores_from_embeddings(self, z, batch, context) -> np.ndarray:
         return (self.item_bias[None, :] + np.asarray(z, np.float64) @ self.item_factors.T).astype(np.float32)
 
-    def catalogue(self) -> ItemCatalogue:
-        return ItemCatalogue(ids=self.items, vectors=self.item_factors.astype(np.float32),
+    def catalogue(self) -> Catalogue:
+        return Catalogue(ids=self.items, vectors=self.item_factors.astype(np.float32),
                              bias=self.item_bias.astype(np.float32), metadata={"score": "user . vector + bias"})
 
     def predict(self, rows: sp.csr_matrix, targets: sp.csr_matrix) -> np.ndarray:

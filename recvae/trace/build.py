@@ -97,9 +97,11 @@ def select_users(hist: Histories, users: object, seed: int) -> tuple[np.ndarray,
 
 
 def default_trace_path(dataset: str, checkpoint_sha: str, dim: int, topk: int, users_tag: str | None,
-                       schedule: Schedule, clock: str) -> Path:
-    """``traces/<dataset>_<model sha[:8]>_d<dim>_k<topk>[_<users>][_<schedule>][_file-order].arrow``."""
-    parts = [dataset, checkpoint_sha[:8] or "model", f"d{dim}", f"k{topk}"]
+                       schedule: Schedule, clock: str, model_type: str = "recvae") -> Path:
+    """``traces/<dataset>[_<model type>]_<model sha[:8]>_d<dim>_k<topk>[_<users>][_<schedule>][_file-order].arrow``
+    (the model type is named for every model but RecVAE)."""
+    parts = [dataset, *([model_type] if model_type != "recvae" else []), checkpoint_sha[:8] or "model", f"d{dim}",
+             f"k{topk}"]
     if users_tag:
         parts.append(users_tag)
     if schedule != Schedule():
@@ -189,6 +191,7 @@ def write_trace_for(
     embedding = np.empty((m, dim), dtype=np.float32)
     top = np.empty((m, k), dtype=np.int32) if k else None
     batch = PrefixBatch(hist.items, hist.offsets, owner, lengths)
+    encoder.bind(hist, interactions, prepared.items)
     encoder.prepare(k)
     lap("schedule")
     t_embed = time.perf_counter()
@@ -252,7 +255,7 @@ def write_trace_for(
         "items": _json_ids(prepared.items),
     }
     path = Path(out) if out is not None else default_trace_path(
-        dataset, description.checkpoint_sha256, dim, k, users_tag, schedule, clock
+        dataset, description.checkpoint_sha256, dim, k, users_tag, schedule, clock, encoder.model_type or "recvae"
     )
     items_catalogue = _catalogue(encoder, prepared, dataset, dim) if catalogue else None
     blob = catalogue_bytes(items_catalogue) if items_catalogue is not None else None
@@ -353,6 +356,7 @@ def build_trace_stats(
     train_overrides: dict | None = None,
     encoder: TraceEncoder | None = None,
     catalogue: bool = True,
+    model_type: str = "recvae",
 ) -> BuildStats:
     """Build the trace of ``dataset``; return the :class:`BuildStats` (path, rows, timings).
 
@@ -363,7 +367,9 @@ def build_trace_stats(
     :func:`recvae.data.load_interactions` (e.g. the synthetic generator's ``n_users``);
     ``train_overrides`` to :meth:`recvae.training.TrainConfig.for_dataset`. ``encoder``: embed
     with this model instead (then ``model`` must be None and nothing is trained). ``catalogue``:
-    also write the model's item catalogue beside the trace.
+    also write the model's item catalogue beside the trace. ``model_type``: ``recvae`` or a name
+    in :mod:`recvae.models.registry` (``model`` is then a checkpoint of that model, or one is
+    trained or reused with its defaults).
     """
     from recvae import data as rdata
 
@@ -383,7 +389,12 @@ def build_trace_stats(
     interactions = rdata.load_interactions(dataset, data_dir, **generator_params)
     t_data = time.perf_counter()
 
-    if encoder is None:
+    if encoder is None and model_type != "recvae":
+        from recvae.models.encoder import load_model_encoder
+
+        encoder = load_model_encoder(model_type, prepared, model, data_dir=data_dir, device=str(device), seed=seed,
+                                     progress=progress)
+    elif encoder is None:
         from recvae.trace.recvae_encoder import load_encoder
 
         encoder = load_encoder(prepared, dataset, model, device=dev, seed=seed, train_overrides=train_overrides,

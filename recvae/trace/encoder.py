@@ -25,6 +25,8 @@ and, optionally:
   :meth:`top_items` directly;
 * :meth:`catalogue`: one vector (and bias) per vocabulary item in the embedding's space, so that
   ``embedding @ vectors.T + bias`` ranks items as the model does (object caches serve from it);
+* :meth:`bind`: the histories and raw interactions about to be embedded (models that embed
+  ratings or user metadata take them from there);
 * :meth:`iter_chunks`: how a large batch is cut and computed (default: user-aligned chunks of
   :attr:`chunk_rows` rows, one after the other); override it to run chunks in parallel.
 
@@ -98,6 +100,15 @@ class TraceEncoder(ABC):
     # -- optional ------------------------------------------------------------------------------
     def prepare(self, topk: int) -> None:
         """Set up what embedding with ``topk``-item lists needs (called once, before the timed part)."""
+
+    def bind(self, histories: object, interactions: object, items: np.ndarray) -> None:
+        """Learn about the histories about to be embedded, before :meth:`prepare` (optional).
+
+        ``histories``: the :class:`recvae.trace.history.Histories` of the users in the trace (every
+        :class:`PrefixBatch` indexes its ``items``/``offsets``); ``interactions``: the dataset's raw
+        interactions; ``items``: the vocabulary's raw item ids. Models that need more than the
+        items of a prefix (ratings, user metadata) take them from here.
+        """
 
     def item_scores(self, embeddings: np.ndarray) -> np.ndarray:
         """``(m, n_items)`` float32 scores of every vocabulary item (higher = recommended first).

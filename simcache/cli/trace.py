@@ -90,8 +90,13 @@ def build_trace_cmd(
     mean_items: MeanItemsOpt = None,
     data_seed: DataSeedOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    model_type: Annotated[str, typer.Option(
+        "--model-type", help="recvae, or a model of `simcache models` (its checkpoint with --model, else trained "
+        "or reused with its defaults).")] = "recvae",
+    catalogue: Annotated[bool, typer.Option(
+        "--catalogue/--no-catalogue", help="Also write the model's item catalogue beside the trace.")] = True,
 ) -> None:
-    """Build a timestamped trace of RecVAE user embeddings for DATASET (an Arrow IPC file).
+    """Build a timestamped trace of user embeddings (RecVAE, or --model-type) for DATASET (an Arrow IPC file).
 
     Each user is embedded on growing prefixes of their time-ordered history; rows are sorted by the time of the newest interaction included. See traces/README.md for the format.
     """
@@ -118,6 +123,8 @@ def build_trace_cmd(
         progress=not quiet,
         prepare_params={k: v for k, v in prep.items() if v is not None},
         train_overrides={"epochs": epochs} if epochs is not None else None,
+        model_type=model_type,
+        catalogue=catalogue,
     )
     typer.echo(
         f"wrote {stats.path}: {stats.rows:,} embeddings of {stats.users:,} users "
