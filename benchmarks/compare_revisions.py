@@ -34,13 +34,18 @@ import json, sys, time
 import numpy as np
 from simcache.cache import replay
 n, dim, capacity, parallel = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+try:  # trees with ReplayConfig choose threads with threads=; older ones with parallel=
+    from simcache.cache.config import ReplayConfig
+    kw = {} if parallel else ({"threads": 1} if "threads" in ReplayConfig.__dataclass_fields__ else {"parallel": False})
+except ImportError:
+    kw = {"parallel": parallel}
 rng = np.random.default_rng(0)
 centres = rng.standard_normal((20_000, dim), dtype=np.float32)
 p = 1.0 / np.arange(1, 20_001) ** 1.1
 x = centres[rng.choice(20_000, size=n, p=p / p.sum())] + 0.05 * rng.standard_normal((n, dim), dtype=np.float32)
-replay(x[:2_000], policy="lru", capacity=capacity, radius=1.2, parallel=parallel)  # compile / load caches
+replay(x[:2_000], policy="lru", capacity=capacity, radius=1.2, **kw)  # compile / load caches
 start = time.perf_counter()
-log = replay(x, policy="lru", capacity=capacity, radius=1.2, parallel=parallel)
+log = replay(x, policy="lru", capacity=capacity, radius=1.2, **kw)
 print(json.dumps({"seconds": time.perf_counter() - start, "hits": int((log.outcome > 0).sum())}))
 """
 
