@@ -1,0 +1,17 @@
+"""Object caches over an item catalogue: k-item answers under AÇAI's cost model.
+
+The cache holds catalogue objects; a request (a user embedding) asks for its k best objects;
+the cache serves the optimal answer from what it holds and fetches the rest. See
+``docs_contrib_objects.md`` for the model, the metrics and how to add a policy.
+
+    from simcache.objects import ObjectReplayConfig, replay_objects, summarize_objects
+    log = replay_objects(requests, catalogue, ObjectReplayConfig(policy="obj-lru", capacity=100, k=10))
+    print(summarize_objects(log).table())
+"""
+
+from simcache.objects.config import ObjectReplayConfig
+from simcache.objects.engine import replay_objects
+from simcache.objects.log import ObjectReplayLog
+from simcache.objects.policies import OBJECT_POLICIES
+
+__all__ = ["OBJECT_POLICIES", "ObjectReplayConfig", "ObjectReplayLog", "replay_objects"]
