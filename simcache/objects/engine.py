@@ -22,6 +22,7 @@ import numpy as np
 
 from recvae.errors import UserError
 from simcache.objects import kernels as K
+from simcache.objects.catalogue import as_catalogue
 from simcache.objects.config import ObjectReplayConfig
 from simcache.objects.greedy import GreedyFit, fit_greedy
 from simcache.objects.log import ObjectReplayLog
@@ -37,15 +38,6 @@ BAND_CAP = 64
 def default_block_size(n_objects: int) -> int:
     """Requests per product: G holds about :data:`PRODUCT_FLOATS` floats, 16 <= B <= 1024."""
     return int(min(1024, max(16, 16 * (PRODUCT_FLOATS // max(1, n_objects) // 16))))
-
-
-def as_catalogue(catalogue: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """(vectors, bias or None) from a Catalogue, an (N, d) array or a (vectors, bias) pair."""
-    if hasattr(catalogue, "vectors"):
-        return catalogue.vectors, getattr(catalogue, "bias", None)
-    if isinstance(catalogue, tuple) and len(catalogue) == 2:
-        return catalogue
-    return catalogue, None
 
 
 def _blocks(vectors: Any, size: int) -> tuple[int | None, Iterator[np.ndarray]]:

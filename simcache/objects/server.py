@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from recvae.errors import UserError
+from simcache.objects.catalogue import as_catalogue
 from simcache.objects.metrics import PreparedCatalogue, l2_queries, l2_vectors, prepare_catalogue, prepare_queries
 
 #: requests per FAISS search call
@@ -58,7 +59,7 @@ def server_answers(vectors: np.ndarray, catalogue: Any, k: int, *, metric: str =
     """The k nearest catalogue objects of every request, (n, k) int64, searched in batches of
     :data:`SEARCH_BATCH` (``catalogue``: a :class:`~simcache.objects.catalogue.Catalogue` or an
     (N, d) array). With ``index="flat"`` this is the exact answer up to float32 ties."""
-    vecs, bias = (catalogue.vectors, catalogue.bias) if hasattr(catalogue, "vectors") else (catalogue, None)
+    vecs, bias = as_catalogue(catalogue)
     cat = prepare_catalogue(vecs, bias, metric)
     if not 1 <= k <= cat.size:
         raise UserError(f"k must be between 1 and the catalogue size {cat.size}, got {k}")
