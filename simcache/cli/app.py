@@ -7,7 +7,7 @@ libraries (torch, faiss) inside their bodies so that ``--help`` stays instant.
 
 from __future__ import annotations
 
-from simcache.cli import analyze, data, demo, model, replay, trace
+from simcache.cli import analyze, catalogue, data, demo, model, replay, trace
 from simcache.cli.common import CommandGroup
 
 app = CommandGroup(
@@ -21,7 +21,7 @@ app = CommandGroup(
 def _root() -> None:
     """RecVAE embedding traces and similarity-cache simulation."""
 
-for _module in (data, model, trace, replay, analyze, demo):
+for _module in (data, model, trace, replay, catalogue, analyze, demo):
     _module.register(app)
 
 

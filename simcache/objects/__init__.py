@@ -9,9 +9,13 @@ the cache serves the optimal answer from what it holds and fetches the rest. See
     print(summarize_objects(log).table())
 """
 
+from simcache.objects.catalogue import Catalogue, load_catalogue
 from simcache.objects.config import ObjectReplayConfig
 from simcache.objects.engine import replay_objects
 from simcache.objects.log import ObjectReplayLog
 from simcache.objects.policies import OBJECT_POLICIES
+from simcache.objects.report import ObjectSummary, summarize_objects
+from simcache.objects.server import server_answers
 
-__all__ = ["OBJECT_POLICIES", "ObjectReplayConfig", "ObjectReplayLog", "replay_objects"]
+__all__ = ["OBJECT_POLICIES", "Catalogue", "ObjectReplayConfig", "ObjectReplayLog", "ObjectSummary", "load_catalogue",
+           "replay_objects", "server_answers", "summarize_objects"]  # fmt: skip
