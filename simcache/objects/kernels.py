@@ -320,10 +320,15 @@ def nearest_objects(g_row, q, qn2, tol, items, item_n2, bias, metric, m, cap, bv
     n_obj = items.shape[0]
     margin = 2.0 * tol
     n = 0
+    thr = np.inf  # the m-th smallest approximation so far + margin (band_insert is called rarely)
     for j in range(n_obj):
-        n = band_insert(approx_key(g_row[j], qn2, item_n2[j], bias[j], metric), j, bv, bj, n, m, margin, cap)
-        if n < 0:
-            break
+        a = approx_key(g_row[j], qn2, item_n2[j], bias[j], metric)
+        if a <= thr:
+            n = band_insert(a, j, bv, bj, n, m, margin, cap)
+            if n < 0:
+                break
+            if n >= m:
+                thr = bv[m - 1] + margin
     if n < 0:
         counters[FULL_ROWS] += 1
         return exact_best(q, items, bias, metric, every, n_obj, m, oj, oe, lanes)
@@ -335,13 +340,18 @@ def nearest_cached(g_row, q, qn2, tol, items, item_n2, bias, metric, m, cap, bv,
     """The exact ``m`` nearest cached objects of one request (ordered by (e, j))."""
     margin = 2.0 * tol
     n = 0
+    thr = np.inf
     for s in range(slot_obj.shape[0]):
         j = slot_obj[s]
         if j < 0:
             continue
-        n = band_insert(approx_key(g_row[j], qn2, item_n2[j], bias[j], metric), j, bv, bj, n, m, margin, cap)
-        if n < 0:
-            break
+        a = approx_key(g_row[j], qn2, item_n2[j], bias[j], metric)
+        if a <= thr:
+            n = band_insert(a, j, bv, bj, n, m, margin, cap)
+            if n < 0:
+                break
+            if n >= m:
+                thr = bv[m - 1] + margin
     if n < 0:
         counters[FULL_ROWS] += 1
         n = 0
