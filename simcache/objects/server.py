@@ -37,7 +37,6 @@ def build_index(cat: PreparedCatalogue, index: str = "flat", options: dict[str, 
         idx.cp.seed = int(seed)
         idx.train(v)
         idx.nprobe = int(opts.get("nprobe", 16))
-        idx._quantizer = quantizer  # keep it alive
     elif index == "hnsw":
         idx = faiss.IndexHNSWFlat(dim, int(opts.get("m", 32)))
         idx.hnsw.efConstruction = int(opts.get("ef_construction", 128))

@@ -58,3 +58,12 @@ def test_future_recall_against_direct_count():
     assert fut["hits_server"] == sum(len(set(log.server[t]) & set(f)) for t, f in enumerate(futures))
     rec = [len(set(log.served[t]) & set(f)) / min(4, len(f)) for t, f in enumerate(futures) if len(f)]
     assert abs(fut["recall_served"] - np.mean(rec)) < 1e-12
+
+
+def test_approximate_index_is_marked():
+    x, cat, _ = make_instance(6, n_req=100)
+    log = replay_objects(x, cat, ObjectReplayConfig(policy="obj-lru", capacity=10, k=4, index="hnsw",
+                                                    index_params={"m": 8, "ef_search": 8}))  # fmt: skip
+    s = summarize_objects(log)
+    assert s.config["index"] == "hnsw" and "(approximate)" in s.table()
+    assert s.config["stats"]["index_options"]["m"] == 8
