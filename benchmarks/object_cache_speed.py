@@ -132,7 +132,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--capacities", type=int, nargs="*", default=None)
     parser.add_argument("--policies", nargs="*", default=list(POLICIES))
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--render", action="store_true", help="only rewrite the report from the JSON in --out")
     args = parser.parse_args(argv)
+    if args.render:
+        raw = json.loads((args.out / "object_cache_speed.json").read_text())
+        write_report(args.out, raw["rows"], raw["meta"])
+        return
     grid = dict(QUICK if args.quick else FULL)
     if args.n:
         grid["n"] = args.n
@@ -213,48 +218,61 @@ def write_report(out: Path, rows: list[dict], meta: dict) -> None:
         + (f", {n / srv[1]:,.0f} at k = 1" if 1 in srv and k != 1 else "")
         + f". The engine's block products alone run at {n / meta['products_seconds']:,.0f} requests/s.",
         "",
-        "| policy | C | k | NAG | local share | engine req/s | (a) loop req/s | (a) 1 thread | engine / a | engine / a 1 thread | (b) server q/s | engine / b | b / a 1 thread | GREEDY fit s | exact rows |",
+        "| policy | C | k | NAG | local share | engine req/s | (a) loop req/s | (a) 1 thread | engine / a | engine / a 1 thread | (b) server q/s | engine / b | bound on engine / a 1 thread | GREEDY fit s | exact rows |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    products_rps = n / meta["products_seconds"]
     for r in rows:
         fit = f"{r['fit_seconds']:.1f}" if r["policy"] == "greedy" else "-"
+        bound = max(r["server_qps"], products_rps) / r["loop_1thread_rps"]
         lines.append(
             f"| {r['policy']} | {r['capacity']:,} | {r['k']} | {r['nag']:.3f} | {r['local_ratio']:.3f} | "
             f"{r['engine_rps']:,.0f} | {r['loop_rps']:,.0f} | {r['loop_1thread_rps']:,.0f} | {r['vs_loop']:.1f}x | "
-            f"{r['vs_loop_1thread']:.1f}x | {r['server_qps']:,.0f} | {r['vs_server']:.2f}x | "
-            f"{r['server_vs_loop_1thread']:.1f}x | {fit} | {r['exact_rows']} |"
+            f"{r['vs_loop_1thread']:.1f}x | {r['server_qps']:,.0f} | {r['vs_server']:.2f}x | {bound:.1f}x | "
+            f"{fit} | {r['exact_rows']} |"
         )
     base = [r for r in rows if r["policy"] in BASELINES]
+    bounds = {id(r): max(r["server_qps"], products_rps) / r["loop_1thread_rps"] for r in rows}
+    share = float(np.median([r["vs_loop_1thread"] / bounds[id(r)] for r in base]))
+    big = sorted({r["capacity"] for r in base if bounds[id(r)] >= 10})
+    faster = products_rps > max(r["server_qps"] for r in rows)
     met_a = all(r["vs_loop"] >= 10 for r in base)
-    met_a1 = all(r["vs_loop_1thread"] >= 10 for r in base)
     met_b = all(r["vs_server"] >= 0.5 for r in base)
+    short = [f"{r['policy']} at C = {r['capacity']:,} ({r['vs_loop_1thread']:.1f}x)" for r in base if r["vs_loop_1thread"] < 10]
     agree = [r["loop_answer_agreement"] for r in rows if "loop_answer_agreement" in r]
     lines += [
         "",
-        f"Targets for the baseline policies (every C): engine / a >= 10: **{'met' if met_a else 'NOT met'}** "
-        f"(lowest {min(r['vs_loop'] for r in base):.1f}x), against (a) tuned to one FAISS thread "
-        f"**{'met' if met_a1 else 'NOT met'}** (lowest {min(r['vs_loop_1thread'] for r in base):.1f}x); "
-        f"engine / b >= 0.5: **{'met' if met_b else 'NOT met'}** "
-        f"(lowest {min(r['vs_server'] for r in base):.2f}x). GREEDY's replay is timed without its fit (the fit "
-        "lists each request's 100 nearest objects and runs lazy greedy; its time is in its own column).",
+        f"Targets for the baseline policies (every C): engine / a >= 10 against the loop as usually written: "
+        f"**{'met' if met_a else 'NOT met'}** (lowest {min(r['vs_loop'] for r in base):.1f}x); against the loop tuned "
+        "to one FAISS thread: " + ("**met**" if not short else "**NOT met** for " + ", ".join(short))
+        + f"; engine / b >= 0.5: **{'met' if met_b else 'NOT met'}** (lowest {min(r['vs_server'] for r in base):.2f}x). "
+        "GREEDY's replay is timed without its fit (the fit lists each request's 100 nearest objects, "
+        "one more pass of products over the trace, and runs lazy greedy; its time is in its own column).",
         "",
-        "Why the engine can keep up with the server's search: per block of requests it makes the same "
-        "product with the whole catalogue that a flat search makes, and the rest of its work per "
-        "request is two scans of that block's rows (the row over the catalogue for the k nearest "
-        "objects, a gather over the C cached objects), exact float64 keys for the few candidates, "
-        "and the policy's update: small beside the 2 N d flops of the row's product. (a) pays a "
-        "single-query search (no blocking, memory-bound) and Python per request.",
+        "Why the engine keeps up with the server's search: per block of requests it makes the same "
+        "product with the whole catalogue that a flat search makes"
+        + (" (FAISS's own search was slower than the engine's products in this run)" if faster else "")
+        + ", and the rest of its work per request is a scan of the "
+        "block's row over the catalogue for the k nearest objects, a gather over the C cached objects, "
+        "exact float64 keys for the few candidates and the policy's update: small beside the 2 N d "
+        "flops of the row's product.",
         "",
-        "The column b / a 1 thread bounds what any replay can gain over the tuned loop: the server's "
-        "exact answer for every request is work the replay cannot skip, and the batched search does "
-        "that work only that many times faster than the tuned loop does all of its work. A "
-        "one-query flat search reads the whole catalogue (N d 4 bytes) per query and so runs near "
-        "memory bandwidth, while the batched search is a matrix product; on this machine the two "
-        "differ by the factor shown, so where it is below 10 the target against the tuned loop is "
-        "out of reach for any engine that computes exact answers, and the engine's ratio is close to "
-        "it."
-        + (" Against the loop as usually written (FAISS's threads woken for every one-query search) the "
-           "target is met in this run." if met_a else ""),
+        "Why the target against the tuned loop is out of reach at small C: the exact answer of every "
+        "request over the whole catalogue is work no exact replay can skip. The tuned loop does it with "
+        "a one-query flat search, which reads the whole catalogue (N d 4 bytes = "
+        f"{meta['n_objects'] * meta['dim'] * 4 / 2**20:.0f} MiB) per request and runs near memory "
+        "bandwidth; a replay does it with a matrix product. The column *bound* is the fastest measured "
+        "way of doing that work alone (the batched search (b) or the engine's products, "
+        f"{products_rps:,.0f} requests/s) over the tuned loop's rate: what an engine that did nothing "
+        "else could reach. Where it is below 10 the target cannot be met on this machine; the engine "
+        f"reaches {share:.0%} of the bound (median over the baseline rows; its scans, exact keys and "
+        "updates are serial, after the product of each block)."
+        + (f" At C = {', '.join(f'{c:,}' for c in big)} the loop's numpy distances to the C cached vectors "
+           "add enough work per request that the bound exceeds 10." if big else ""),
+        "",
+        f"Noise: the machine has {meta['cores']} cores shared with other jobs whose load changes during a "
+        "run; (b) and the products are measured once, at the start, and each replay once, so rates of "
+        "nearly equal work can differ by several times between rows; compare ratios with that in mind.",
         "",
         "(a)'s answers equal the engine's (as sets) on "
         + ", ".join(f"{a:.2%}" for a in agree)
@@ -275,7 +293,7 @@ def plot(path: Path, rows: list[dict], meta: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     markers = dict(zip(POLICIES, "osD^v"))
     for p in dict.fromkeys(r["policy"] for r in rows):
         rs = [r for r in rows if r["policy"] == p]
@@ -292,8 +310,8 @@ def plot(path: Path, rows: list[dict], meta: dict) -> None:
     ax.set_ylabel("requests per second")
     ax.set_title(f"object-cache replay, {meta['n_objects']:,} objects, d = {meta['dim']}, n = {meta['n']:,}")
     ax.grid(True, which="both", alpha=0.3)
-    fig.legend(fontsize=8, loc="center left", bbox_to_anchor=(0.72, 0.5))
-    fig.tight_layout(rect=(0, 0, 0.72, 1))
+    fig.legend(fontsize=8, loc="center left", bbox_to_anchor=(0.66, 0.5))
+    fig.tight_layout(rect=(0, 0, 0.66, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
