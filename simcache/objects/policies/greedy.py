@@ -29,12 +29,13 @@ class Greedy(ObjectPolicy):
         Param("candidates", int, 100, "nearest objects listed per request for the fit (>= k; see docs)"),
     )
 
+    fit = None  # the GreedyFit, once initial_objects has run
+
     def check(self) -> None:
         if self.values["window"] < 0:
             raise UserError(f"greedy window must be >= 0, got {self.values['window']}")
         if self.values["candidates"] < self.k:
             raise UserError(f"greedy candidates must be >= k = {self.k}, got {self.values['candidates']}")
-        self.fit = None
 
     @classmethod
     def kernel(cls):
