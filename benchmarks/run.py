@@ -22,7 +22,7 @@ from recvae.storage import atomic_path
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 #: Run order: the report reads top-down from data to model to traces to caching.
-ORDER = ("data_prepare", "train_speed", "trace_build", "replay_speed", "hit_curves")
+ORDER = ("data_prepare", "train_speed", "trace_build", "replay_speed", "object_cache_speed", "hit_curves")
 #: scripts that are tools for a change under review, not part of the product's report
 TOOLS = {"compare_revisions"}
 

@@ -7,7 +7,7 @@ libraries (torch, faiss, streamlit) inside their bodies so that ``--help`` stays
 
 from __future__ import annotations
 
-from simcache.cli import analyze, dashboard, data, demo, model, models, replay, trace
+from simcache.cli import analyze, catalogue, dashboard, data, demo, model, models, replay, trace
 from simcache.cli.common import CommandGroup
 
 app = CommandGroup(
@@ -21,7 +21,7 @@ app = CommandGroup(
 def _root() -> None:
     """RecVAE embedding traces and similarity-cache simulation."""
 
-for _module in (data, model, models, trace, replay, analyze, demo, dashboard):
+for _module in (data, model, models, trace, replay, analyze, catalogue, demo, dashboard):
     _module.register(app)
 
 

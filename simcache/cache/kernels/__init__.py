@@ -25,8 +25,8 @@ from simcache.cache.kernels.signatures import __all__ as _SIGNATURES
 
 #: submodule of every other public name; loaded (and compiled or read from numba's cache) on first use
 _WHERE = {
-    **dict.fromkeys(("LANES", "MAX_NORM2", "METRIC_CODES", "TOL_FACTOR", "block_norms", "normalize_rows", "offer",
-                     "sqdist", "to_metric", "within_radius"), "distances"),
+    **dict.fromkeys(("LANES", "MAX_NORM2", "METRIC_CODES", "TOL_FACTOR", "block_norms", "fold_lanes", "normalize_rows",
+                     "offer", "sqdist", "to_metric", "within_radius"), "distances"),
     **dict.fromkeys(("seed_key", "splitmix64", "uniform"), "draws"),
     **dict.fromkeys(("apply_request", "collect_inblock", "collect_topk", "full_scan", "resolve", "serve_block",
                      "serve_chunk_dense", "topk_complete", "two_smallest"), "sequential"),

@@ -49,6 +49,17 @@ def within_radius(d: float, r: float) -> bool:
 
 
 @nb.njit(cache=True, inline="always")
+def fold_lanes(lanes: np.ndarray) -> float:
+    """Add the ``LANES`` partial sums pairwise (neighbours first) until one is left."""
+    width = LANES
+    while width > 1:
+        width //= 2
+        for j in range(width):
+            lanes[j] = lanes[2 * j] + lanes[2 * j + 1]
+    return lanes[0]
+
+
+@nb.njit(cache=True, inline="always")
 def sqdist(x: np.ndarray, y: np.ndarray, lanes: np.ndarray) -> float:
     """Squared Euclidean distance in a fixed float64 summation order.
 
@@ -70,12 +81,7 @@ def sqdist(x: np.ndarray, y: np.ndarray, lanes: np.ndarray) -> float:
     for j in range(n - base):
         diff = np.float64(x[base + j]) - np.float64(y[base + j])
         lanes[j] += diff * diff
-    width = LANES
-    while width > 1:
-        width //= 2
-        for j in range(width):
-            lanes[j] = lanes[2 * j] + lanes[2 * j + 1]
-    return lanes[0]
+    return fold_lanes(lanes)
 
 
 @nb.njit(cache=True, inline="always")
