@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from simcache.cache.config import ReplayConfig
 from simcache.cache.log import ReplayLog
 from simcache.cache.options import ENGINES
 from simcache.cache.search import Searcher, make_searcher
+from simcache.cache.streams import request_blocks
 from simcache.cache.threads import ThreadPlan, faiss_threads, single_threaded_blas
 
 _FIELDS = ("outcome", "served", "distance", "inserted", "evicted")
@@ -60,45 +61,6 @@ def default_block_size(capacity: int) -> int:
 def _chunk_rows(block_size: int) -> int:
     """Rows read from the input at once: whole blocks, about ``READ_CHUNK``."""
     return block_size * max(1, READ_CHUNK // block_size)
-
-
-def _blocks(vectors: Any, size: int) -> tuple[int | None, int | None, Iterator[np.ndarray]]:
-    """(n or None, d or None, iterator of raw (<= size, d) blocks) for an array or an iterable."""
-    if isinstance(vectors, np.ndarray) or hasattr(vectors, "__array_interface__") and hasattr(vectors, "shape"):
-        arr = vectors
-        if arr.ndim != 2:
-            raise UserError(f"vectors must be a 2-D (n, d) array, got shape {tuple(arr.shape)}")
-        n, d = int(arr.shape[0]), int(arr.shape[1])
-        return n, d, (arr[i : i + size] for i in range(0, n, size))
-    if isinstance(vectors, Iterable):
-        return None, None, _rechunk(vectors, size)
-    raise UserError("vectors must be an (n, d) float32 array or an iterable of (n_i, d) blocks")
-
-
-def _rechunk(blocks: Iterable[Any], size: int) -> Iterator[np.ndarray]:
-    """Re-cut an iterable of (n_i, d) blocks into blocks of exactly ``size`` rows (last: fewer)."""
-    pending: list[np.ndarray] = []
-    have = 0
-    dim = None
-    for blk in blocks:
-        blk = np.asarray(blk)
-        if blk.ndim != 2:
-            raise UserError(f"every block of vectors must be 2-D (n_i, d), got shape {blk.shape}")
-        if dim is None:
-            dim = blk.shape[1]
-        elif blk.shape[1] != dim:
-            raise UserError(f"request vectors must all have dimension {dim}, got a block of shape {blk.shape}")
-        start = 0
-        while start < blk.shape[0]:
-            take = min(size - have, blk.shape[0] - start)
-            pending.append(blk[start : start + take])
-            have += take
-            start += take
-            if have == size:
-                yield pending[0] if len(pending) == 1 else np.concatenate(pending)
-                pending, have = [], 0
-    if have:
-        yield pending[0] if len(pending) == 1 else np.concatenate(pending)
 
 
 class _Engine:
@@ -293,7 +255,7 @@ def replay(vectors: Any, config: ReplayConfig | None = None, /, *, owners: np.nd
     owners = _owner_codes(owners, cfg.exclude_self)
     # input is read in chunks of whole blocks (bounded memory); the dense kernel runs a whole
     # chunk per call, the top-m path one block per search
-    n, dim, blocks = _blocks(vectors, _chunk_rows(block))
+    n, dim, blocks = request_blocks(vectors, _chunk_rows(block))
     policy_description = cfg.make_policy().describe()
     attrs = dict(policy=cfg.policy, capacity=cfg.capacity, radius=cfg.radius, metric=cfg.metric,
                  params=policy_description)  # fmt: skip

@@ -15,12 +15,13 @@ server's list and every cost are still exact.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from recvae.errors import UserError
+from simcache.cache.streams import request_blocks
 from simcache.objects import kernels as K
 from simcache.objects.catalogue import as_catalogue
 from simcache.objects.config import ObjectReplayConfig
@@ -38,38 +39,6 @@ BAND_CAP = 64
 def default_block_size(n_objects: int) -> int:
     """Requests per product: G holds about :data:`PRODUCT_FLOATS` floats, 16 <= B <= 1024."""
     return int(min(1024, max(16, 16 * (PRODUCT_FLOATS // max(1, n_objects) // 16))))
-
-
-def _blocks(vectors: Any, size: int) -> tuple[int | None, Iterator[np.ndarray]]:
-    """(n or None, iterator of (<= size, d) blocks) for an array or an iterable of blocks."""
-    if hasattr(vectors, "shape") and hasattr(vectors, "__array__"):
-        if len(vectors.shape) != 2:
-            raise UserError(f"request vectors must be a 2-D (n, d) array, got shape {tuple(vectors.shape)}")
-        n = int(vectors.shape[0])
-        return n, (np.asarray(vectors[i : i + size]) for i in range(0, n, size))
-    if isinstance(vectors, Iterable):
-        return None, _rechunk(vectors, size)
-    raise UserError("request vectors must be an (n, d) array or an iterable of (n_i, d) blocks")
-
-
-def _rechunk(blocks: Iterable[Any], size: int) -> Iterator[np.ndarray]:
-    pending: list[np.ndarray] = []
-    have = 0
-    for blk in blocks:
-        blk = np.asarray(blk)
-        if blk.ndim != 2:
-            raise UserError(f"every block of request vectors must be 2-D, got shape {blk.shape}")
-        start = 0
-        while start < blk.shape[0]:
-            take = min(size - have, blk.shape[0] - start)
-            pending.append(blk[start : start + take])
-            have += take
-            start += take
-            if have == size:
-                yield np.concatenate(pending) if len(pending) > 1 else pending[0]
-                pending, have = [], 0
-    if have:
-        yield np.concatenate(pending) if len(pending) > 1 else pending[0]
 
 
 class _Cache:
@@ -133,7 +102,7 @@ def replay_objects(vectors: Any, catalogue: Any, config: ObjectReplayConfig | No
     policy = OBJECT_POLICIES[config.policy](config.capacity, config.k, cat.size, dict(config.params))
     m_all, m_c = (max(config.k, m) for m in policy.candidates())
     block = config.block_size or default_block_size(cat.size)
-    n, blocks = _blocks(vectors, block)
+    n, _, blocks = request_blocks(vectors, block)
     cache = _Cache(policy, cat.size)
     initial = policy.initial_objects(Setup(vectors if n is not None else None, cat, config))
     fit_seconds = time.perf_counter() - started

@@ -65,6 +65,28 @@ class Example:
         return ",".join(bits) or "defaults"
 
 
+def resolve_params(policy: str, declared: tuple[Param, ...], given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` checked against the ``declared`` parameters of ``policy``: unknown names refused,
+    values typed and checked against their choices, defaults filled (for every cache family)."""
+    known = {p.name: p for p in declared}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        allowed = ", ".join(known) or "none"
+        raise UserError(f"policy {policy!r} has no parameter {', '.join(unknown)} (parameters: {allowed})")
+    values: dict[str, Any] = {}
+    for p in declared:
+        value = given.get(p.name, p.default)
+        if value is not None:
+            try:
+                value = p.type(value)
+            except (TypeError, ValueError):
+                raise UserError(f"policy {policy!r}: {p.name} must be {p.type.__name__}, got {value!r}") from None
+            if p.choices is not None and value not in p.choices:
+                raise UserError(f"policy {policy!r}: {p.name} must be one of {', '.join(p.choices)}, got {value!r}")
+        values[p.name] = value
+    return values
+
+
 class Kernels(NamedTuple):
     """The compiled functions the engines call (see kernels.*_SIG for their signatures)."""
 
@@ -129,23 +151,7 @@ class Policy:
     @classmethod
     def resolve_params(cls, given: dict[str, Any]) -> dict[str, Any]:
         """Check ``given`` against :attr:`params`; return every parameter's value (defaults filled)."""
-        known = {p.name: p for p in cls.params}
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            allowed = ", ".join(known) or "none"
-            raise UserError(f"policy {cls.name!r} has no parameter {', '.join(unknown)} (parameters: {allowed})")
-        values: dict[str, Any] = {}
-        for p in cls.params:
-            value = given.get(p.name, p.default)
-            if value is not None:
-                try:
-                    value = p.type(value)
-                except (TypeError, ValueError):
-                    raise UserError(f"policy {cls.name!r}: {p.name} must be {p.type.__name__}, got {value!r}") from None
-                if p.choices is not None and value not in p.choices:
-                    raise UserError(f"policy {cls.name!r}: {p.name} must be one of {', '.join(p.choices)}, got {value!r}")
-            values[p.name] = value
-        return values
+        return resolve_params(cls.name, cls.params, given)
 
     # --- what the engines use -----------------------------------------------------------------
 

@@ -24,7 +24,8 @@ def _less(meta, a, b):
 
 
 @nb.njit(cache=True)
-def _sift_up(meta, pos):
+def heap_sift_up(meta, pos):
+    """Restore the heap order (by :func:`_less`) from position ``pos`` towards the root."""
     s = meta[pos, HEAP]
     while pos > 0:
         parent = (pos - 1) // 2
@@ -39,7 +40,8 @@ def _sift_up(meta, pos):
 
 
 @nb.njit(cache=True)
-def _sift_down(meta, pos, size):
+def heap_sift_down(meta, pos, size):
+    """Restore the heap order (by :func:`_less`) from position ``pos`` towards the leaves."""
     s = meta[pos, HEAP]
     while True:
         child = 2 * pos + 1
@@ -68,14 +70,14 @@ def lfu_insert(slot, t, meta, fmeta, glob):
     meta[size, HEAP] = slot
     meta[slot, POS] = size
     glob[SIZE] = size + 1
-    _sift_up(meta, size)
+    heap_sift_up(meta, size)
 
 
 @nb.njit(TOUCH_SIG, cache=True)
 def lfu_touch(slot, t, meta, fmeta, glob):
     meta[slot, FREQ] += 1
     meta[slot, LAST] = t
-    _sift_down(meta, meta[slot, POS], glob[SIZE])
+    heap_sift_down(meta, meta[slot, POS], glob[SIZE])
 
 
 @nb.njit(REMOVE_SIG, cache=True)
@@ -87,8 +89,8 @@ def lfu_remove(slot, meta, fmeta, glob):
         last = meta[size, HEAP]
         meta[pos, HEAP] = last
         meta[last, POS] = pos
-        _sift_down(meta, pos, size)
-        _sift_up(meta, meta[last, POS])
+        heap_sift_down(meta, pos, size)
+        heap_sift_up(meta, meta[last, POS])
 
 
 @nb.njit(VICTIM_SIG, cache=True)

@@ -17,9 +17,10 @@ PREV, NEXT = 0, 1  # meta columns
 HEAD, TAIL = 0, 1  # glob: most and least recently used slot (-1 when empty)
 
 
-@nb.njit(INSERT_SIG, cache=True)
-def list_push_front(slot, t, meta, fmeta, glob):
-    """Link ``slot`` at the head (MRU end)."""
+@nb.njit(cache=True, inline="always")
+def link_front(slot, meta, glob):
+    """Link ``slot`` at the head (MRU end) of the list kept in ``meta`` (PREV, NEXT) and ``glob``
+    (HEAD, TAIL); shared with the object caches' LRU order."""
     head = glob[HEAD]
     meta[slot, PREV] = -1
     meta[slot, NEXT] = head
@@ -30,8 +31,8 @@ def list_push_front(slot, t, meta, fmeta, glob):
     glob[HEAD] = slot
 
 
-@nb.njit(REMOVE_SIG, cache=True)
-def list_unlink(slot, meta, fmeta, glob):
+@nb.njit(cache=True, inline="always")
+def unlink(slot, meta, glob):
     """Unlink ``slot`` from the list."""
     prev = meta[slot, PREV]
     nxt = meta[slot, NEXT]
@@ -45,12 +46,24 @@ def list_unlink(slot, meta, fmeta, glob):
         glob[TAIL] = prev
 
 
+@nb.njit(INSERT_SIG, cache=True)
+def list_push_front(slot, t, meta, fmeta, glob):
+    """Link ``slot`` at the head (MRU end)."""
+    link_front(slot, meta, glob)
+
+
+@nb.njit(REMOVE_SIG, cache=True)
+def list_unlink(slot, meta, fmeta, glob):
+    """Unlink ``slot`` from the list."""
+    unlink(slot, meta, glob)
+
+
 @nb.njit(TOUCH_SIG, cache=True)
 def lru_touch(slot, t, meta, fmeta, glob):
     """Move ``slot`` to the MRU end."""
     if glob[HEAD] != slot:
-        list_unlink(slot, meta, fmeta, glob)
-        list_push_front(slot, t, meta, fmeta, glob)
+        unlink(slot, meta, glob)
+        link_front(slot, meta, glob)
 
 
 @nb.njit(VICTIM_SIG, cache=True)

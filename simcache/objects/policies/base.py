@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recvae.errors import UserError
-from simcache.cache.policies.base import Param
+from simcache.cache.policies.base import Param, resolve_params
 
 #: the cache family every policy here belongs to (query caches: ``"query"``)
 FAMILY = "object"
@@ -66,23 +66,7 @@ class ObjectPolicy:
     @classmethod
     def resolve_params(cls, given: dict[str, Any]) -> dict[str, Any]:
         """Check ``given`` against :attr:`params`; every parameter's value (defaults filled)."""
-        known = {p.name: p for p in cls.params}
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            allowed = ", ".join(known) or "none"
-            raise UserError(f"policy {cls.name!r} has no parameter {', '.join(unknown)} (parameters: {allowed})")
-        values: dict[str, Any] = {}
-        for p in cls.params:
-            value = given.get(p.name, p.default)
-            if value is not None:
-                try:
-                    value = p.type(value)
-                except (TypeError, ValueError):
-                    raise UserError(f"policy {cls.name!r}: {p.name} must be {p.type.__name__}, got {value!r}") from None
-                if p.choices is not None and value not in p.choices:
-                    raise UserError(f"policy {cls.name!r}: {p.name} must be one of {', '.join(p.choices)}, got {value!r}")
-            values[p.name] = value
-        return values
+        return resolve_params(cls.name, cls.params, given)
 
     def check(self) -> None:
         """Validate the parameter values together (UserError); called once by the constructor."""

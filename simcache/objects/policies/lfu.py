@@ -1,7 +1,8 @@
 """LFU over objects: an object's count starts at 1 when inserted and grows by 1 each time it is
 used locally in an answer; it is forgotten on eviction. The victim is the object of smallest
 count; among equal counts the one used (or inserted) longest ago, i.e. LRU within a count
-(answer objects of one request are used in answer order). Binary min-heap over slots, O(log C).
+(answer objects of one request are used in answer order). The binary min-heap over slots, O(log
+C), is the query-cache LFU's (:mod:`simcache.cache.policies.lfu`).
 """
 
 from __future__ import annotations
@@ -9,50 +10,13 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from simcache.cache.policies.lfu import FREQ, HEAP, LAST, POS, SIZE
+from simcache.cache.policies.lfu import heap_sift_down as _sift_down
+from simcache.cache.policies.lfu import heap_sift_up as _sift_up
 from simcache.objects.kernels import N_FREE, UPDATE_SIG, cache_evict, cache_insert
 from simcache.objects.policies.base import ObjectPolicy
 
-FREQ, LAST, POS, HEAP = 0, 1, 2, 3  # meta columns (HEAP: the heap array, by position)
-SIZE, CLOCK = 0, 1  # glob
-
-
-@nb.njit(cache=True, inline="always")
-def _less(meta, a, b):
-    return meta[a, FREQ] < meta[b, FREQ] or (meta[a, FREQ] == meta[b, FREQ] and meta[a, LAST] < meta[b, LAST])
-
-
-@nb.njit(cache=True)
-def _sift_up(meta, pos):
-    s = meta[pos, HEAP]
-    while pos > 0:
-        parent = (pos - 1) // 2
-        ps = meta[parent, HEAP]
-        if not _less(meta, s, ps):
-            break
-        meta[pos, HEAP] = ps
-        meta[ps, POS] = pos
-        pos = parent
-    meta[pos, HEAP] = s
-    meta[s, POS] = pos
-
-
-@nb.njit(cache=True)
-def _sift_down(meta, pos, size):
-    s = meta[pos, HEAP]
-    while True:
-        child = 2 * pos + 1
-        if child >= size:
-            break
-        if child + 1 < size and _less(meta, meta[child + 1, HEAP], meta[child, HEAP]):
-            child += 1
-        cs = meta[child, HEAP]
-        if not _less(meta, cs, s):
-            break
-        meta[pos, HEAP] = cs
-        meta[cs, POS] = pos
-        pos = child
-    meta[pos, HEAP] = s
-    meta[s, POS] = pos
+CLOCK = 1  # glob (SIZE, the heap's size, is the query-cache LFU's)
 
 
 @nb.njit(cache=True)
