@@ -198,6 +198,18 @@ def sweep(
                                              "simcache-report-sweep-<trace name>).",
                                              show_default=False)] = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the PNG curves.")] = True,
+    backend: Annotated[str, typer.Option("--backend", help="Where the points run: local (worker processes) "
+                                         "or ray (Ray tasks; the optional extra simcache[ray]).")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="With --backend ray: join the Ray cluster "
+                                                "at this address (e.g. HEAD:6379; default: start a local "
+                                                "Ray instance).", show_default=False)] = None,
+    ship_trace: Annotated[bool, typer.Option("--ship-trace", help="With --backend ray: send the trace through "
+                                             "Ray's object store (once per node) instead of reading it by "
+                                             "its path, which needs a shared file system.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the sweep in --out: keep its intact point "
+                                         "files that match this grid, settings and trace; compute the "
+                                         "rest.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the sweep in --out.")] = False,
     metric: MetricOpt = "l2",
     param: ParamOpt = None,
     cost: CostOpt = "zero",
@@ -219,10 +231,14 @@ def sweep(
 ) -> None:
     """Replay a grid of policies x capacities x radii in parallel; write a results table and curves.
 
+    Each point is written to --out as soon as it ends; an interrupted sweep is continued with
+    --resume. A failing point does not stop the others: they are listed at the end and the exit
+    code is 1.
+
     Example: simcache sweep traces/ml20m.arrow --policy lru,fifo --capacity 100:100000:x10 --radius 1,2,3
     """
     from simcache.replay.run import RunOptions
-    from simcache.replay.sweep import RESULTS_CSV, RESULTS_PARQUET, run_sweep
+    from simcache.replay.sweep import RESULTS_CSV, RESULTS_PARQUET, SweepFailed, run_sweep
 
     first = policy.split(",")[0].strip()
     base = ReplayConfig(policy=first or "lru", capacity=1, metric=metric,
@@ -230,11 +246,16 @@ def sweep(
                         device=device, engine=engine, block_size=block_size, seed=seed)  # fmt: skip
     options = RunOptions(vector_column=vector_column, sort=sort, limit=limit, window=window, overlap_k=overlap_k)
     out_dir = out if out is not None else Path(f"simcache-report-sweep-{trace.stem}")
-    df = run_sweep(
-        trace, policies=policy, capacities=capacity, radii=radius, params=parse_params(policy_options, param),
-        out=out_dir, jobs=jobs, config=base, options=options, plots=plots, progress=_progress(progress),
-        echo=lambda m: typer.echo(m, err=True),
-    )
+    failed: SweepFailed | None = None
+    try:
+        df = run_sweep(
+            trace, policies=policy, capacities=capacity, radii=radius, params=parse_params(policy_options, param),
+            out=out_dir, jobs=jobs, config=base, options=options, backend=backend, address=address,
+            ship_trace=ship_trace, resume=resume, overwrite=overwrite, plots=plots, progress=_progress(progress),
+            echo=lambda m: typer.echo(m, err=True),
+        )
+    except SweepFailed as exc:
+        failed, df = exc, exc.table
     cols = ["policy", "capacity", "radius", "hit_ratio", "exact_hit_ratio", "approx_hit_ratio",
             "mean_service_cost", "requests_per_s"]
     if df["overlap_approx_mean"].notna().any():
@@ -244,6 +265,11 @@ def sweep(
     for name in (RESULTS_CSV, RESULTS_PARQUET, "curves_capacity.png", "curves_radius.png"):
         if (out_dir / name).exists():
             typer.echo(f"wrote {out_dir / name}")
+    if failed is not None:
+        typer.echo(f"\n{len(failed.failures)} point(s) failed (rerun with --resume to retry them):", err=True)
+        for name, message in sorted(failed.failures.items()):
+            typer.echo(f"  {name}: {message}", err=True)
+        raise typer.Exit(1)
 
 
 def policies() -> None:

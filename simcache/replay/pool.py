@@ -159,8 +159,8 @@ def run_local(items: Sequence[tuple[str, Any]], fn: Callable[[Any], Any], *, job
                         continue
                 if w.process.sentinel in ready or not w.process.is_alive():
                     key, w.key = w.key, None
-                    code = w.process.exitcode
                     w.stop()
+                    code = w.process.exitcode
                     if attempts[key] < max_attempts:
                         queue.appendleft(key)
                     else:

@@ -7,8 +7,10 @@ instance of ``jobs`` CPUs is started for the sweep and stopped after it; with on
 that cluster. A Ray session the caller already opened (``ray.init``) is used as it is and left open.
 
 Fault tolerance is Ray's: a task whose worker process dies is retried (``max_attempts`` tries in
-all); a task that raises is reported and the others go on. Ray ends a job's workers when its
-driver exits, however it exits.
+all); a task that raises is reported and the others go on. Ray ends a job's task workers when its
+driver exits, however it exits; a local instance's own helper processes (raylet agents) can linger
+for a minute or two after a killed driver, so a small reaper process (:func:`reap_when_parent_dies`)
+ends every process the driver started as soon as it is gone.
 
 How the trace reaches the workers (see :class:`ShippedTrace`): by default by its path, which must
 name the same file on every node (a shared file system); with ``ship_trace`` the driver puts the
@@ -19,6 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +54,11 @@ def ray_session(address: str | None, num_cpus: int | None) -> Iterator[Any]:
         yield ray
         return
     kw: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+    reaper = None
     try:
         if address is None:
+            reaper = subprocess.Popen([sys.executable, "-c", "from simcache.replay.ray_backend import "
+                                       "reap_when_parent_dies as r; r()"], stdin=subprocess.DEVNULL)  # fmt: skip
             ray.init(address="local", num_cpus=num_cpus, **kw)
         else:
             ray.init(address=address, **kw)
@@ -58,6 +68,32 @@ def ray_session(address: str | None, num_cpus: int | None) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+        if reaper is not None:
+            reaper.terminate()
+            reaper.wait()
+
+
+def reap_when_parent_dies(interval: float = 0.5) -> None:
+    """Main of the reaper process: remember the parent's descendants; when the parent is gone
+    (killed), kill those that still run. Ends quietly with SIGTERM (the parent's normal exit)."""
+    import psutil
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    parent_pid = os.getppid()
+    me = os.getpid()
+    known: dict[int, float] = {}
+    while os.getppid() == parent_pid:
+        with contextlib.suppress(psutil.Error):
+            for p in psutil.Process(parent_pid).children(recursive=True):
+                if p.pid != me:
+                    with contextlib.suppress(psutil.Error):
+                        known.setdefault(p.pid, p.create_time())
+        time.sleep(interval)
+    for pid, started in known.items():
+        with contextlib.suppress(psutil.Error):
+            p = psutil.Process(pid)
+            if abs(p.create_time() - started) < 1.0:
+                p.kill()
 
 
 @dataclass(frozen=True)
@@ -132,4 +168,4 @@ def run_ray(items: Sequence[tuple[str, Any]], fn: Callable[[Any], Any], *, addre
                     ray.cancel(ref, force=True)
 
 
-__all__ = ["ShippedTrace", "import_ray", "ray_session", "run_ray"]
+__all__ = ["ShippedTrace", "import_ray", "ray_session", "reap_when_parent_dies", "run_ray"]
