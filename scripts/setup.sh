@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install simcache with its test extra (and ray, for the Ray sweep backend's tests). torch is pinned to 2.13.0 so that pip
+# Create .venv and install simcache with its test extra. torch is pinned to 2.13.0 so that pip
 # takes the local CPU build instead of pulling several GB of CUDA packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
