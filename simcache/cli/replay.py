@@ -66,6 +66,8 @@ OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Write summary.
                                              "per_user.parquet, and with --log requests.parquet into this "
                                              "directory.", show_default=False)]
 LogOpt = Annotated[bool, typer.Option("--log", help="With --out: also write the per-request log (Parquet).")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="With --out: replace the result already there "
+                                                                "(the folder is swapped whole when complete).")]
 
 
 # Policy options, derived from the registry ----------------------------------------------------------
@@ -158,6 +160,7 @@ def replay(
     limit: LimitOpt = None,
     out: OutOpt = None,
     log: LogOpt = False,
+    overwrite: OverwriteOpt = False,
     progress: ProgressOpt = None,
     **policy_options: Any,
 ) -> None:
@@ -165,6 +168,8 @@ def replay(
 
     Example: simcache replay traces/ml20m.arrow --policy lru --capacity 1000 --radius 2.5
     """
+    from recvae.outputs import fresh_folder
+    from simcache.replay.report import PER_USER_FILE, REQUEST_LOG_FILE, SUMMARY_FILE
     from simcache.replay.run import RunOptions, run_replay
 
     if log and out is None:
@@ -175,13 +180,17 @@ def replay(
         engine=engine, block_size=block_size, seed=seed,
     )
     options = RunOptions(vector_column=vector_column, sort=sort, limit=limit, window=window, overlap_k=overlap_k)
-    result = run_replay(trace, config, options, progress=_progress(progress))
+    if out is None:
+        typer.echo(run_replay(trace, config, options, progress=_progress(progress)).table())
+        return
+    with fresh_folder(out, known=(SUMMARY_FILE, PER_USER_FILE, REQUEST_LOG_FILE), overwrite=overwrite,
+                      command="simcache replay", echo=lambda m: typer.echo(m, err=True)) as tmp:  # fmt: skip
+        result = run_replay(trace, config, options, progress=_progress(progress))
+        written = result.save(tmp, request_log=log)
     typer.echo(result.table())
-    if out is not None:
-        written = result.save(out, request_log=log)
-        typer.echo("")
-        for path in written.values():
-            typer.echo(f"wrote {path}")
+    typer.echo("")
+    for path in written.values():
+        typer.echo(f"wrote {out / path.name}")
 
 
 def sweep(
