@@ -302,6 +302,10 @@ def run_sweep(
         write_json(out / SWEEP_JSON, {**record, "status": "running"})
         points_dir = out / POINTS_DIR
         points_dir.mkdir(parents=True, exist_ok=True)
+        names = {pt.name for pt in points}
+        for f in points_dir.glob("*.json"):  # points of an earlier grid: not this sweep's
+            if f.stem not in names:
+                f.unlink()
         docs = _reusable_points(points_dir, points, sha, options, say)
         todo = [pt for pt in points if pt.name not in docs]
         workers = _workers(backend, address, jobs, len(todo))
@@ -314,10 +318,6 @@ def run_sweep(
                                address=address, jobs=workers, ship_trace=ship_trace, max_attempts=max_attempts,
                                progress=progress)  # fmt: skip
         elapsed = time.perf_counter() - t0
-        names = {pt.name for pt in points}
-        for f in points_dir.glob("*.json"):  # points of an earlier grid: not this sweep's
-            if f.stem not in names:
-                f.unlink()
         df = results_table(docs, points, pols)
         with atomic_path(out / RESULTS_CSV) as tmp:
             df.to_csv(tmp, index=False)
