@@ -3,6 +3,7 @@ point files are recomputed, a reused folder is refused or replaced whole, failur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -56,10 +57,6 @@ def reference(trace, tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     return out, run_sweep(trace, **GRID, out=out, jobs=1, seed=3, progress=False)
 
 
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from simcache.cli.app import main; main()", *args]
-
-
 def check_resumed(out: Path, trace: Path, reference: tuple[Path, pd.DataFrame], done: list[str]) -> None:
     """Resuming the interrupted sweep in ``out`` gives the uninterrupted one, and only it."""
     said: list[str] = []
@@ -75,29 +72,43 @@ def check_resumed(out: Path, trace: Path, reference: tuple[Path, pd.DataFrame], 
     assert not lock_path(out).exists()
 
 
+KILL_AFTER = """
+import os, signal, sys
+import simcache.replay.sweep as sweep
+real, written, after = sweep.write_point, [], int(sys.argv[1])
+def write_then_die(path, doc):
+    real(path, doc)
+    written.append(path)
+    if len(written) == after:
+        os.kill(os.getpid(), signal.SIGKILL)  # the driver dies right after this point file
+sweep.write_point = write_then_die
+from simcache.cli.app import main
+sys.argv = ["simcache", *sys.argv[2:]]
+main()
+"""
+
+
 def test_resume_after_sigkill_of_the_driver(tmp_path, trace, reference):
     out = tmp_path / "sweep"
     run_sweep(trace, capacities="5", out=out, jobs=1, progress=False)  # an earlier, different run
+    after = random.Random(0).randint(1, len(NAMES) - 1)  # somewhere in the middle
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    driver = subprocess.Popen(cli("sweep", str(trace), *CLI_GRID, "--seed", "3", "--jobs", "2", "--out", str(out),
-                                  "--overwrite", "--no-progress", "--no-plots"),
+    driver = subprocess.Popen([sys.executable, "-c", KILL_AFTER, str(after), "sweep", str(trace), *CLI_GRID, "--seed",
+                               "3", "--jobs", "2", "--out", str(out), "--overwrite", "--no-progress", "--no-plots"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         proc = psutil.Process(driver.pid)
         workers: list[psutil.Process] = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and driver.poll() is None:
-            workers += [c for c in proc.children(recursive=True) if c not in workers]
-            if set(p.name for p in (out / "points").glob("*.json")) & set(NAMES):  # the first point is written
-                break
+            with contextlib.suppress(psutil.Error):
+                workers += [c for c in proc.children(recursive=True) if c not in workers]
             time.sleep(0.01)
-        time.sleep(random.Random(0).uniform(0, 0.1))
-        os.kill(driver.pid, signal.SIGKILL)
-        driver.wait(30)
+        assert driver.wait(30) == -signal.SIGKILL
     finally:
         driver.kill()
     done = sorted(p.name for p in (out / "points").glob("*.json"))
-    assert 0 < len(done) < len(NAMES), f"not killed mid-sweep: {done}"
+    assert len(done) == after, done
     assert not (out / "results.csv").exists()  # neither the earlier run's table nor a partial one
     assert len(workers) >= 2
     _, alive = psutil.wait_procs(workers, timeout=10)  # the two workers and the resource tracker
