@@ -8,16 +8,24 @@ with ``weights_only=True``)::
     train_config                     TrainConfig as a dict
     dataset                          {"name", "manifest", "vocabulary_fingerprint", "n_items", "items"}
     epoch, best_epoch, best_score    epochs completed; best validation NDCG@100 so far (None: none)
-    history                          one dict per completed epoch (losses, validation metrics, seconds)
+    history                          one dict per completed epoch (losses, validation metrics; the
+                                     timings are in the run's history.json, not here)
     model                            the model's state dict (incl. the prior's frozen encoder)
     training (kind "last" only)      optimisers, RNG states: everything needed to resume
 
 ``best.pt`` (kind "best") is the state with the best validation score; ``last.pt`` (kind "last") is
 written after every epoch for ``--resume``.
+
+A checkpoint's bytes depend only on what it holds (written through a file object, so the archive
+inside is not named after the temporary file), and :func:`checkpoint_identity` names a model by
+a hash of its tensors and configuration: two identical trainings give the same identity, which is
+what trace metadata and default trace names should record.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -46,8 +54,24 @@ def dataset_record(data: PreparedData) -> dict:
 
 def save(path: str | os.PathLike, payload: dict) -> None:
     """Write ``payload`` (with format and version added) atomically to ``path``."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: the archive is named "archive"
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
+
+
+def checkpoint_identity(source: str | os.PathLike | dict) -> str:
+    """Hex sha256 naming the trained model: its tensors (names, dtypes, shapes, bytes), its model
+    config, the training config that decides the result (not device or evaluation batch size)
+    and the item vocabulary. ``source``: a checkpoint path, a run directory, or a read checkpoint."""
+    ckpt = read(source) if not isinstance(source, dict) else source
+    train_cfg = {k: v for k, v in ckpt["train_config"].items() if k not in ("device", "eval_batch_size")}
+    head = {"model_config": ckpt["model_config"], "train_config": train_cfg,
+            "vocabulary": ckpt["dataset"]["vocabulary_fingerprint"]}  # fmt: skip
+    h = hashlib.sha256(json.dumps(head, sort_keys=True, default=str).encode())
+    for name in sorted(ckpt["model"]):
+        t = ckpt["model"][name].detach().cpu().contiguous()
+        h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def read(path: str | os.PathLike) -> dict:
@@ -101,7 +125,8 @@ def load_model(
     ``path`` is a checkpoint file or a training directory (its ``best.pt``). The dict holds
     ``config`` (training config), ``model_config``, ``dataset`` (name), ``manifest``,
     ``vocabulary_fingerprint``, ``items``, ``epoch``, ``best_epoch``, ``best_score``, ``history``,
-    ``kind``, ``path`` and ``sha256`` (of the checkpoint file). With ``expect``, a dataset with
+    ``kind``, ``path``, ``sha256`` (of the checkpoint file) and ``identity``
+    (:func:`checkpoint_identity`, what a trace should record). With ``expect``, a dataset with
     another item vocabulary is a :class:`UserError`.
     """
     ckpt = read(path)
@@ -125,6 +150,7 @@ def load_model(
         "kind": ckpt.get("kind"),
         "path": ckpt["path"],
         "sha256": sha256_file(ckpt["path"]),
+        "identity": checkpoint_identity(ckpt),
     }
     return model, info
 

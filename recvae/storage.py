@@ -9,12 +9,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 CACHE_ENV = "SIMCACHE_CACHE_DIR"
+#: This machine's name as it appears in temporary file names and lock files (letters, digits, -).
+HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
 
 
 def cache_dir() -> Path:
@@ -33,11 +37,13 @@ def cache_dir() -> Path:
 def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    With ``is_dir=True`` the temporary path is a fresh directory and replaces a directory.
+    With ``is_dir=True`` the temporary path is a fresh directory and replaces a directory. The
+    temporary name, ``.<name>.p<pid>@<host>.<random>.tmp``, names its writer, so that what a killed
+    run leaves behind can be recognised and removed (:mod:`recvae.outputs`).
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{dest.name}."
+    prefix = f".{dest.name}.p{os.getpid()}@{HOST}."
     if is_dir:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=dest.parent))
     else:

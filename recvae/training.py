@@ -21,7 +21,11 @@ counter, best score and history: on the CPU, 2 epochs in one go and 1 + 1 resume
 state dicts.
 
 Output directory layout: ``best.pt``, ``last.pt`` (see :mod:`recvae.checkpoint`) and
-``history.json`` (config, dataset, one row per epoch, ``finished``).
+``history.json`` (config, dataset, one row per epoch with its timings, ``finished``). The
+checkpoints hold the same history without the timings, so their bytes depend only on the data,
+the config and the seed: two identical trainings write identical checkpoints. The folder belongs
+to one run (:mod:`recvae.outputs`): it is locked while training, and an existing run is refused
+unless resumed or overwritten.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from recvae.data.prepared import PreparedData
 from recvae.errors import UserError
 from recvae.evaluation import ModelScorer, evaluate
 from recvae.model import RecVAE, RecVAEConfig, Rows, as_input
+from recvae.outputs import FolderLock, clean_leftovers, clear, contents
 from recvae.storage import atomic_path, cache_dir
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,10 @@ log = logging.getLogger(__name__)
 BEST = "best.pt"
 LAST = "last.pt"
 HISTORY = "history.json"
+#: Everything a training run writes into its folder.
+RUN_FILES = (BEST, LAST, HISTORY)
+#: Per-epoch history fields that are measurements: kept in history.json, not in checkpoints.
+TIMING_KEYS = ("encoder_seconds", "decoder_seconds", "eval_seconds", "seconds")
 #: The validation metric that selects the best state.
 SELECT_BY = "ndcg@100"
 
@@ -237,12 +246,36 @@ def _check_resume(stored: TrainConfig, given: TrainConfig, path: Path) -> None:
         raise UserError(f"cannot resume {path}: the settings differ ({detail})")
 
 
+def _check_resumable(ckpt: dict, path: Path) -> None:
+    """A UserError unless ``ckpt`` is a ``last`` checkpoint with everything resuming needs."""
+    training = ckpt.get("training")
+    if ckpt.get("kind") != "last" or not isinstance(training, dict) or not {
+            "opt_encoder", "opt_decoder", "rng"} <= set(training):  # fmt: skip
+        raise UserError(f"{path} is not a resumable checkpoint (kind {ckpt.get('kind')!r}: it holds no optimiser "
+                        "or random-generator state); --resume needs the last.pt that training writes after "
+                        "every epoch")  # fmt: skip
+
+
+def _refuse_existing_run(out: Path) -> None:
+    """A UserError saying what ``out`` holds and which flag to pass."""
+    hist = read_history(out)
+    if hist is not None and hist.get("finished"):
+        raise UserError(f"{out} already holds a finished run (best checkpoint {out / BEST}); evaluate it with "
+                        "`simcache evaluate`, pass --overwrite to train again from scratch, or choose another --out")  # fmt: skip
+    if (out / LAST).is_file():
+        raise UserError(f"{out} already holds an unfinished training run; pass --resume to continue it, "
+                        "--overwrite to start again, or choose another --out")  # fmt: skip
+    raise UserError(f"{out} already holds files ({', '.join(contents(out)[:3])}); pass --overwrite to replace "
+                    "them with a new run, or choose another --out")  # fmt: skip
+
+
 def train(
     data: PreparedData,
     config: TrainConfig,
     out_dir: str | Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     log_line: Callable[[str], None] | None = None,
 ) -> Path:
@@ -250,33 +283,39 @@ def train(
 
     Writes ``best.pt``, ``last.pt`` and ``history.json`` into ``out_dir`` and returns the path of
     ``best.pt``. With ``resume``, continues the run in ``out_dir`` (a UserError when there is
-    none, or when it was trained on other data or with other settings; ``epochs`` may grow).
-    Without it, an existing run in ``out_dir`` is a UserError rather than being overwritten.
-    ``log_line`` receives the per-epoch lines (default: printed when ``progress``, else logged).
+    none, when its ``last.pt`` is not a resumable checkpoint, or when it was trained on other data
+    or with other settings; ``epochs`` may grow). Without it, a folder that holds anything is a
+    UserError, unless ``overwrite`` (which removes the previous run's files first, and refuses a
+    folder holding other files). The folder is locked while training (a second run into it is
+    refused). ``log_line`` receives the per-epoch lines (default: printed when ``progress``, else logged).
     """
     config.validate()
     out = Path(out_dir)
-    last_path, best_path = out / LAST, out / BEST
     device = resolve_device(config.device)
     emit = log_line or (tqdm.write if progress else log.info)
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite exclude each other")
+    with FolderLock(out, "simcache train", emit):
+        clean_leftovers(out, emit)
+        return _train(data, config, out, device, emit, resume=resume, overwrite=overwrite, progress=progress)
 
+
+def _train(data: PreparedData, config: TrainConfig, out: Path, device: torch.device, emit: Callable[[str], None],
+           *, resume: bool, overwrite: bool, progress: bool) -> Path:  # fmt: skip
+    last_path, best_path = out / LAST, out / BEST
     stored = None
     if resume:
         if not last_path.is_file():
             raise UserError(f"nothing to resume: {last_path} does not exist")
         stored = checkpoint.read(last_path)
+        _check_resumable(stored, last_path)
         checkpoint.check_vocabulary(stored, data)
         _check_resume(TrainConfig.from_dict(stored["train_config"]), config, last_path)
-    elif last_path.exists():
-        hist = read_history(out)
-        if hist is not None and hist.get("finished"):
-            raise UserError(
-                f"{out} already holds a finished run (best checkpoint {best_path}); "
-                "evaluate it with `simcache evaluate`, or choose another --out to train again"
-            )
-        raise UserError(
-            f"{out} already holds an unfinished training run; pass --resume to continue it or choose another --out"
-        )
+    elif contents(out):
+        if not overwrite:
+            _refuse_existing_run(out)
+        clear(out, RUN_FILES)
+        emit(f"removed the previous run in {out}")
 
     shuffle = _seed_everything(config.seed)
     model = RecVAE(config.model_config(data.n_items)).to(device)
@@ -290,7 +329,7 @@ def train(
         opt_dec.load_state_dict(stored["training"]["opt_decoder"])
         _restore_rng(stored["training"]["rng"], shuffle, device)
         start_epoch, best_epoch, best_score = stored["epoch"], stored["best_epoch"], stored["best_score"]
-        history = list(stored["history"])
+        history = _with_timings(list(stored["history"]), read_history(out))
         del stored
         if start_epoch >= config.epochs:
             if not best_path.is_file():
@@ -316,7 +355,7 @@ def train(
             "best_epoch": best_epoch,
             "best_score": best_score,
             "select_by": SELECT_BY,
-            "history": history,
+            "history": [{k: v for k, v in h.items() if k not in TIMING_KEYS} for h in history],
             "model": model.state_dict(),
         }
 
@@ -402,6 +441,12 @@ def train(
     return best_path
 
 
+def _with_timings(history: list[dict], logged: dict | None) -> list[dict]:
+    """A checkpoint's history (no timings) with the timings ``history.json`` logged for its epochs."""
+    seconds = {e.get("epoch"): {k: e[k] for k in TIMING_KEYS if k in e} for e in (logged or {}).get("epochs", [])}
+    return [{**h, **seconds.get(h.get("epoch"), {})} for h in history]
+
+
 def _write_history(path: Path, config: TrainConfig, record: dict, history: list, best_epoch, best_score, finished: bool) -> None:
     doc = {
         "config": config.to_dict(),
@@ -452,4 +497,11 @@ def train_or_reuse(
     if hist is not None and hist.get("finished") and (out / BEST).is_file():
         (log_line or log.info)(f"reusing the finished model in {out}")
         return out / BEST
-    return train(data, config, out, resume=(out / LAST).is_file(), progress=progress, log_line=log_line)
+    resumable = (out / LAST).is_file()
+    if resumable:
+        try:
+            _check_resumable(checkpoint.read(out / LAST), out / LAST)
+        except UserError:
+            resumable = False
+    # a cache folder: an unusable earlier attempt is replaced rather than refused
+    return train(data, config, out, resume=resumable, overwrite=not resumable, progress=progress, log_line=log_line)

@@ -154,7 +154,7 @@ def load_encoder(
     net, info = load_model(model_path, device=str(device), expect=prepared)
     return RecVAEEncoder(
         net,
-        checkpoint_sha256=str(info.get("sha256", "")),
+        checkpoint_sha256=str(info.get("identity") or info.get("sha256", "")),  # tensors + config, not file bytes
         info={k: info[k] for k in ("epoch", "best_score") if k in info},
         device=device,
     )

@@ -35,6 +35,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _FORKED = False
 _CONTROLLER = None
+_LIMIT: int | None = None  # most threads one replay of this process may use (limit_threads)
 
 
 def _after_fork_in_child() -> None:
@@ -91,6 +92,13 @@ def faiss_threads(n: int) -> Iterator[None]:
         faiss.omp_set_num_threads(old)
 
 
+def limit_threads(n: int | None) -> None:
+    """Cap the threads of every replay in this process (a sweep worker sharing the cores with
+    other workers gets ``cores // workers``, so one thread when workers >= cores); None: no cap."""
+    global _LIMIT
+    _LIMIT = None if n is None else max(1, int(n))
+
+
 def available_cores() -> int:
     """CPU cores this process may run on (its affinity)."""
     try:
@@ -111,6 +119,8 @@ class ThreadPlan:
 
     def __init__(self, threads: int | None, *, probe_every: int = 8) -> None:
         most = 1 if forked_child() else available_cores()
+        if _LIMIT is not None:
+            most = min(most, _LIMIT)
         self.fixed = min(threads, most) if threads is not None else (1 if most < 2 else None)
         self.most = most
         self.probe_every = probe_every

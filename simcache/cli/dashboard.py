@@ -19,7 +19,7 @@ def dashboard(
 ) -> None:
     """Start a local Streamlit dashboard (pages Trace, Sweep, Replay, Models) and print its URL.
 
-    Needs the dashboard extra: pip install -e ".\\[dashboard]". The server listens on 127.0.0.1 only.
+    Needs the optional dashboard extra. The server listens on 127.0.0.1 only.
     """
     from simcache.dashboard.server import serve
 

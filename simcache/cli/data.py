@@ -17,7 +17,7 @@ DataDirOpt = Annotated[
         "--data-dir",
         help="Folder (or file) holding the dataset's raw files as distributed, e.g. an unpacked "
         "ml-100k/ folder, a folder with ratings.csv, a Netflix training_set/ folder. "
-        "Without it MovieLens and MSD are downloaded into the cache ($SIMCACHE_CACHE_DIR).",
+        "Without it MovieLens and MSD are downloaded into the cache folder.",
     ),
 ]
 HeldoutOpt = Annotated[Optional[int], typer.Option("--heldout-users", help="Validation users = test users = H (default: per dataset).")]

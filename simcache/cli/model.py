@@ -45,6 +45,7 @@ def train_cmd(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Training seed (default: 0).")] = None,
     device: DeviceOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out (settings not given are taken from it).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run already in --out with a new one.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Run directory for best.pt, last.pt, history.json. Default: the model cache, where build-trace finds it; there a finished model with the same data and settings is reused and an interrupted one resumed.")] = None,
     heldout_users: HeldoutOpt = None,
     min_items_per_user: MinItemsOpt = None,
@@ -107,10 +108,10 @@ def train_cmd(
         log_line = tqdm.write  # keeps the lines clear of the progress bar
     else:
         log_line = typer.echo
-    if out is None and not resume:
+    if out is None and not resume and not overwrite:
         best = train_or_reuse(data, config, progress=progress, log_line=log_line)
     else:
-        best = train(data, config, run_dir, resume=resume, progress=progress, log_line=log_line)
+        best = train(data, config, run_dir, resume=resume, overwrite=overwrite, progress=progress, log_line=log_line)
     dev = resolve_device(config.device)
     model, info = load_model(best, device=dev, expect=data)
     results = {"RecVAE": evaluate_model(model, data, "test", device=dev),

@@ -75,6 +75,8 @@ OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Write summary.
                                              "per_user.parquet, and with --log requests.parquet into this "
                                              "directory.", show_default=False)]
 LogOpt = Annotated[bool, typer.Option("--log", help="With --out: also write the per-request log (Parquet).")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="With --out: replace the result already there "
+                                                                "(the folder is swapped whole when complete).")]
 
 
 # Policy options, derived from the registry ----------------------------------------------------------
@@ -173,6 +175,7 @@ def replay(
     limit: LimitOpt = None,
     out: OutOpt = None,
     log: LogOpt = False,
+    overwrite: OverwriteOpt = False,
     progress: ProgressOpt = None,
     **policy_options: Any,
 ) -> None:
@@ -180,6 +183,8 @@ def replay(
 
     Example: simcache replay traces/ml20m.arrow --policy lru --capacity 1000 --radius 2.5
     """
+    from recvae.outputs import fresh_folder
+    from simcache.replay.report import PER_USER_FILE, REQUEST_LOG_FILE, SUMMARY_FILE
     from simcache.replay.run import RunOptions, run_replay
 
     if log and out is None:
@@ -190,13 +195,17 @@ def replay(
         engine=engine, block_size=block_size, seed=seed, exclude_self=exclude_self, threads=threads,
     )
     options = RunOptions(vector_column=vector_column, sort=sort, limit=limit, window=window, overlap_k=overlap_k)
-    result = run_replay(trace, config, options, progress=_progress(progress))
+    if out is None:
+        typer.echo(run_replay(trace, config, options, progress=_progress(progress)).table())
+        return
+    with fresh_folder(out, known=(SUMMARY_FILE, PER_USER_FILE, REQUEST_LOG_FILE), overwrite=overwrite,
+                      command="simcache replay", echo=lambda m: typer.echo(m, err=True)) as tmp:  # fmt: skip
+        result = run_replay(trace, config, options, progress=_progress(progress))
+        written = result.save(tmp, request_log=log)
     typer.echo(result.table())
-    if out is not None:
-        written = result.save(out, request_log=log)
-        typer.echo("")
-        for path in written.values():
-            typer.echo(f"wrote {path}")
+    typer.echo("")
+    for path in written.values():
+        typer.echo(f"wrote {out / path.name}")
 
 
 def sweep(
@@ -213,6 +222,18 @@ def sweep(
                                              "simcache-report-sweep- followed by the trace name).",
                                              show_default=False)] = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the PNG curves.")] = True,
+    backend: Annotated[str, typer.Option("--backend", help="Where the points run: local (worker processes) "
+                                         "or ray (Ray tasks; needs the optional ray extra).")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="With --backend ray: join the Ray cluster "
+                                                "at this address (e.g. HEAD:6379; default: start a local "
+                                                "Ray instance).", show_default=False)] = None,
+    ship_trace: Annotated[bool, typer.Option("--ship-trace", help="With --backend ray: send the trace through "
+                                             "Ray's object store (once per node) instead of reading it by "
+                                             "its path, which needs a shared file system.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the sweep in --out: keep its intact point "
+                                         "files that match this grid, settings and trace; compute the "
+                                         "rest.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the sweep in --out.")] = False,
     metric: MetricOpt = "l2",
     exclude_self: ExcludeSelfOpt = False,
     param: ParamOpt = None,
@@ -236,10 +257,14 @@ def sweep(
 ) -> None:
     """Replay a grid of policies x capacities x radii in parallel; write a results table and curves.
 
+    Each point is written to --out as soon as it ends; an interrupted sweep is continued with
+    --resume. A failing point does not stop the others: they are listed at the end and the exit
+    code is 1.
+
     Example: simcache sweep traces/ml20m.arrow --policy lru,fifo --capacity 100:100000:x10 --radius 1,2,3
     """
     from simcache.replay.run import RunOptions
-    from simcache.replay.sweep import RESULTS_CSV, RESULTS_PARQUET, run_sweep
+    from simcache.replay.sweep import RESULTS_CSV, RESULTS_PARQUET, SweepFailed, run_sweep
 
     first = policy.split(",")[0].strip()
     base = ReplayConfig(policy=first or "lru", capacity=1, metric=metric,
@@ -248,11 +273,16 @@ def sweep(
                         exclude_self=exclude_self, threads=threads)  # fmt: skip
     options = RunOptions(vector_column=vector_column, sort=sort, limit=limit, window=window, overlap_k=overlap_k)
     out_dir = out if out is not None else Path(f"simcache-report-sweep-{trace.stem}")
-    df = run_sweep(
-        trace, policies=policy, capacities=capacity, radii=radius, params=parse_params(policy_options, param),
-        out=out_dir, jobs=jobs, config=base, options=options, plots=plots, progress=_progress(progress),
-        echo=lambda m: typer.echo(m, err=True),
-    )
+    failed: SweepFailed | None = None
+    try:
+        df = run_sweep(
+            trace, policies=policy, capacities=capacity, radii=radius, params=parse_params(policy_options, param),
+            out=out_dir, jobs=jobs, config=base, options=options, backend=backend, address=address,
+            ship_trace=ship_trace, resume=resume, overwrite=overwrite, plots=plots, progress=_progress(progress),
+            echo=lambda m: typer.echo(m, err=True),
+        )
+    except SweepFailed as exc:
+        failed, df = exc, exc.table
     cols = ["policy", "capacity", "radius", "hit_ratio", "exact_hit_ratio", "approx_hit_ratio",
             "mean_service_cost", "requests_per_s"]
     if df["overlap_approx_mean"].notna().any():
@@ -262,6 +292,11 @@ def sweep(
     for name in (RESULTS_CSV, RESULTS_PARQUET, "curves_capacity.png", "curves_radius.png"):
         if (out_dir / name).exists():
             typer.echo(f"wrote {out_dir / name}")
+    if failed is not None:
+        typer.echo(f"\n{len(failed.failures)} point(s) failed (rerun with --resume to retry them):", err=True)
+        for name, message in sorted(failed.failures.items()):
+            typer.echo(f"  {name}: {message}", err=True)
+        raise typer.Exit(1)
 
 
 def policies() -> None:

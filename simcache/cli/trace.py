@@ -93,8 +93,8 @@ def build_trace_cmd(
     model_type: Annotated[str, typer.Option(
         "--model-type", help="recvae, or a model of `simcache models` (its checkpoint with --model, else trained "
         "or reused with its defaults).")] = "recvae",
-    catalogue: Annotated[bool, typer.Option(
-        "--catalogue/--no-catalogue", help="Also write the model's item catalogue beside the trace.")] = True,
+    no_catalogue: Annotated[bool, typer.Option(
+        "--no-catalogue", help="Do not write the model's item catalogue beside the trace.")] = False,
 ) -> None:
     """Build a timestamped trace of user embeddings (RecVAE, or --model-type) for DATASET (an Arrow IPC file).
 
@@ -124,7 +124,7 @@ def build_trace_cmd(
         prepare_params={k: v for k, v in prep.items() if v is not None},
         train_overrides={"epochs": epochs} if epochs is not None else None,
         model_type=model_type,
-        catalogue=catalogue,
+        catalogue=not no_catalogue,
     )
     typer.echo(
         f"wrote {stats.path}: {stats.rows:,} embeddings of {stats.users:,} users "

@@ -1,15 +1,35 @@
-"""Parameter sweeps: replay a grid of (policy, capacity, radius) points in parallel processes.
+"""Parameter sweeps: replay a grid of (policy, capacity, radius) points, resumably, locally or on Ray.
 
-:func:`run_sweep` is the Python API behind ``simcache sweep``. The trace is validated once in the
-calling process; each worker process then memory-maps it itself (it is never pickled) and replays
-the points it is given. Outputs under ``out``:
+:func:`run_sweep` is the Python API behind ``simcache sweep``. The trace is validated and
+checksummed once in the calling process (the driver); the points then run on a *backend*:
 
-- ``results.csv`` and ``results.parquet``: one row per point (see :data:`ROW_COLUMNS`);
-- ``points/<policy>_C<capacity>_r<radius>.json``: the full JSON summary of every point;
+- ``local`` (default): worker processes on this machine (:mod:`simcache.replay.pool`);
+- ``ray``: one Ray task per point, on a local Ray instance or, with ``address``, an existing
+  cluster (:mod:`simcache.replay.ray_backend`; the optional extra ``simcache[ray]``). Workers read
+  the trace by its path, which must then name the same file on every node (a shared file system),
+  or, with ``ship_trace``, from Ray's object store, copied once per node.
+
+Workers memory-map the trace themselves (it is never pickled) and return each point's document;
+the driver writes it, atomically, as soon as the point ends. Results are the same, bit for bit, on
+both backends (only the timing columns, which are measurements, differ). Outputs under ``out``:
+
+- ``points/<policy>_C<capacity>_r<radius>.json``: every point's JSON summary, with the stamp
+  that lets a resumed sweep trust it (see :mod:`simcache.replay.points`);
+- ``results.csv`` and ``results.parquet``: one row per point (see :data:`ROW_COLUMNS`), assembled
+  from the point files at the end;
 - ``curves_capacity.png`` (hit ratio, cross-user hit ratio and mean service cost against capacity)
   when several capacities are swept, ``curves_radius.png`` likewise against the radius (see
   :mod:`simcache.replay.curves`);
-- ``sweep.json``: the sweep's parameters.
+- ``sweep.json``: the sweep's parameters, the trace's sha256 and its status (``running``,
+  ``complete`` or ``incomplete`` with the failed points).
+
+**Resuming and faults.** The folder belongs to one sweep (:mod:`recvae.outputs`): it is locked
+while the sweep runs, and a folder that holds a sweep is refused unless ``resume`` (keep every
+point file that is intact and was computed for a point of this grid with the same settings and
+trace; recompute the others) or ``overwrite`` (remove the previous sweep first) is given. A worker
+killed mid-point is replaced and its point retried (``max_attempts`` tries); a point that fails
+is reported at the end, the others go on, and :class:`SweepFailed` is raised after the results of
+the others are written. Points no longer in the grid are removed, so the folder holds one sweep.
 
 Grids are written as comma lists (``100,1000,10000``) or ranges: ``START:STOP:STEP`` (arithmetic,
 STOP included when reached) or ``START:STOP:xFACTOR`` (geometric, e.g. ``100:100000:x10``).
@@ -18,11 +38,8 @@ Similarity LRU has no stack property, so every capacity is its own replay.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
-import functools
 import math
-import multiprocessing
 import os
 import re
 import time
@@ -35,25 +52,45 @@ import pandas as pd
 
 from recvae import __version__
 from recvae.errors import UserError
+from recvae.outputs import clear, foreign_files, is_empty, owned_folder
 from recvae.storage import atomic_path
-from simcache.jsonout import write_json
-from simcache.replay.curves import plot_curves
-from simcache.replay.report import write_parquet
 from simcache.cache.config import ReplayConfig, policy_class
 from simcache.cache.threads import available_cores
-from simcache.replay.run import RunOptions, check_overlap_k, run_replay, split_settings
+from simcache.jsonout import to_jsonable, write_json
+from simcache.replay.curves import plot_curves
+from simcache.replay.points import (
+    ROW_COLUMNS,
+    TIMING_COLUMNS,
+    PointTask,
+    matches,
+    read_point,
+    result_row,
+    trace_checksum,
+    write_point,
+)
+from simcache.replay.pool import run_local
+from simcache.replay.report import write_parquet
+from simcache.replay.run import RunOptions, check_overlap_k, split_settings
 from simcache.trace.io import load_requests
 
 RESULTS_CSV = "results.csv"
 RESULTS_PARQUET = "results.parquet"
 POINTS_DIR = "points"
-ROW_COLUMNS = (
-    "policy", "capacity", "radius", "requests", "hits", "exact_hits", "approx_hits", "misses",
-    "hit_ratio", "exact_hit_ratio", "approx_hit_ratio", "miss_ratio", "same_user_hit_ratio",
-    "other_user_hit_ratio", "mean_service_cost",
-    "mean_approx_cost_hits", "d_hits_p50", "d_hits_p95", "overlap_approx_mean", "replay_s",
-    "requests_per_s", "params",
-)
+SWEEP_JSON = "sweep.json"
+#: Everything a sweep writes into its folder (glob patterns, relative to it).
+SWEEP_FILES = (RESULTS_CSV, RESULTS_PARQUET, SWEEP_JSON, "curves_*.png", f"{POINTS_DIR}/*.json")
+BACKENDS = ("local", "ray")
+
+
+class SweepFailed(Exception):
+    """Some points failed; the others were written. ``table``: their results; ``failures``:
+    point name -> one-line error."""
+
+    def __init__(self, table: pd.DataFrame, failures: dict[str, str], total: int) -> None:
+        self.table = table
+        self.failures = failures
+        lines = "; ".join(f"{k}: {v}" for k, v in sorted(failures.items()))
+        super().__init__(f"{len(failures)} of {total} points failed ({lines})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -158,64 +195,11 @@ def grid_points(base: ReplayConfig, policies: Sequence[str], capacities: Sequenc
             for p in policies for r in radii for c in capacities]  # fmt: skip
 
 
-@functools.lru_cache(maxsize=2)
-def _worker_requests(path: str, vector_column: str | None, sort: bool, limit: int | None) -> Any:
-    """Per-process cache: each worker memory-maps the (already validated) file once."""
-    req = load_requests(path, vector_column=vector_column, sort=sort, validate=False)
-    return req.head(limit) if limit is not None else req
 
 
-def _init_worker(threads: int) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    try:
-        import faiss
-
-        faiss.omp_set_num_threads(threads)
-    except ImportError:  # pragma: no cover - faiss is a dependency
-        pass
-    try:
-        import numba
-
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    except (ImportError, ValueError):  # pragma: no cover
-        pass
-
-
-def run_point(path: str, point: Point, options: RunOptions, points_dir: str | None) -> dict[str, Any]:
-    """Replay one point (in a worker) and return its results-table row."""
-    requests = _worker_requests(path, options.vector_column, options.sort, options.limit)
-    result = run_replay(requests, point.config, dataclasses.replace(options, limit=None, validate=False))
-    result.parameters.update({"sort": options.sort, "limit": options.limit})
-    if points_dir is not None:
-        write_json(Path(points_dir) / f"{point.name}.json", result.to_dict())
-    return result_row(result)
-
-
-def result_row(result: Any) -> dict[str, Any]:
-    """Flatten a :class:`~simcache.replay.run.ReplayResult` into one results-table row."""
-    s = result.summary
-    p = result.parameters
-    q = s.distance["hits"]["quantiles"]
-    row = {
-        "policy": p["policy"],
-        "capacity": p["capacity"],
-        "radius": p["radius"],
-        **{k: s.counts[k] for k in ("requests", "hits", "exact_hits", "approx_hits", "misses",
-                                     "hit_ratio", "exact_hit_ratio", "approx_hit_ratio", "miss_ratio")},
-        "same_user_hit_ratio": None if s.provenance is None else s.provenance["same_user_hit_ratio"],
-        "other_user_hit_ratio": None if s.provenance is None else s.provenance["other_user_hit_ratio"],
-        "mean_service_cost": s.cost["mean_service_cost"],
-        "mean_approx_cost_hits": s.cost["mean_approx_cost_hits"],
-        "d_hits_p50": q["p50"],
-        "d_hits_p95": q["p95"],
-        "overlap_approx_mean": None if s.overlap is None else s.overlap["approx_hits"]["mean"],
-        "replay_s": result.timing["replay_s"],
-        "requests_per_s": result.timing["requests_per_s"],
-        "params": ";".join(f"{k}={v}" for k, v in sorted(p["params"].items())),
-    }
-    return row
-
-
+# ----------------------------------------------------------------------------------------------
+# Running a sweep
+# ----------------------------------------------------------------------------------------------
 def default_jobs() -> int:
     """min(usable cores, 4)."""
     return max(1, min(available_cores(), 4))
@@ -232,24 +216,34 @@ def run_sweep(
     jobs: int | None = None,
     config: ReplayConfig | None = None,
     options: RunOptions | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    ship_trace: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    max_attempts: int = 3,
     plots: bool = True,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
     **settings: Any,
 ) -> pd.DataFrame:
-    """Replay every (policy, capacity, radius) point and write the results table and curves.
+    """Replay every (policy, capacity, radius) point and write the point files, results table and curves.
 
     ``policies``, ``capacities``, ``radii``: lists or grid strings (see the module docstring).
     ``params`` are policy options; each point receives those its policy declares. ``config``: the
     other replay settings (metric, cost, index, engine, seed, ...; its policy, capacity and radius
     are replaced by each point's) and ``options`` how requests are read and summarised; their
-    fields may also be given as keywords. Returns the results table (one row per point, sorted
-    by policy, radius, capacity). Every point's configuration is validated before any replay.
+    fields may also be given as keywords. Every point's configuration is validated before any replay.
 
-    With ``jobs > 1`` points run in ``spawn``-started worker processes (forking after FAISS/OpenMP
-    started is unsafe), so a script that calls this needs the usual ``if __name__ == "__main__":``
-    guard. Unless the config fixes ``threads``, each worker replays on ``cores // jobs`` threads
-    (one when there are at least as many workers as cores). Any failing point stops the sweep.
+    ``backend``: ``"local"`` or ``"ray"`` (``address``: join that Ray cluster instead of starting a
+    local instance; ``ship_trace``: send the trace through Ray's object store instead of by path).
+    ``jobs``: parallel workers (default min(cores, 4); on a Ray cluster: its CPUs); each local
+    worker's replays use at most ``cores // jobs`` threads (one when workers >= cores). The local backend starts its workers with
+    ``spawn``, so a script that calls this needs the usual ``if __name__ == "__main__":`` guard.
+    ``resume`` / ``overwrite``: what to do with a folder that holds a sweep (see the module docstring).
+
+    Returns the results table (one row per point, sorted by policy, radius, capacity). Raises
+    :class:`SweepFailed` (after writing everything else) when some points failed.
     """
     pols = [p.strip() for p in policies.split(",") if p.strip()] if isinstance(policies, str) else list(policies)
     if not pols:
@@ -261,9 +255,21 @@ def run_sweep(
     config_changes, option_changes = split_settings(settings)
     base = config.with_(**config_changes) if config is not None else ReplayConfig(policy=pols[0], **config_changes)
     options = dataclasses.replace(options or RunOptions(), **option_changes)
-    jobs = default_jobs() if jobs is None else int(jobs)
-    if jobs < 1:
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend != "ray" and (address is not None or ship_trace):
+        raise UserError("--address and --ship-trace apply to --backend ray only")
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite exclude each other: resume keeps the computed points, "
+                        "overwrite removes them")  # fmt: skip
+    if jobs is not None and int(jobs) < 1:
         raise UserError(f"jobs must be >= 1, got {jobs}")
+    if max_attempts < 1:
+        raise UserError(f"max attempts must be >= 1, got {max_attempts}")
+    if backend == "ray":
+        from simcache.replay.ray_backend import import_ray
+
+        import_ray()  # the missing-extra error before any work
     points = grid_points(base, pols, caps, rads, dict(params or {}))
 
     # Validate the file once here (a full NaN/inf scan); workers skip the scan.
@@ -272,77 +278,191 @@ def run_sweep(
     n = min(len(req), options.limit) if options.limit is not None else len(req)
     check_overlap_k(options.overlap_k, req.topk)
     del req
+    sha = trace_checksum(path)
 
-    out = Path(out)
-    points_dir = out / POINTS_DIR
-    points_dir.mkdir(parents=True, exist_ok=True)
     say = echo or (lambda _m: None)
-    jobs = min(jobs, len(points))
-    if jobs > 1 and base.threads is None:
-        per_worker = max(1, available_cores() // jobs)
-        points = [Point(pt.config.with_(threads=per_worker)) for pt in points]
-    say(f"sweep: {len(points)} points ({len(pols)} policies x {len(caps)} capacities x {len(rads)} radii) "
-        f"over {n:,} requests, {jobs} process(es)")
-    t0 = time.perf_counter()
-    rows = _run_points(str(path), points, options, str(points_dir), jobs, progress)
-    elapsed = time.perf_counter() - t0
-
-    df = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
-    order = {p: i for i, p in enumerate(pols)}
-    df = (df.assign(_o=df["policy"].map(order)).sort_values(["_o", "radius", "capacity"], kind="stable")
-          .drop(columns="_o").reset_index(drop=True))
-    with atomic_path(out / RESULTS_CSV) as tmp:
-        df.to_csv(tmp, index=False)
-    write_parquet(df, out / RESULTS_PARQUET)
+    out = Path(out)
     shared = {k: v for k, v in base.describe().items() if k not in ("policy", "capacity", "radius", "params")}
-    write_json(out / "sweep.json", {
-        "simcache_version": __version__,
-        "trace": str(path),
+    identity = to_jsonable({
+        "trace_sha256": sha,
         "requests": n,
-        "policies": pols,
-        "capacities": caps,
-        "radii": rads,
-        "jobs": jobs,
-        "elapsed_s": elapsed,
         "loading": {"vector_column": options.vector_column, "sort": options.sort, "limit": options.limit},
-        "replay": {**shared, "params": dict(params or {}), "window": options.window,
-                   "overlap_k": options.overlap_k},
+        "replay": {**shared, "params": dict(params or {}), "window": options.window, "overlap_k": options.overlap_k},
     })  # fmt: skip
-    if plots:
-        plot_curves(df, out)
+    record = {"simcache_version": __version__, "trace": str(path), **identity, "policies": pols,
+              "capacities": caps, "radii": rads, "backend": backend}  # fmt: skip
+    with owned_folder(out, command="simcache sweep", echo=say):
+        _prepare_folder(out, identity, resume=resume, overwrite=overwrite, echo=say)
+        write_json(out / SWEEP_JSON, {**record, "status": "running"})
+        points_dir = out / POINTS_DIR
+        points_dir.mkdir(parents=True, exist_ok=True)
+        names = {pt.name for pt in points}
+        for f in points_dir.glob("*.json"):  # points of an earlier grid: not this sweep's
+            if f.stem not in names:
+                f.unlink()
+        docs = _reusable_points(points_dir, points, sha, options, say)
+        todo = [pt for pt in points if pt.name not in docs]
+        workers = _workers(backend, address, jobs, len(todo))
+        say(f"sweep: {len(points)} points ({len(pols)} policies x {len(caps)} capacities x {len(rads)} radii) "
+            f"over {n:,} requests" + (f", {len(docs)} already done" if docs else "")
+            + f"; backend {backend}" + (f" at {address}" if address else "")
+            + (f", {workers} worker(s)" if workers else ""))  # fmt: skip
+        t0 = time.perf_counter()
+        failures = _run_points(path, sha, todo, docs, len(points), options, points_dir, backend=backend,
+                               address=address, jobs=workers, ship_trace=ship_trace, max_attempts=max_attempts,
+                               progress=progress)  # fmt: skip
+        elapsed = time.perf_counter() - t0
+        df = results_table(docs, points, pols)
+        with atomic_path(out / RESULTS_CSV) as tmp:
+            df.to_csv(tmp, index=False)
+        write_parquet(df, out / RESULTS_PARQUET)
+        if plots and len(df):
+            plot_curves(df, out)
+        write_json(out / SWEEP_JSON, {**record, "jobs": workers, "elapsed_s": elapsed,
+                                      "status": "incomplete" if failures else "complete",
+                                      "failures": failures})  # fmt: skip
+    if failures:
+        raise SweepFailed(df, failures, len(points))
     return df
 
 
-def _run_points(path: str, points: list[Point], options: RunOptions, points_dir: str, jobs: int,
-                progress: bool) -> list[dict[str, Any]]:
+def _workers(backend: str, address: str | None, jobs: int | None, todo: int) -> int | None:
+    """Parallel workers: ``jobs`` (default min(cores, 4)) but no more than points to compute;
+    None on a Ray cluster without ``jobs`` (its CPUs)."""
+    if backend == "ray" and address is not None and jobs is None:
+        return None
+    return max(1, min(default_jobs() if jobs is None else int(jobs), todo))
+
+
+def _prepare_folder(out: Path, identity: dict[str, Any], *, resume: bool, overwrite: bool,
+                    echo: Callable[[str], None]) -> None:  # fmt: skip
+    """Refuse, clear or check a folder that already holds files; drop a previous run's results."""
+    if is_empty(out):
+        return
+    foreign = foreign_files(out, SWEEP_FILES)
+    if foreign and not overwrite:
+        shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+        raise UserError(f"{out} holds files that a sweep does not write ({shown}); choose another --out")
+    old = _read_record(out / SWEEP_JSON)
+    if overwrite:
+        clear(out, SWEEP_FILES)  # refuses, removing nothing, when other files are there
+        echo(f"removed the previous sweep in {out}")
+        return
+    if not resume:
+        state = "a finished sweep" if old and old.get("status") == "complete" else "an unfinished sweep"
+        done = len(list((out / POINTS_DIR).glob("*.json")))
+        raise UserError(f"{out} already holds {state} ({done} point file(s)); pass --resume to continue it "
+                        "(its intact, matching points are kept) or --overwrite to replace it")  # fmt: skip
+    if old is not None:
+        diff = [k for k in sorted(set(identity) | set(old)) if k in identity and old.get(k) != identity[k]]
+        if diff:
+            detail = "; ".join(_difference(k, old.get(k), identity[k]) for k in diff)
+            raise UserError(f"cannot resume the sweep in {out}: {detail}; pass --overwrite to replace it")
+    for name in (RESULTS_CSV, RESULTS_PARQUET, "curves_capacity.png", "curves_radius.png"):
+        (out / name).unlink(missing_ok=True)  # rebuilt from the points at the end
+
+
+def _difference(key: str, old: Any, new: Any) -> str:
+    if key == "trace_sha256":
+        return "it was computed on another trace file (sha256 differs)"
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        return ", ".join(f"{key}.{k} is {old.get(k)!r} there, {new.get(k)!r} now" for k in keys)
+    return f"{key} is {old!r} there, {new!r} now"
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _reusable_points(points_dir: Path, points: list[Point], sha: str, options: RunOptions,
+                     echo: Callable[[str], None]) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """The documents of the grid's points already in ``points_dir`` that can be trusted; the
+    others (corrupt, or computed for other settings) are removed and will be recomputed."""
+    docs: dict[str, dict[str, Any]] = {}
+    bad = []
+    for pt in points:
+        f = points_dir / f"{pt.name}.json"
+        if not f.exists():
+            continue
+        doc = read_point(f)
+        if doc is not None and matches(doc, pt, sha, options):
+            docs[pt.name] = doc
+        else:
+            bad.append(f.name)
+            f.unlink()
+    if bad:
+        echo(f"recomputing {len(bad)} point file(s) that are corrupt or were computed differently: "
+             + ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else ""))  # fmt: skip
+    return docs
+
+
+def _run_points(path: Path, sha: str, todo: list[Point], docs: dict[str, dict[str, Any]], total: int,
+                options: RunOptions, points_dir: Path, *, backend: str, address: str | None, jobs: int | None,
+                ship_trace: bool, max_attempts: int, progress: bool) -> dict[str, str]:  # fmt: skip
+    """Compute ``todo`` on the backend, writing each point file as it arrives; returns the failures."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(points), desc="sweep", unit="point", disable=not progress)
-    rows: list[dict[str, Any]] = []
-    # Largest caches first: they take longest, so the pool finishes more evenly.
-    ordered = sorted(points, key=lambda pt: -pt.config.capacity)
+    by_name = {pt.name: pt for pt in todo}
+    failures: dict[str, str] = {}
+    bar = tqdm(total=total, initial=total - len(todo), desc="sweep", unit="point", disable=not progress)
+
+    def on_result(name: str, doc: dict[str, Any]) -> None:
+        if doc["sweep"]["trace_sha256"] != sha:
+            failures[name] = (f"the worker on {doc['sweep'].get('host')} read a different file at {path} "
+                              "(sha256 differs); use a shared file system or --ship-trace")  # fmt: skip
+        elif not matches(doc, by_name[name], sha, options):
+            failures[name] = "the worker returned a result for other settings"
+        else:
+            write_point(points_dir / f"{name}.json", doc)
+            docs[name] = doc
+        bar.update()
+        if failures:
+            bar.set_postfix(failed=len(failures))
+
+    def on_error(name: str, message: str) -> None:
+        failures[name] = message
+        bar.update()
+        bar.set_postfix(failed=len(failures))
+
+    # Largest caches first: they take longest, so the workers finish more evenly.
+    items = [(pt.name, pt) for pt in sorted(todo, key=lambda pt: -pt.config.capacity)]
     try:
-        if jobs == 1:
-            for pt in ordered:
-                rows.append(run_point(path, pt, options, points_dir))
-                bar.update()
-            return rows
-        threads = max(1, available_cores() // jobs)
-        ctx = multiprocessing.get_context("spawn")  # fork after faiss/OpenMP started is unsafe
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                    initargs=(threads,)) as pool:
-            futures = {pool.submit(run_point, path, pt, options, points_dir): pt for pt in ordered}
-            try:
-                for fut in cf.as_completed(futures):
-                    rows.append(fut.result())
-                    bar.update()
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
-        return rows
+        if not items:
+            return failures
+        if backend == "ray":
+            from simcache.replay.ray_backend import ShippedTrace, ray_session, run_ray
+
+            threads = max(1, available_cores() // jobs) if address is None and jobs else 1
+            with ray_session(address, jobs if address is None else None):
+                trace = ShippedTrace.put(path, sha) if ship_trace else str(path.absolute())
+                run_ray(items, PointTask(trace, options), address=address, jobs=jobs, threads=threads,
+                        on_result=on_result, on_error=on_error, max_attempts=max_attempts)  # fmt: skip
+        else:
+            assert jobs is not None
+            run_local(items, PointTask(str(path.absolute()), options), jobs=jobs,
+                      threads=max(1, available_cores() // jobs), on_result=on_result, on_error=on_error,
+                      max_attempts=max_attempts)  # fmt: skip
+        return failures
     finally:
         bar.close()
 
 
-__all__ = ["Point", "ROW_COLUMNS", "grid_points", "parse_grid", "policy_params", "result_row", "run_point", "run_sweep"]
+def results_table(docs: dict[str, dict[str, Any]], points: list[Point], policies: Sequence[str]) -> pd.DataFrame:
+    """The results table from the point documents: one row per computed point, sorted by policy
+    (in the given order), radius and capacity."""
+    rows = [docs[pt.name]["row"] for pt in points if pt.name in docs]
+    df = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+    order = {p: i for i, p in enumerate(policies)}
+    return (df.assign(_o=df["policy"].map(order)).sort_values(["_o", "radius", "capacity"], kind="stable")
+            .drop(columns="_o").reset_index(drop=True))  # fmt: skip
+
+
+__all__ = ["BACKENDS", "Point", "ROW_COLUMNS", "SweepFailed", "TIMING_COLUMNS", "grid_points", "parse_grid",
+           "plot_curves", "policy_params", "result_row", "results_table", "run_sweep"]

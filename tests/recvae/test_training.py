@@ -219,3 +219,39 @@ def test_empty_training_rows_and_no_validation_users_are_handled(tmp_path):
     assert info["best_epoch"] == 2 and info["best_score"] is None
     hist = json.loads((tmp_path / HISTORY).read_text())
     assert all(np.isfinite(e["encoder_loss"]) and e["validation"] is None for e in hist["epochs"])
+
+
+# ---- one run per folder ----
+
+
+def test_an_existing_run_folder_needs_overwrite(planted, tmp_path):
+    quiet(planted, tiny(epochs=1), tmp_path)
+    (tmp_path / LAST).unlink()  # a finished run without its last.pt is still a run
+    with pytest.raises(UserError, match=r"already holds a finished run .* pass --overwrite to train again"):
+        quiet(planted, tiny(epochs=1), tmp_path)
+    (tmp_path / HISTORY).unlink()
+    with pytest.raises(UserError, match=r"already holds files \(best.pt\); pass --overwrite"):
+        quiet(planted, tiny(epochs=1), tmp_path)
+    old = (tmp_path / BEST).read_bytes()
+    quiet(planted, tiny(epochs=1, seed=1), tmp_path, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [BEST, HISTORY, LAST]
+    assert (tmp_path / BEST).read_bytes() != old
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"does not write \(notes.txt\)"):
+        quiet(planted, tiny(epochs=1), tmp_path, overwrite=True)
+    assert (tmp_path / BEST).is_file()  # nothing removed
+
+
+def test_resume_needs_a_resumable_checkpoint(planted, tmp_path):
+    quiet(planted, tiny(epochs=1), tmp_path)
+    (tmp_path / LAST).write_bytes((tmp_path / BEST).read_bytes())  # a best checkpoint copied to last.pt
+    with pytest.raises(UserError, match=r"last.pt is not a resumable checkpoint \(kind 'best'"):
+        quiet(planted, tiny(epochs=2), tmp_path, resume=True)
+
+
+def test_a_second_training_into_a_locked_folder_is_refused(planted, tmp_path):
+    from recvae.outputs import FolderLock
+
+    with FolderLock(tmp_path / "run", "simcache train"):
+        with pytest.raises(UserError, match="in use by another run"):
+            quiet(planted, tiny(epochs=1), tmp_path / "run")

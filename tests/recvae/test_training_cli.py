@@ -74,3 +74,15 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     if not torch.cuda.is_available():
         res = run("train", *SYN, "--device", "cuda", "--out", str(tmp_path / "z"))
         assert res.exit_code == 2 and "CUDA is not available" in res.output
+
+
+def test_resume_of_a_best_checkpoint_is_one_error_line(tmp_path):
+    out = tmp_path / "run"
+    res = run("train", *SYN, "--epochs", "1", "--device", "cpu", "--out", str(out), "--no-progress")
+    assert res.exit_code == 0, res.output
+    (out / "last.pt").write_bytes((out / "best.pt").read_bytes())
+    res = run("train", *SYN, "--epochs", "2", "--out", str(out), "--resume", "--no-progress")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.output.strip().splitlines()[-1].startswith(f"error: {out / 'last.pt'} is not a resumable checkpoint")
+    res = run("train", *SYN, "--epochs", "1", "--device", "cpu", "--out", str(out), "--overwrite", "--no-progress")
+    assert res.exit_code == 0 and "removed the previous run" in res.output

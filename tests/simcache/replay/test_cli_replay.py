@@ -156,3 +156,35 @@ def test_exclude_self_option(trace_file):
     assert res.exit_code == 0, res.output
     line = next(x for x in res.output.splitlines() if x.strip().startswith("same-user hits"))
     assert line.split()[2] == "0"
+
+
+def test_replay_out_is_one_run_even_when_killed(tmp_path, trace_file):
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "o"
+    assert invoke("replay", trace_file, "-C", "5", "--out", out, "--log").exit_code == 0  # an earlier run
+    res = invoke("replay", trace_file, "-C", "7", "--out", out)
+    assert res.exit_code == 2 and "already holds a previous result; pass --overwrite" in res.output
+
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    cmd = [sys.executable, "-c", "from simcache.cli.app import main; main()", "replay", str(trace_file), "-C", "7",
+           "--out", str(out), "--overwrite"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(random.Random(0).uniform(1.0, 5.0))  # somewhere between start-up and the end
+    proc.kill()
+    proc.wait()
+    caps = json.loads((out / "summary.json").read_text())["parameters"]["capacity"]
+    names = sorted(p.name for p in out.iterdir())
+    assert (caps, names) in [(5, ["per_user.parquet", "requests.parquet", "summary.json"]),
+                             (7, ["per_user.parquet", "summary.json"])]  # one run's files, never a mix
+
+    res = invoke("replay", trace_file, "-C", "9", "--out", out, "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["per_user.parquet", "summary.json"]
+    assert json.loads((out / "summary.json").read_text())["parameters"]["capacity"] == 9
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o", "trace.arrow"]  # no lock, no leftovers
