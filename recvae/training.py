@@ -359,15 +359,14 @@ def _train(data: PreparedData, config: TrainConfig, out: Path, device: torch.dev
             "model": model.state_dict(),
         }
 
-    def passes(kind: str, count: int, epoch: int, step: Callable[[Rows], float]) -> float:
+    def passes(kind: str, count: int, epoch: int, step: Callable[[Rows], float], bar: tqdm) -> float:
         losses = []
         for p in range(count):
             order = shuffle.permutation(n_users)
-            desc = f"epoch {epoch}/{config.epochs} {kind} {p + 1}/{count}"
-            with tqdm(total=n_batches, desc=desc, unit="batch", leave=False, disable=not progress, file=sys.stderr) as bar:
-                for x in _batches(train_m, order, config.batch_size, device):
-                    losses.append(_finite(step(x), f"{kind} loss", epoch))
-                    bar.update()
+            bar.set_description(f"epoch {epoch}/{config.epochs} {kind} pass {p + 1}/{count}")
+            for x in _batches(train_m, order, config.batch_size, device):
+                losses.append(_finite(step(x), f"{kind} loss", epoch))
+                bar.update()
         return float(np.mean(losses))
 
     def encoder_step(x: Rows) -> float:
@@ -388,13 +387,17 @@ def _train(data: PreparedData, config: TrainConfig, out: Path, device: torch.dev
     for epoch in range(start_epoch + 1, config.epochs + 1):
         model.train()
         t0 = time.perf_counter()
+        # one progress bar per epoch, over every pass of the epoch
+        bar = tqdm(total=n_batches * (config.encoder_passes + config.decoder_passes), unit="batch", leave=False,
+                   disable=not progress, file=sys.stderr)  # fmt: skip
         model.decoder.requires_grad_(False)  # no decoder gradients while only the encoder learns
-        enc_loss = passes("encoder", config.encoder_passes, epoch, encoder_step)
+        enc_loss = passes("encoder", config.encoder_passes, epoch, encoder_step, bar)
         model.decoder.requires_grad_(True)
         model.prior.refresh(model.encoder)
         _sync(device)
         t1 = time.perf_counter()
-        dec_loss = passes("decoder", config.decoder_passes, epoch, decoder_step)
+        dec_loss = passes("decoder", config.decoder_passes, epoch, decoder_step, bar)
+        bar.close()
         _sync(device)
         t2 = time.perf_counter()
         val = None

@@ -255,3 +255,23 @@ def test_a_second_training_into_a_locked_folder_is_refused(planted, tmp_path):
     with FolderLock(tmp_path / "run", "simcache train"):
         with pytest.raises(UserError, match="in use by another run"):
             quiet(planted, tiny(epochs=1), tmp_path / "run")
+
+
+def test_one_progress_bar_per_epoch(planted, tmp_path, monkeypatch):
+    """A bar per epoch over all its passes (not one per one-batch pass)."""
+    import recvae.training as training
+
+    bars = []
+    real = training.tqdm
+
+    def counting(*args, **kwargs):
+        bar = real(*args, **kwargs)
+        bars.append(kwargs.get("total"))
+        return bar
+
+    monkeypatch.setattr(training, "tqdm", counting)
+    cfg = tiny()
+    train(planted, cfg, tmp_path / "run", progress=True, log_line=lambda s: None)
+    n_batches = -(-planted.train.shape[0] // cfg.batch_size)
+    per_epoch = n_batches * (cfg.encoder_passes + cfg.decoder_passes)
+    assert bars == [per_epoch] * cfg.epochs
