@@ -70,15 +70,20 @@ class DemoResult:
 
 
 def choose_radii(step_quantiles: dict[str, float], other_quantiles: dict[str, float] | None = None) -> list[float]:
-    """Radii at the quartiles of the same-user step distance (distinct, positive, 3 digits).
+    """Radii in both regimes of a similarity cache (distinct, positive, 3 digits): the quartiles of
+    the same-user step distance (hits mostly by a user's own earlier entry) and, when given, the
+    5% and 25% quantiles of the distance to the nearest other user's request (where other users'
+    entries start to serve).
 
-    A trace where no user has two embeddings falls back to the low quantiles (5%, 25%, 50%) of the
-    distance to the nearest other user's request.
+    A trace where no user has two embeddings takes the low quantiles (5%, 25%, 50%) of the
+    other-user distance only.
     """
-    source, keys = step_quantiles, RADIUS_QUANTILES
-    if not any(step_quantiles.get(q, 0) > 0 for q in keys):
-        source, keys = other_quantiles or {}, ("q0.05", "q0.25", "q0.5")
-    radii = sorted({float(f"{source[q]:.3g}") for q in keys if source.get(q, 0) > 0})
+    other = other_quantiles or {}
+    if any(step_quantiles.get(q, 0) > 0 for q in RADIUS_QUANTILES):
+        picks = [step_quantiles.get(q, 0) for q in RADIUS_QUANTILES] + [other.get(q, 0) for q in ("q0.05", "q0.25")]
+    else:
+        picks = [other.get(q, 0) for q in ("q0.05", "q0.25", "q0.5")]
+    radii = sorted({float(f"{v:.3g}") for v in picks if v > 0})
     if not radii:
         raise UserError("the trace has no positive neighbour distances; cannot choose radii")
     return radii
@@ -250,8 +255,9 @@ def _write_report(
         "",
         "## Similarity caching",
         "",
-        f"Radii: quartiles of the distance between consecutive embeddings of a user, or low quantiles of "
-        f"the nearest-other-user distance when users have one embedding ({result.radii}); "
+        f"Radii: quartiles of the distance between consecutive embeddings of a user (the same-user regime) "
+        f"and the 5% and 25% quantiles of the nearest-other-user distance (the cross-user regime) "
+        f"({result.radii}); "
         f"capacities: {', '.join(f'{f:.0%}' for f in CAPACITY_FRACTIONS)} of the users ({result.capacities}). "
         "`same_user_hit_ratio` counts hits served by the user's own earlier entry (consecutive embeddings "
         "of a user are close), `other_user_hit_ratio` those served by another user's: the reuse a shared "

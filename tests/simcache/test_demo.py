@@ -16,6 +16,12 @@ def test_choose_radii_uses_step_quartiles_and_drops_zero() -> None:
     assert choose_radii({"q0.25": 0.0, "q0.5": 0.123456, "q0.75": 0.123456}) == [0.123]
 
 
+def test_choose_radii_cover_both_regimes() -> None:
+    steps = {"q0.25": 0.5, "q0.5": 1.0, "q0.75": 2.0}
+    other = {"q0.05": 3.0, "q0.25": 4.0, "q0.5": 8.0}
+    assert choose_radii(steps, other) == [0.5, 1.0, 2.0, 3.0, 4.0]
+
+
 def test_choose_radii_falls_back_to_other_user_distances() -> None:
     other = {"q0.05": 0.2, "q0.25": 0.4, "q0.5": 0.8, "q0.75": 1.6}
     assert choose_radii({}, other) == [0.2, 0.4, 0.8]
@@ -48,6 +54,9 @@ def test_demo_writes_complete_report(tmp_path) -> None:
     assert len(summary["sweep"]) == 5 * len(summary["radii"]) * len(summary["capacities"])
     for row in summary["sweep"]:
         assert row["hits"] + row["misses"] == row["requests"] == summary["trace"]["rows"]
+    # the radii reach both regimes: hits by a user's own entries and by other users' entries
+    assert any(r["same_user_hit_ratio"] > 0 for r in summary["sweep"])
+    assert any(r["other_user_hit_ratio"] > 0 for r in summary["sweep"])
     # the defaults of rnd-lru and qlru-dc show their own character, not SIM-LRU's results
     lru = {(r["radius"], r["capacity"]): r["hits"] for r in summary["sweep"] if r["policy"] == "lru"}
     for policy in ("rnd-lru", "qlru-dc"):
