@@ -84,7 +84,8 @@ class DemoResult:
             lines.append(f"object caches at capacity {c_obj} (k = {self.object_setup.get('k')}):")
             lines.append(f"  {'policy':<12}{'NAG':>8}{'overlap':>9}{'local':>8}")
             for _, row in obj[obj["capacity"] == c_obj].iterrows():
-                lines.append(f"  {row['policy']:<12}{row['nag']:>8.3f}{row['overlap_mean']:>9.3f}{row['local_share']:>8.3f}")
+                lines.append(f"  {row['policy']:<12}{row['nag']:>8.3f}{row['overlap_mean']:>9.3f}"
+                             f"{row['local_share']:>8.3f}")
         return "\n".join(lines)
 
 

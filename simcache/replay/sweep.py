@@ -191,7 +191,8 @@ def grid_points(base: Any, policies: Sequence[str], capacities: Sequence[int], r
                 params: dict[str, Any], ks: Sequence[int] | None = None) -> list[Point]:  # fmt: skip
     """Every point as a validated config: the base of the policy's family (``base``: one config, or
     one per family, see :func:`family_bases`) with the point's values and the ``params`` its policy
-    declares (an option no policy declares is refused). Query points: radius x capacity; object
+    declares, over the parameters the base was given that it declares (an option no policy
+    declares is refused). Query points: radius x capacity; object
     points: k (``ks``, default the base's) x capacity, and x radius with ``dissimilarity="radius"``."""
     unused = set(params) - {name for p in policies for name in policy_params(p, params)}
     if unused:
@@ -203,7 +204,8 @@ def grid_points(base: Any, policies: Sequence[str], capacities: Sequence[int], r
     for p in policies:
         fam = families.family_of(p).name
         b = bases[fam]
-        pp = policy_params(p, params)
+        given = b.given_params() if hasattr(b, "given_params") else dict(b.params)
+        pp = {**policy_params(p, given), **policy_params(p, params)}  # the base's parameters, then the grid's
         if fam == "object":
             rs = radii if b.dissimilarity == "radius" else [b.radius]
             points += [Point(_with(b, policy=p, capacity=c, k=k, radius=r, params=pp))
@@ -453,4 +455,5 @@ def _run_points(path: str, points: list[Point], options: RunOptions, points_dir:
         bar.close()
 
 
-__all__ = ["OBJECT_COLUMNS", "Point", "ROW_COLUMNS", "family_bases", "grid_points", "object_row", "parse_grid", "policy_params", "result_row", "run_point", "run_sweep"]
+__all__ = ["OBJECT_COLUMNS", "Point", "ROW_COLUMNS", "family_bases", "grid_points", "object_row", "parse_grid",
+           "policy_params", "result_row", "run_point", "run_sweep"]  # fmt: skip

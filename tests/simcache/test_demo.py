@@ -71,7 +71,8 @@ def test_demo_writes_complete_report(tmp_path) -> None:
     greedy = [r["nag"] for r in sorted(objects, key=lambda r: r["capacity"]) if r["policy"] == "greedy"]
     assert greedy == sorted(greedy) and greedy[-1] > 0
     assert "object caches at capacity" in result.output
-    for path in ("trace.arrow", "trace.catalogue.arrow", "object-sweep/results.csv", "model/best.pt", "sweep/results.csv", "analysis/report.md", "analysis/norms.png"):
+    for path in ("trace.arrow", "trace.catalogue.arrow", "object-sweep/results.csv", "model/best.pt",
+                 "sweep/results.csv", "analysis/report.md", "analysis/norms.png"):
         assert (out / path).stat().st_size > 0, path
     # every figure the README links exists
     for line in readme.splitlines():

@@ -181,6 +181,31 @@ def test_sweep_over_object_policies_equals_single_replays(objects_trace, tmp_pat
     assert (tmp_path / "s" / "points" / "greedy_C12_k3.json").is_file()
 
 
+def test_object_sweep_in_worker_processes_equals_one_process(objects_trace, tmp_path) -> None:
+    import pickle
+
+    base = ObjectReplayConfig(policy="obj-sim-lru", capacity=1, k=2, params={"rho": 1.3})
+    assert pickle.loads(pickle.dumps(base)) == base
+    kw = dict(policies="obj-sim-lru,obj-lru", capacities="4,9", config=base, progress=False)
+    one = run_sweep(objects_trace, out=tmp_path / "one", jobs=1, **kw)
+    two = run_sweep(objects_trace, out=tmp_path / "two", jobs=2, plots=False, **kw)
+    cols = ["policy", "capacity", "k", "nag", "mean_cost", "local_share", "overlap_mean", "params"]
+    pd.testing.assert_frame_equal(one[cols], two[cols])
+    assert set(one["params"]) == {"radius=None;rho=1.3", ""}
+
+
+def test_sweep_grids_the_radius_of_the_radius_dissimilarity(objects_trace, tmp_path) -> None:
+    base = ObjectReplayConfig(policy="obj-lru", capacity=1, k=2, dissimilarity="radius")
+    df = run_sweep(objects_trace, policies="obj-lru", capacities="6", radii="0.5,1.5", out=tmp_path / "r",
+                   jobs=1, config=base, progress=False)  # fmt: skip
+    assert list(df["radius"]) == [0.5, 1.5]
+    for _, row in df.iterrows():
+        _, want = direct(objects_trace, ObjectReplayConfig(policy="obj-lru", capacity=6, k=2, dissimilarity="radius",
+                                                           radius=row["radius"]))  # fmt: skip
+        assert row["nag"] == want.cost["nag"]
+    assert (tmp_path / "r" / "points" / "obj-lru_C6_k2_r1.5.json").is_file()
+
+
 def test_mixed_sweep_has_rows_of_both_families(objects_trace, tmp_path) -> None:
     df = run_sweep(objects_trace, policies="lru,obj-lfu", capacities="4,8", radii="0.2,0.4", ks="2",
                    out=tmp_path / "m", jobs=1, progress=False)  # fmt: skip
