@@ -71,7 +71,8 @@ class RunOptions:
         return out
 
 
-def split_settings(settings: dict[str, Any], config_type: type = ReplayConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_settings(settings: dict[str, Any],
+                   config_type: type = ReplayConfig) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """Keyword settings divided into ``config_type`` fields and :class:`RunOptions` fields
     (an unknown name is a TypeError, as for any function)."""
     config_names = {f.name for f in dataclasses.fields(config_type)}
@@ -149,9 +150,11 @@ def run_replay(
         family = family_of_config(config)
         config_changes, option_changes = split_settings(settings, family.config_type)
         if config_changes:
-            config = config.with_(**config_changes) if hasattr(config, "with_") else dataclasses.replace(
-                config, **config_changes)
+            change = getattr(config, "with_", None) or (lambda **c: dataclasses.replace(config, **c))
+            config = change(**config_changes)
     options = dataclasses.replace(options or RunOptions(), **option_changes)
+    if options.catalogue is not None and family.name != "object":
+        raise UserError(f"a catalogue is for object policies; {config.policy!r} is a {family.name}-cache policy")
     t0 = time.perf_counter()
     if isinstance(trace, Requests):
         requests = trace
@@ -173,8 +176,6 @@ def run_query_replay(requests: Requests, config: ReplayConfig, options: RunOptio
     """Replay loaded ``requests`` through the query cache ``config`` (the query family's run)."""
     from simcache.cache import replay as cache_replay
 
-    if options.catalogue is not None:
-        raise UserError(f"a catalogue is for object policies; {config.policy!r} is a query-cache policy")
     t1 = time.perf_counter()
     topk = requests.topk
     check_overlap_k(options.overlap_k, topk)

@@ -97,6 +97,14 @@ def test_run_replay_refuses_a_missing_catalogue(tmp_path) -> None:
         run_replay(trace, ObjectReplayConfig(policy="obj-lru", capacity=5, k=2))
 
 
+def test_run_replay_refuses_a_catalogue_for_a_query_policy(objects_trace) -> None:
+    from simcache.cache import ReplayConfig
+    from simcache.replay.run import RunOptions
+
+    with pytest.raises(UserError, match="catalogue is for object policies"):
+        run_replay(objects_trace, ReplayConfig(policy="lru", capacity=4), RunOptions(catalogue=objects_trace))
+
+
 # CLI ---------------------------------------------------------------------------------------------
 def invoke(*args: str):
     return CliRunner().invoke(app, [str(a) for a in args])
