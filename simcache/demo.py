@@ -6,13 +6,17 @@ on 2 cores) and writes a report folder::
     <out>/README.md          summary: model quality, trace, hit ratios, figures
     <out>/summary.json       the same numbers, machine-readable
     <out>/model/             checkpoints and training history
-    <out>/trace.arrow        the embedding trace
+    <out>/trace.arrow        the embedding trace (and trace.catalogue.arrow, the item catalogue)
     <out>/sweep/             results.csv/.parquet, curves_*.png, one JSON per point
+    <out>/object-sweep/      the same for object caches over the catalogue (NAG, overlap@k)
     <out>/analysis/          one PNG + JSON per analysis and their report.md
 
 Radii and capacities are chosen from the trace itself (quantiles of the distance between
 consecutive embeddings of a user; fractions of the number of users), so the demo shows the
-interesting part of the curves whatever the dataset.
+interesting part of the curves whatever the dataset. The object-cache view replays the same
+trace against object caches over the model's item catalogue (k = 10 answers ranked by the model's
+score, ``ip``), with capacities as fractions of the catalogue and the fetch cost ``c_f`` at the
+median score gap between a request's best and 10th object, so that cached near-substitutes matter.
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ RADIUS_QUANTILES = ("q0.25", "q0.5", "q0.75")
 SYNTHETIC_DEMO_EPOCHS = 10
 #: Cache sizes as fractions of the number of users in the trace.
 CAPACITY_FRACTIONS = (0.01, 0.05, 0.2)
+#: Object-cache policies the demo compares (obj-qlru-dc is defined for k = 1 only), GREEDY last.
+DEMO_OBJECT_POLICIES = ("obj-lru", "obj-lfu", "obj-sim-lru", "greedy")
+#: Objects per answer, metric and object-cache sizes (fractions of the catalogue) of the object view.
+OBJECT_K = 10
+OBJECT_METRIC = "ip"
+OBJECT_CAPACITY_FRACTIONS = (0.02, 0.05, 0.1, 0.2)
 
 
 @dataclass
@@ -51,6 +61,8 @@ class DemoResult:
     capacities: list[int]
     sweep: Any  # pandas DataFrame, one row per (policy, capacity, radius)
     seconds: dict[str, float] = field(default_factory=dict)
+    object_sweep: Any = None  # pandas DataFrame, one row per (object policy, capacity)
+    object_setup: dict[str, Any] = field(default_factory=dict)  # k, metric, c_f, capacities, catalogue size
 
     def summary_table(self) -> str:
         """Best hit ratio per policy at the largest capacity and median radius, as text."""
@@ -66,6 +78,14 @@ class DemoResult:
                 f"{row['approx_hit_ratio']:>8.3f}{row['other_user_hit_ratio']:>8.3f}{row['mean_service_cost']:>8.3f}"
             )
         lines.append("  (other: hits served by another user's entry; the rest are a user's own earlier entry)")
+        if self.object_sweep is not None and len(self.object_sweep):
+            obj = self.object_sweep
+            c_obj = int(obj["capacity"].max())
+            lines.append(f"object caches at capacity {c_obj} (k = {self.object_setup.get('k')}):")
+            lines.append(f"  {'policy':<12}{'NAG':>8}{'overlap':>9}{'local':>8}")
+            for _, row in obj[obj["capacity"] == c_obj].iterrows():
+                lines.append(f"  {row['policy']:<12}{row['nag']:>8.3f}{row['overlap_mean']:>9.3f}"
+                             f"{row['local_share']:>8.3f}")
         return "\n".join(lines)
 
 
@@ -93,6 +113,27 @@ def choose_capacities(n_users: int, n_rows: int) -> list[int]:
     """Capacities at fixed fractions of the number of users, at least 1 and below the trace length."""
     caps = {min(max(1, round(f * n_users)), max(1, n_rows - 1)) for f in CAPACITY_FRACTIONS}
     return sorted(caps)
+
+
+def choose_object_capacities(n_objects: int, k: int) -> list[int]:
+    """Object-cache sizes at fixed fractions of the catalogue, at least k and at most the catalogue."""
+    return sorted({min(n_objects, max(k, round(f * n_objects))) for f in OBJECT_CAPACITY_FRACTIONS})
+
+
+def object_setup(trace: Path, *, k: int = OBJECT_K, metric: str = OBJECT_METRIC, seed: int = 0) -> dict[str, Any]:
+    """The object view's settings for ``trace`` and its catalogue: k, metric, c_f (median score gap
+    between a request's 1st and k-th object, from ``catalogue info``'s scales), capacities."""
+    from recvae.trace.format import catalogue_path
+    from simcache.objects.catalogue import load_catalogue
+    from simcache.objects.info import catalogue_info
+    from simcache.trace.io import load_requests
+
+    cat = load_catalogue(catalogue_path(trace))
+    k = min(k, len(cat))
+    info = catalogue_info(cat, load_requests(trace).vectors, k=k, sample=500, seed=seed).to_dict()
+    gap = info["scales"]["metrics"][metric][f"{k}th"]["q50"]
+    return {"k": k, "metric": metric, "c_f": float(f"{gap:.3g}") if gap > 0 else 1.0,
+            "capacities": choose_object_capacities(len(cat), k), "objects": len(cat)}  # fmt: skip
 
 
 def run_demo(
@@ -135,7 +176,7 @@ def run_demo(
         seconds[name] = round(now - clock, 2)
         clock = now
 
-    echo(f"[1/6] preparing {dataset} (Mult-VAE strong-generalization split)")
+    echo(f"[1/7] preparing {dataset} (Mult-VAE strong-generalization split)")
     data = prepare(dataset, data_dir, progress=progress, **gen)
     echo(
         f"      {data.train.shape[0]} training users, {len(data.val_users)} validation, "
@@ -143,7 +184,7 @@ def run_demo(
     )
     stage("prepare")
 
-    echo("[2/6] training RecVAE")
+    echo("[2/7] training RecVAE")
     if epochs is None and dataset == "synthetic":
         epochs = SYNTHETIC_DEMO_EPOCHS
     config = TrainConfig.for_dataset(dataset, epochs=epochs, seed=seed, device=device)
@@ -157,7 +198,7 @@ def run_demo(
     metrics = {"RecVAE": evaluate_model(model, data, "test"), "popularity": evaluate_popularity(data, "test")}
     stage("train")
 
-    echo("[3/6] building the embedding trace")
+    echo("[3/7] building the embedding trace")
     trace = build_trace(
         dataset, data_dir=data_dir, model=checkpoint, out=out / "trace.arrow", seed=seed,
         device=device, progress=progress, prepare_params=gen or None,
@@ -168,19 +209,32 @@ def run_demo(
 
     radii = choose_radii(tinfo.consecutive_same_user, tinfo.nn_other_user)
     capacities = choose_capacities(int(tinfo.users or tinfo.rows), tinfo.rows)
-    echo(f"[4/6] replaying {len(DEMO_POLICIES)} policies x capacities {capacities} x radii {radii}")
+    echo(f"[4/7] replaying {len(DEMO_POLICIES)} policies x capacities {capacities} x radii {radii}")
     sweep = run_sweep(
         trace, policies=list(DEMO_POLICIES), capacities=capacities, radii=radii, out=out / "sweep",
         jobs=jobs, seed=seed, progress=progress, echo=lambda s: echo("      " + s),
     )
     stage("sweep")
 
-    echo("[5/6] analysing the embedding space")
+    from simcache.objects.config import ObjectReplayConfig
+
+    setup = object_setup(trace, seed=seed)
+    echo(f"[5/7] object caches over the {setup['objects']}-item catalogue: {len(DEMO_OBJECT_POLICIES)} policies x "
+         f"capacities {setup['capacities']} (k = {setup['k']}, {setup['metric']}, c_f = {setup['c_f']:g})")
+    base = ObjectReplayConfig(policy=DEMO_OBJECT_POLICIES[0], capacity=1, k=setup["k"], metric=setup["metric"],
+                              c_f=setup["c_f"], seed=seed)  # fmt: skip
+    object_sweep = run_sweep(
+        trace, policies=list(DEMO_OBJECT_POLICIES), capacities=setup["capacities"], out=out / "object-sweep",
+        jobs=jobs, config=base, progress=progress, echo=lambda s: echo("      " + s),
+    )
+    stage("object sweep")
+
+    echo("[6/7] analysing the embedding space")
     analysis = _run_analyses(trace, out / "analysis", seed=seed, max_points=max_analysis_points)
     stage("analysis")
 
-    echo("[6/6] writing the report")
-    result = DemoResult(out, metrics, tinfo.rows, radii, capacities, sweep, seconds)
+    echo("[7/7] writing the report")
+    result = DemoResult(out, metrics, tinfo.rows, radii, capacities, sweep, seconds, object_sweep, setup)
     _write_report(result, dataset=dataset, tinfo=tinfo, analysis=analysis, config=config.to_dict(), ckpt=info)
     stage("report")
     return result
@@ -213,12 +267,15 @@ def _metrics_rows(metrics: dict[str, dict[str, Any]]) -> list[str]:
     return rows
 
 
-def _sweep_rows(df: Any) -> list[str]:
-    cols = [
-        "policy", "capacity", "radius", "hit_ratio", "exact_hit_ratio", "approx_hit_ratio",
-        "same_user_hit_ratio", "other_user_hit_ratio", "mean_service_cost", "overlap_approx_mean",
-    ]
-    cols = [c for c in cols if c in df.columns]
+#: the columns of the report's query-cache and object-cache tables
+SWEEP_COLUMNS = ("policy", "capacity", "radius", "hit_ratio", "exact_hit_ratio", "approx_hit_ratio",
+                 "same_user_hit_ratio", "other_user_hit_ratio", "mean_service_cost", "overlap_approx_mean")
+OBJECT_COLUMNS = ("policy", "capacity", "k", "nag", "mean_cost", "mean_gain", "local_share", "overlap_mean",
+                  "exact_answer_ratio")
+
+
+def _sweep_rows(df: Any, columns: tuple[str, ...] = SWEEP_COLUMNS) -> list[str]:
+    cols = [c for c in columns if c in df.columns]
     rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df[cols].iterrows():
         rows.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r) + " |")
@@ -233,6 +290,8 @@ def _write_report(
 
     out = result.out
     figures = sorted(p.relative_to(out).as_posix() for p in out.glob("sweep/*.png"))
+    object_figures = sorted(p.relative_to(out).as_posix() for p in out.glob("object-sweep/*.png"))
+    setup = result.object_setup
     analysis_figs = sorted(p.relative_to(out).as_posix() for p in out.glob("analysis/*.png"))
     lines = [
         f"# simcache demo report ({dataset})",
@@ -267,6 +326,21 @@ def _write_report(
         "",
         *[f"![{Path(f).stem}]({f})" for f in figures],
         "",
+        "## Object caching",
+        "",
+        f"The same trace against object caches over the model's {setup.get('objects')}-item catalogue "
+        f"(`trace.catalogue.arrow`): each request asks for its k = {setup.get('k')} best items by the "
+        f"model's score (`--metric {setup.get('metric')}`), the cache serves the optimal answer from what it "
+        f"holds and fetches the rest at c_f = {setup.get('c_f', float('nan')):g} each (the median score gap "
+        "between a request's best and k-th item). NAG is the mean gain over the empty cache divided by k c_f; "
+        "`overlap_mean` is overlap@k of the served list with the server's; `local_share` the share of "
+        "answer objects served from the cache. GREEDY is the static reference (content chosen offline "
+        "from the whole request sequence). See docs/object-caches.md.",
+        "",
+        *(_sweep_rows(result.object_sweep, OBJECT_COLUMNS) if result.object_sweep is not None else []),
+        "",
+        *[f"![{Path(f).stem}]({f})" for f in object_figures],
+        "",
         "## Embedding space",
         "",
         "Full analysis report: [analysis/report.md](analysis/report.md).",
@@ -283,6 +357,8 @@ def _write_report(
         "radii": result.radii,
         "capacities": result.capacities,
         "sweep": result.sweep.to_dict(orient="records"),
+        "object_setup": setup,
+        "object_sweep": [] if result.object_sweep is None else result.object_sweep.to_dict(orient="records"),
         "analyses": sorted(analysis),
     }
     write_json(out / "summary.json", summary)

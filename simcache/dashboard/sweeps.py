@@ -53,8 +53,9 @@ def load_results(folder: str | Path) -> pd.DataFrame:
 
 
 def axes(df: pd.DataFrame) -> list[str]:
-    """Grid axes present, those with several values first (the natural x axis leads)."""
-    present = [a for a in AXES if a in df.columns]
+    """Grid axes present (with a value in some row), those with several values first (the natural x
+    axis leads)."""
+    present = [a for a in AXES if a in df.columns and df[a].notna().any()]
     return sorted(present, key=lambda a: -min(df[a].nunique(), 2))
 
 

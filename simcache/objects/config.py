@@ -109,9 +109,18 @@ class ObjectReplayConfig:
             out["nlist"] = int(max(1, min(4 * n_objects**0.5, n_objects // 39)))
         return out
 
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        """Pickle by the fields (the read-only mappings are not picklable): sweep workers get configs."""
+        return (_from_fields, (self.to_dict(),))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
         out = {f: getattr(self, f) for f in self.__dataclass_fields__}
         out["params"] = dict(self.params)
         out["index_params"] = dict(self.index_params)
         return out
+
+
+def _from_fields(fields: dict[str, Any]) -> ObjectReplayConfig:
+    """An :class:`ObjectReplayConfig` from :meth:`ObjectReplayConfig.to_dict`'s fields (validated again)."""
+    return ObjectReplayConfig(**fields)

@@ -11,6 +11,10 @@ figures keep every line identifiable:
 - the legend or colour bar sits outside the panels, and a note under the figure names policies
   whose results are identical at every point (their lines coincide).
 
+Object-cache rows (``family == "object"``, see :mod:`simcache.replay.sweep`) get figures of their
+own, ``object_curves_capacity.png`` and ``object_curves_k.png``: NAG, overlap@k with the server's
+list and mean cost, with k as the third dimension (the radius does not apply to most of them).
+
 :func:`curve_figure` builds a figure (tests read its lines and legend); :func:`plot_curves`
 writes the PNGs of a sweep.
 """
@@ -29,37 +33,58 @@ from recvae.storage import atomic_path
 MAX_FACETS = 4
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 DASHES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1)))
-_LABELS = {"capacity": "C", "radius": "r"}
+_LABELS = {"capacity": "C", "radius": "r", "k": "k"}
+#: the metrics of object-cache rows, in panel order
+OBJECT_METRICS = (("nag", "NAG"), ("overlap_mean", "overlap@k with server"), ("mean_cost", "mean cost"))
+
+
+def _present(df: pd.DataFrame, col: str) -> bool:
+    return col in df and df[col].notna().any()
+
+
+def is_object_table(df: pd.DataFrame) -> bool:
+    """Whether every row of ``df`` is an object-cache point."""
+    return "family" in df and bool((df["family"] == "object").all())
 
 
 def metrics_of(df: pd.DataFrame) -> list[tuple[str, str]]:
-    """(column, axis label) of the metrics a sweep's table can show."""
-    out = [("hit_ratio", "hit ratio")]
-    if "other_user_hit_ratio" in df and df["other_user_hit_ratio"].notna().any():
-        out.append(("other_user_hit_ratio", "hit ratio from other users"))
-    out.append(("mean_service_cost", "mean service cost"))
+    """(column, axis label) of the metrics a sweep's table can show (NAG, overlap@k and mean cost
+    for object-cache rows; hit ratios and service cost for query-cache rows)."""
+    out = []
+    if _present(df, "hit_ratio"):
+        out.append(("hit_ratio", "hit ratio"))
+        if _present(df, "other_user_hit_ratio"):
+            out.append(("other_user_hit_ratio", "hit ratio from other users"))
+        out.append(("mean_service_cost", "mean service cost"))
+    out += [(col, label) for col, label in OBJECT_METRICS if _present(df, col)]
     return out
 
 
 def identical_policies(df: pd.DataFrame) -> list[list[str]]:
-    """Groups of policies whose hits and costs are equal at every (capacity, radius) point."""
+    """Groups of policies whose plotted metrics are equal at every (capacity, radius, k) point."""
+    axes = [c for c in ("capacity", "radius", "k") if c in df]
+    values = [c for c, _ in metrics_of(df)] + (["hits"] if _present(df, "hits") else [])
     keyed = {}
     for pol, sub in df.groupby("policy", sort=False):
-        sub = sub.sort_values(["capacity", "radius"])
-        keyed.setdefault((tuple(sub["capacity"]), tuple(sub["radius"]), tuple(sub["hits"]),
-                          tuple(np.round(sub["mean_service_cost"].to_numpy(float), 12))), []).append(pol)
+        sub = sub.sort_values(axes)
+        key = tuple(tuple(sub[a]) for a in axes) + tuple(
+            tuple(np.round(sub[c].to_numpy(float), 12)) for c in values)
+        keyed.setdefault(key, []).append(pol)
     return [group for group in keyed.values() if len(group) > 1]
 
 
-def curve_figure(df: pd.DataFrame, x: str) -> Any:
-    """The figure of ``df``'s metrics against ``x`` ("capacity" or "radius"), see the module doc."""
+def curve_figure(df: pd.DataFrame, x: str, third: str | None = None) -> Any:
+    """The figure of ``df``'s metrics against ``x`` ("capacity", "radius" or "k"), ``third`` the
+    dimension of facets or colours (default: radius, or capacity when ``x`` is the radius), see the
+    module doc."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    third = "radius" if x == "capacity" else "capacity"
+    if third is None:
+        third = "radius" if x == "capacity" else "capacity"
     policies = list(dict.fromkeys(df["policy"]))
     values = sorted(df[third].unique())
     metrics = metrics_of(df)
@@ -94,7 +119,7 @@ def curve_figure(df: pd.DataFrame, x: str) -> Any:
                 ax.set_ylabel(ylabel)
             if row == len(metrics) - 1:
                 ax.set_xlabel(x)
-            if metric.endswith("hit_ratio"):
+            if metric.endswith("hit_ratio") or metric in ("nag", "overlap_mean"):
                 top = float(np.nanmax(df[metric].to_numpy(float))) if df[metric].notna().any() else 1.0
                 ax.set_ylim(0, min(1.0, max(0.05, 1.15 * top)))
             _scale_x(ax, df[x].to_numpy(dtype=float), x, matplotlib)
@@ -131,15 +156,21 @@ def _scale_x(ax: Any, vals: np.ndarray, x: str, matplotlib: Any) -> None:
 
 
 def plot_curves(df: pd.DataFrame, out: str | Path) -> list[Path]:
-    """``curves_capacity.png`` / ``curves_radius.png`` for each axis with at least two values."""
+    """``curves_capacity.png`` / ``curves_radius.png`` (query-cache rows) and
+    ``object_curves_capacity.png`` / ``object_curves_k.png`` (object-cache rows), each for an axis
+    with at least two values."""
     import matplotlib.pyplot as plt
 
     out = Path(out)
     written = []
-    for x, fname in (("capacity", "curves_capacity.png"), ("radius", "curves_radius.png")):
-        if df[x].nunique() < 2:
+    objects = df["family"] == "object" if "family" in df else pd.Series(False, index=df.index)
+    figures = [(df[~objects], x, None, f"curves_{x}.png") for x in ("capacity", "radius")]
+    figures += [(df[objects], "capacity", "k", "object_curves_capacity.png"),
+                (df[objects], "k", "capacity", "object_curves_k.png")]  # fmt: skip
+    for sub, x, third, fname in figures:
+        if sub.empty or sub[x].nunique() < 2:
             continue
-        fig = curve_figure(df, x)
+        fig = curve_figure(sub, x, third)
         path = out / fname
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")

@@ -33,11 +33,15 @@ POINT_VERSION = 1
 #: Columns of the results table, one row per point (the timing columns are measurements: they
 #: differ between runs; every other column is decided by the point and the trace).
 ROW_COLUMNS = (
-    "policy", "capacity", "radius", "requests", "hits", "exact_hits", "approx_hits", "misses",
+    "policy", "family", "capacity", "radius", "k", "requests", "hits", "exact_hits", "approx_hits", "misses",
     "hit_ratio", "exact_hit_ratio", "approx_hit_ratio", "miss_ratio", "same_user_hit_ratio",
-    "other_user_hit_ratio", "mean_service_cost", "mean_approx_cost_hits", "d_hits_p50", "d_hits_p95", "overlap_approx_mean", "replay_s",
+    "other_user_hit_ratio", "mean_service_cost",
+    "mean_approx_cost_hits", "d_hits_p50", "d_hits_p95", "overlap_approx_mean", "replay_s",
+    "nag", "mean_cost", "mean_gain", "local_share", "overlap_mean", "exact_answer_ratio",
     "requests_per_s", "params",
 )
+#: columns of an object point's row (the others are the query family's, None there)
+OBJECT_COLUMNS = ("nag", "mean_cost", "mean_gain", "local_share", "overlap_mean", "exact_answer_ratio")
 TIMING_COLUMNS = ("replay_s", "requests_per_s")
 
 
@@ -100,7 +104,7 @@ def point_document(result: ReplayResult, point: Point, trace_sha256: str, option
             "format": POINT_FORMAT,
             "version": POINT_VERSION,
             "point": point.name,
-            "config": point.config.describe(),
+            "config": describe_config(point.config),
             "loading": loading_stamp(options),
             "trace_sha256": trace_sha256,
             "host": HOST,
@@ -110,15 +114,24 @@ def point_document(result: ReplayResult, point: Point, trace_sha256: str, option
     return to_jsonable(doc)
 
 
-def result_row(result: ReplayResult) -> dict[str, Any]:
-    """Flatten a :class:`~simcache.replay.run.ReplayResult` into one results-table row."""
+def describe_config(config: Any) -> dict[str, Any]:
+    """JSON-ready description of a point's configuration (either cache family)."""
+    return config.describe() if hasattr(config, "describe") else config.to_dict()
+
+
+def result_row(result: Any) -> dict[str, Any]:
+    """Flatten a replay's result (either family) into one results-table row (see ROW_COLUMNS)."""
+    if getattr(result, "family", "query") == "object":
+        return object_row(result)
     s = result.summary
     p = result.parameters
     q = s.distance["hits"]["quantiles"]
     return {
         "policy": p["policy"],
+        "family": "query",
         "capacity": p["capacity"],
         "radius": p["radius"],
+        "k": None,
         **{k: s.counts[k] for k in ("requests", "hits", "exact_hits", "approx_hits", "misses",
                                      "hit_ratio", "exact_hit_ratio", "approx_hit_ratio", "miss_ratio")},
         "same_user_hit_ratio": None if s.provenance is None else s.provenance["same_user_hit_ratio"],
@@ -129,9 +142,28 @@ def result_row(result: ReplayResult) -> dict[str, Any]:
         "d_hits_p95": q["p95"],
         "overlap_approx_mean": None if s.overlap is None else s.overlap["approx_hits"]["mean"],
         "replay_s": result.timing["replay_s"],
+        **{c: None for c in OBJECT_COLUMNS},
         "requests_per_s": result.timing["requests_per_s"],
         "params": ";".join(f"{k}={v}" for k, v in sorted(p["params"].items())),
     }
+
+
+def object_row(result: Any) -> dict[str, Any]:
+    """An :class:`~simcache.replay.objects.ObjectReplayResult` as a results-table row: NAG, mean
+    cost and gain, share of answer objects served locally, overlap@k and exact answers; the
+    query family's columns are None."""
+    s = result.summary
+    p = result.parameters
+    row = {c: None for c in ROW_COLUMNS}
+    row.update({
+        "policy": p["policy"], "family": "object", "capacity": p["capacity"], "radius": p["radius"], "k": p["k"],
+        "requests": s.answers["requests"], "nag": s.cost["nag"], "mean_cost": s.cost["mean_cost"],
+        "mean_gain": s.cost["mean_gain"], "local_share": s.objects["local_ratio"],
+        "overlap_mean": s.quality["overlap_mean"], "exact_answer_ratio": s.answers["exact_ratio"],
+        "replay_s": result.timing["replay_s"], "requests_per_s": result.timing["requests_per_s"],
+        "params": ";".join(f"{k}={v}" for k, v in sorted(p["params"].items())),
+    })  # fmt: skip
+    return row
 
 
 def _digest(doc: dict[str, Any]) -> str:
@@ -166,8 +198,8 @@ def matches(doc: dict[str, Any], point: Point, trace_sha256: str, options: RunOp
     """Whether an intact point document was computed for ``point`` on this trace, read this way."""
     stamp = doc["sweep"]
     return (stamp["point"] == point.name and stamp["trace_sha256"] == trace_sha256
-            and stamp["config"] == to_jsonable(point.config.describe())
+            and stamp["config"] == to_jsonable(describe_config(point.config))
             and stamp["loading"] == to_jsonable(loading_stamp(options)))  # fmt: skip
 
 
-__all__ = ["ROW_COLUMNS", "TIMING_COLUMNS", "PointTask", "result_row", "matches", "point_document", "read_point", "trace_checksum", "write_point"]
+__all__ = ["OBJECT_COLUMNS", "ROW_COLUMNS", "TIMING_COLUMNS", "PointTask", "describe_config", "object_row", "result_row", "matches", "point_document", "read_point", "trace_checksum", "write_point"]

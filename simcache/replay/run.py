@@ -7,6 +7,11 @@
     result = run_replay("traces/ml20m.arrow", ReplayConfig(policy="lru", capacity=1000, radius=2.5))
     print(result.summary.counts["hit_ratio"])
     result.save("out/")          # summary.json (+ per_user.parquet, + requests.parquet)
+
+The config's type chooses the cache family (:mod:`simcache.replay.families`): a
+:class:`~simcache.objects.config.ObjectReplayConfig` runs the object-cache engine over a catalogue
+(``RunOptions.catalogue``, default the trace's own) and returns an
+:class:`~simcache.replay.objects.ObjectReplayResult`.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ class RunOptions:
     by timestamp instead of refusing decreasing timestamps; ``limit``: replay only the first
     requests; ``validate``: scan the vectors for NaN/inf (sweep workers skip the scan, done once);
     ``window``: requests per hit-ratio window (None: about 100 windows); ``overlap_k``: k of
-    overlap@k (None: the trace's full top-k length).
+    overlap@k (None: the trace's full top-k length); ``catalogue``: the object catalogue of an
+    object-cache replay (None: the trace's own, ``<trace stem>.catalogue.arrow`` beside it).
     """
 
     vector_column: str | None = None
@@ -50,6 +56,7 @@ class RunOptions:
     validate: bool = True
     window: int | None = None
     overlap_k: int | None = None
+    catalogue: str | Path | None = None
 
     def __post_init__(self) -> None:
         for name in ("limit", "window", "overlap_k"):
@@ -59,13 +66,16 @@ class RunOptions:
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready provenance."""
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["catalogue"] = None if self.catalogue is None else str(self.catalogue)
+        return out
 
 
-def split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Keyword settings divided into :class:`ReplayConfig` fields and :class:`RunOptions` fields
+def split_settings(settings: dict[str, Any],
+                   config_type: type = ReplayConfig) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """Keyword settings divided into ``config_type`` fields and :class:`RunOptions` fields
     (an unknown name is a TypeError, as for any function)."""
-    config_names = {f.name for f in dataclasses.fields(ReplayConfig)}
+    config_names = {f.name for f in dataclasses.fields(config_type)}
     option_names = {f.name for f in dataclasses.fields(RunOptions)}
     unknown = sorted(set(settings) - config_names - option_names)
     if unknown:
@@ -109,7 +119,7 @@ class ReplayResult:
 
 def run_replay(
     trace: str | Path | Requests,
-    config: ReplayConfig | None = None,
+    config: Any = None,
     options: RunOptions | None = None,
     /,
     *,
@@ -117,25 +127,34 @@ def run_replay(
     out: str | Path | None = None,
     request_log: bool = False,
     **settings: Any,
-) -> ReplayResult:
+) -> Any:
     """Replay a request file against a similarity cache and summarise the outcome.
 
     ``trace``: a path (see :func:`simcache.trace.io.load_requests` for formats) or loaded
-    :class:`Requests`. ``config``: the cache's :class:`ReplayConfig`; ``options``: how the
+    :class:`Requests`. ``config``: a :class:`ReplayConfig` (query cache, returns a
+    :class:`ReplayResult`) or an :class:`~simcache.objects.config.ObjectReplayConfig` (object
+    cache, returns an :class:`~simcache.replay.objects.ObjectReplayResult`); ``options``: how the
     requests are read and summarised (:class:`RunOptions`). Fields of either may also be given as
-    keywords (``run_replay(path, policy="lru", capacity=100, radius=0.5, window=500)``), which then
-    change the given objects. ``out``: directory for ``summary.json`` (+ ``per_user.parquet``;
-    ``requests.parquet`` with ``request_log``). Bad arguments raise :class:`UserError` before
-    anything is loaded.
+    keywords (``run_replay(path, policy="lru", capacity=100, radius=0.5, window=500)``; with no
+    config, the policy's family chooses the config type), which then change the given objects.
+    ``out``: directory for ``summary.json`` (+ the family's other files; ``requests.parquet`` with
+    ``request_log``). Bad arguments raise :class:`UserError` before anything is loaded.
     """
-    from simcache.cache import replay as cache_replay
+    from simcache.replay.families import family_of, family_of_config
 
-    config_changes, option_changes = split_settings(settings)
     if config is None:
-        config = ReplayConfig(**config_changes)
-    elif config_changes:
-        config = config.with_(**config_changes)
+        family = family_of(settings.get("policy", "lru"))
+        config_changes, option_changes = split_settings(settings, family.config_type)
+        config = family.config_type(**config_changes)
+    else:
+        family = family_of_config(config)
+        config_changes, option_changes = split_settings(settings, family.config_type)
+        if config_changes:
+            change = getattr(config, "with_", None) or (lambda **c: dataclasses.replace(config, **c))
+            config = change(**config_changes)
     options = dataclasses.replace(options or RunOptions(), **option_changes)
+    if options.catalogue is not None and family.name != "object":
+        raise UserError(f"a catalogue is for object policies; {config.policy!r} is a {family.name}-cache policy")
     t0 = time.perf_counter()
     if isinstance(trace, Requests):
         requests = trace
@@ -144,9 +163,22 @@ def run_replay(
                                  validate=options.validate)  # fmt: skip
     if options.limit is not None:
         requests = requests.head(options.limit)
+    load_s = time.perf_counter() - t0
+    result = family.run(requests, config, options, progress=progress)
+    result.timing = {"load_s": load_s, **result.timing}
+    if out is not None:
+        result.save(out, request_log=request_log)
+    return result
+
+
+def run_query_replay(requests: Requests, config: ReplayConfig, options: RunOptions, *,
+                     progress: bool = False) -> ReplayResult:  # fmt: skip
+    """Replay loaded ``requests`` through the query cache ``config`` (the query family's run)."""
+    from simcache.cache import replay as cache_replay
+
+    t1 = time.perf_counter()
     topk = requests.topk
     check_overlap_k(options.overlap_k, topk)
-    t1 = time.perf_counter()
 
     owners = None
     if config.exclude_self:
@@ -183,7 +215,6 @@ def run_replay(
         input=describe_input(requests),
         summary=accounts.summary,
         timing={
-            "load_s": t1 - t0,
             "warm_up_s": t_warm - t1,
             "replay_s": t2 - t_warm,
             "summary_s": t3 - t2,
@@ -195,8 +226,6 @@ def run_replay(
         provenance=accounts.provenance,
         requests=requests,
     )
-    if out is not None:
-        result.save(out, request_log=request_log)
     return result
 
 

@@ -1,5 +1,9 @@
 """Parameter sweeps: replay a grid of (policy, capacity, radius) points, resumably, locally or on Ray.
 
+Policies of both cache families (:mod:`simcache.replay.families`) may share one grid: a query
+policy's points span capacities x radii; an object policy's span capacities x ``ks`` (answer
+sizes), and the radii too when its dissimilarity is ``radius`` (else they do not apply to it).
+
 :func:`run_sweep` is the Python API behind ``simcache sweep``. The trace is validated and
 checksummed once in the calling process (the driver); the points then run on a *backend*:
 
@@ -13,13 +17,15 @@ Workers memory-map the trace themselves (it is never pickled) and return each po
 the driver writes it, atomically, as soon as the point ends. Results are the same, bit for bit, on
 both backends (only the timing columns, which are measurements, differ). Outputs under ``out``:
 
-- ``points/<policy>_C<capacity>_r<radius>.json``: every point's JSON summary, with the stamp
+- ``points/<policy>_C<capacity>_r<radius>.json`` (object points: ``..._C<capacity>_k<k>.json``):
+  every point's JSON summary, with the stamp
   that lets a resumed sweep trust it (see :mod:`simcache.replay.points`);
 - ``results.csv`` and ``results.parquet``: one row per point (see :data:`ROW_COLUMNS`), assembled
   from the point files at the end;
 - ``curves_capacity.png`` (hit ratio, cross-user hit ratio and mean service cost against capacity)
-  when several capacities are swept, ``curves_radius.png`` likewise against the radius (see
-  :mod:`simcache.replay.curves`);
+  when several capacities are swept, ``curves_radius.png`` likewise against the radius;
+  ``object_curves_capacity.png`` / ``object_curves_k.png``: NAG, overlap@k and mean cost of the
+  object points (see :mod:`simcache.replay.curves`);
 - ``sweep.json``: the sweep's parameters, the trace's sha256 and its status (``running``,
   ``complete`` or ``incomplete`` with the failed points).
 
@@ -55,11 +61,14 @@ from recvae.errors import UserError
 from recvae.outputs import clear, foreign_files, is_empty, owned_folder
 from recvae.storage import atomic_path
 from simcache.cache.config import ReplayConfig, policy_class
+from simcache.replay import families
 from simcache.cache.threads import available_cores
 from simcache.jsonout import to_jsonable, write_json
 from simcache.replay.curves import plot_curves
 from simcache.replay.points import (
+    OBJECT_COLUMNS,
     ROW_COLUMNS,
+    describe_config,
     TIMING_COLUMNS,
     PointTask,
     matches,
@@ -165,34 +174,82 @@ def _parse_range(part: str, kind: type, name: str) -> list[Any]:
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Point:
-    """One grid point: a complete, validated replay configuration."""
+    """One grid point: a complete, validated replay configuration (of either family)."""
 
-    config: ReplayConfig
+    config: Any  # ReplayConfig or ObjectReplayConfig
+
+    @property
+    def family(self) -> str:
+        """The point's cache family."""
+        return families.family_of_config(self.config).name
 
     @property
     def name(self) -> str:
         """File-name stem of the point's JSON summary."""
         c = self.config
         r = re.sub(r"[^0-9a-zA-Z.+-]", "_", f"{c.radius:g}")
+        if self.family == "object":
+            return f"{c.policy}_C{c.capacity}_k{c.k}" + (f"_r{r}" if c.dissimilarity == "radius" else "")
         return f"{c.policy}_C{c.capacity}_r{r}"
 
 
 def policy_params(policy: str, params: dict[str, Any]) -> dict[str, Any]:
     """The subset of ``params`` that ``policy`` declares (sweep options apply to the policies that
     know them)."""
-    declared = {p.name for p in policy_class(policy).params}
+    declared = families.policy_params(policy)
     return {k: v for k, v in params.items() if k in declared}
 
 
-def grid_points(base: ReplayConfig, policies: Sequence[str], capacities: Sequence[int],
-                radii: Sequence[float], params: dict[str, Any]) -> list[Point]:  # fmt: skip
-    """Every (policy, radius, capacity) point as a validated config: ``base`` with the point's
-    values and the ``params`` its policy declares (an option no policy declares is refused)."""
+def family_bases(config: Any, policies: Sequence[str]) -> dict[str, Any]:
+    """One base config per family of ``policies``: ``config`` (one config, or several of different
+    families) where given, else the family's defaults with its first policy."""
+    given = list(config) if isinstance(config, (list, tuple)) else [] if config is None else [config]
+    bases: dict[str, Any] = {}
+    for cfg in given:
+        fam = families.family_of_config(cfg).name
+        if fam in bases:
+            raise UserError(f"two base configs of the {fam} family given")
+        bases[fam] = cfg
+    for p in policies:
+        fam = families.family_of(p)
+        if fam.name not in bases:
+            bases[fam.name] = fam.config_type(policy=p, capacity=1)
+    return bases
+
+
+def _with(config: Any, **changes: Any) -> Any:
+    """A validated copy of a config of either family."""
+    if hasattr(config, "with_"):
+        return config.with_(**changes)
+    return dataclasses.replace(config, **changes)
+
+
+def grid_points(base: Any, policies: Sequence[str], capacities: Sequence[int], radii: Sequence[float],
+                params: dict[str, Any], ks: Sequence[int] | None = None) -> list[Point]:  # fmt: skip
+    """Every point as a validated config: the base of the policy's family (``base``: one config, or
+    one per family, see :func:`family_bases`) with the point's values and the ``params`` its policy
+    declares, over the parameters the base was given that it declares (an option no policy
+    declares is refused). Query points: radius x capacity; object
+    points: k (``ks``, default the base's) x capacity, and x radius with ``dissimilarity="radius"``."""
     unused = set(params) - {name for p in policies for name in policy_params(p, params)}
     if unused:
         raise UserError(f"option(s) {', '.join(sorted(unused))} apply to none of the policies {', '.join(policies)}")
-    return [Point(base.with_(policy=p, capacity=c, radius=r, params=policy_params(p, params)))
-            for p in policies for r in radii for c in capacities]  # fmt: skip
+    bases = family_bases(base, policies)
+    if ks is not None and "object" not in {families.family_of(p).name for p in policies}:
+        raise UserError(f"k (answer size) applies to object policies only, not to {', '.join(policies)}")
+    points = []
+    for p in policies:
+        fam = families.family_of(p).name
+        b = bases[fam]
+        given = b.given_params() if hasattr(b, "given_params") else dict(b.params)
+        pp = {**policy_params(p, given), **policy_params(p, params)}  # the base's parameters, then the grid's
+        if fam == "object":
+            rs = radii if b.dissimilarity == "radius" else [b.radius]
+            points += [Point(_with(b, policy=p, capacity=c, k=k, radius=r, params=pp))
+                       for k in (ks or [b.k]) for r in rs for c in capacities]  # fmt: skip
+        else:
+            points += [Point(_with(b, policy=p, capacity=c, radius=r, params=pp)) for r in radii for c in capacities]
+    return points
 
 
 
@@ -212,9 +269,10 @@ def run_sweep(
     capacities: str | Sequence[int],
     radii: str | Sequence[float] = (0.0,),
     params: dict[str, Any] | None = None,
+    ks: str | Sequence[int] | None = None,
     out: str | Path,
     jobs: int | None = None,
-    config: ReplayConfig | None = None,
+    config: Any = None,
     options: RunOptions | None = None,
     backend: str = "local",
     address: str | None = None,
@@ -230,10 +288,14 @@ def run_sweep(
     """Replay every (policy, capacity, radius) point and write the point files, results table and curves.
 
     ``policies``, ``capacities``, ``radii``: lists or grid strings (see the module docstring).
-    ``params`` are policy options; each point receives those its policy declares. ``config``: the
-    other replay settings (metric, cost, index, engine, seed, ...; its policy, capacity and radius
-    are replaced by each point's) and ``options`` how requests are read and summarised; their
-    fields may also be given as keywords. Every point's configuration is validated before any replay.
+    ``params`` are policy options; each point receives those its policy declares. ``ks``: answer
+    sizes of the object policies (default: their base config's k). ``config``: the other replay
+    settings (metric, cost, index, engine, seed, ...; its policy, capacity and radius are replaced
+    by each point's): a :class:`ReplayConfig`, an :class:`~simcache.objects.config.ObjectReplayConfig`
+    or one of each for a mixed grid (a family without one gets its defaults); ``options`` how
+    requests are read and summarised (``catalogue`` for object policies). Fields of the query
+    config and of ``options`` may also be given as keywords. Returns the results table (one row per point, sorted
+    by policy, radius, capacity). Every point's configuration is validated before any replay.
 
     ``backend``: ``"local"`` or ``"ray"`` (``address``: join that Ray cluster instead of starting a
     local instance; ``ship_trace``: send the trace through Ray's object store instead of by path).
@@ -248,12 +310,16 @@ def run_sweep(
     pols = [p.strip() for p in policies.split(",") if p.strip()] if isinstance(policies, str) else list(policies)
     if not pols:
         raise UserError("no policy given")
-    for p in pols:
-        policy_class(p)
+    fams = {families.family_of(p).name for p in pols}
     caps = parse_grid(capacities, kind=int, name="capacity")
     rads = parse_grid(radii, kind=float, name="radius")
+    k_grid = None if ks is None else parse_grid(ks, kind=int, name="k")
     config_changes, option_changes = split_settings(settings)
-    base = config.with_(**config_changes) if config is not None else ReplayConfig(policy=pols[0], **config_changes)
+    bases = family_bases(config, pols)
+    if config_changes:
+        if "query" not in bases:
+            raise UserError(f"setting(s) {', '.join(sorted(config_changes))} apply to query policies only")
+        bases["query"] = bases["query"].with_(**config_changes)
     options = dataclasses.replace(options or RunOptions(), **option_changes)
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -270,24 +336,31 @@ def run_sweep(
         from simcache.replay.ray_backend import import_ray
 
         import_ray()  # the missing-extra error before any work
-    points = grid_points(base, pols, caps, rads, dict(params or {}))
+    points = grid_points(list(bases.values()), pols, caps, rads, dict(params or {}), k_grid)
 
     # Validate the file once here (a full NaN/inf scan); workers skip the scan.
     path = Path(trace)
     req = load_requests(path, vector_column=options.vector_column, sort=options.sort)
     n = min(len(req), options.limit) if options.limit is not None else len(req)
     check_overlap_k(options.overlap_k, req.topk)
+    if "object" in fams:
+        _check_catalogue(req, options, [pt.config for pt in points if pt.family == "object"])
     del req
     sha = trace_checksum(path)
 
     say = echo or (lambda _m: None)
     out = Path(out)
-    shared = {k: v for k, v in base.describe().items() if k not in ("policy", "capacity", "radius", "params")}
+    shared = {fam: {k: v for k, v in describe_config(b).items() if k not in ("policy", "capacity", "radius", "params")}
+              for fam, b in bases.items()}  # fmt: skip
     identity = to_jsonable({
         "trace_sha256": sha,
         "requests": n,
-        "loading": {"vector_column": options.vector_column, "sort": options.sort, "limit": options.limit},
-        "replay": {**shared, "params": dict(params or {}), "window": options.window, "overlap_k": options.overlap_k},
+        "loading": {"vector_column": options.vector_column, "sort": options.sort, "limit": options.limit,
+                    "catalogue": None if options.catalogue is None else str(options.catalogue)},
+        "replay": {**shared.get("query", {}), "params": dict(params or {}), "window": options.window,
+                   "overlap_k": options.overlap_k},
+        "object_replay": shared.get("object"),
+        "ks": k_grid,
     })  # fmt: skip
     record = {"simcache_version": __version__, "trace": str(path), **identity, "policies": pols,
               "capacities": caps, "radii": rads, "backend": backend}  # fmt: skip
@@ -403,6 +476,20 @@ def _reusable_points(points_dir: Path, points: list[Point], sha: str, options: R
     return docs
 
 
+def _check_catalogue(req: Any, options: RunOptions, configs: list[Any]) -> None:
+    """Before any replay: the object points' catalogue exists, has the requests' dimension and at
+    least as many objects as the largest capacity and k."""
+    from simcache.objects.catalogue import load_catalogue
+    from simcache.replay.objects import resolve_catalogue
+
+    path = resolve_catalogue(req.path, options.catalogue)
+    cat = load_catalogue(path)
+    if cat.dim != req.dim:
+        raise UserError(f"{path}: catalogue vectors have dimension {cat.dim}, the requests of {req.path} {req.dim}")
+    for cfg in configs:
+        cfg.check_catalogue(len(cat))
+
+
 def _run_points(path: Path, sha: str, todo: list[Point], docs: dict[str, dict[str, Any]], total: int,
                 options: RunOptions, points_dir: Path, *, backend: str, address: str | None, jobs: int | None,
                 ship_trace: bool, max_attempts: int, progress: bool) -> dict[str, str]:  # fmt: skip
@@ -460,9 +547,9 @@ def results_table(docs: dict[str, dict[str, Any]], points: list[Point], policies
     rows = [docs[pt.name]["row"] for pt in points if pt.name in docs]
     df = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
     order = {p: i for i, p in enumerate(policies)}
-    return (df.assign(_o=df["policy"].map(order)).sort_values(["_o", "radius", "capacity"], kind="stable")
+    return (df.assign(_o=df["policy"].map(order)).sort_values(["_o", "radius", "k", "capacity"], kind="stable")
             .drop(columns="_o").reset_index(drop=True))  # fmt: skip
 
 
-__all__ = ["BACKENDS", "Point", "ROW_COLUMNS", "SweepFailed", "TIMING_COLUMNS", "grid_points", "parse_grid",
+__all__ = ["BACKENDS", "OBJECT_COLUMNS", "Point", "family_bases", "ROW_COLUMNS", "SweepFailed", "TIMING_COLUMNS", "grid_points", "parse_grid",
            "plot_curves", "policy_params", "result_row", "results_table", "run_sweep"]

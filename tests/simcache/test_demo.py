@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from simcache.cli.app import app
-from simcache.demo import choose_capacities, choose_radii
+from simcache.demo import DEMO_OBJECT_POLICIES, choose_capacities, choose_object_capacities, choose_radii
 
 
 def test_choose_radii_uses_step_quartiles_and_drops_zero() -> None:
@@ -39,6 +39,12 @@ def test_choose_capacities_are_fractions_of_users_within_trace() -> None:
     assert choose_capacities(10, 5) == [1, 2]
 
 
+def test_choose_object_capacities_are_fractions_of_the_catalogue() -> None:
+    assert choose_object_capacities(1000, 10) == [20, 50, 100, 200]
+    assert choose_object_capacities(100, 10) == [10, 20]
+    assert choose_object_capacities(8, 10) == [8]
+
+
 def test_demo_writes_complete_report(tmp_path) -> None:
     out = tmp_path / "report"
     result = CliRunner().invoke(
@@ -47,7 +53,7 @@ def test_demo_writes_complete_report(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert f"report: {out / 'README.md'}" in result.output
     readme = (out / "README.md").read_text()
-    for heading in ("## Model quality", "## Trace", "## Similarity caching", "## Embedding space"):
+    for heading in ("## Model quality", "## Trace", "## Similarity caching", "## Object caching", "## Embedding space"):
         assert heading in readme
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["metrics"]) == {"RecVAE", "popularity"}
@@ -62,7 +68,20 @@ def test_demo_writes_complete_report(tmp_path) -> None:
     for policy in ("rnd-lru", "qlru-dc"):
         rows = [r for r in summary["sweep"] if r["policy"] == policy]
         assert any(r["hits"] != lru[(r["radius"], r["capacity"])] for r in rows), policy
-    for path in ("trace.arrow", "model/best.pt", "sweep/results.csv", "analysis/report.md", "analysis/norms.png"):
+    # the object-cache view: every object policy at every object capacity, over the trace's catalogue
+    setup = summary["object_setup"]
+    objects = summary["object_sweep"]
+    assert len(objects) == len(DEMO_OBJECT_POLICIES) * len(setup["capacities"])
+    assert {r["policy"] for r in objects} == set(DEMO_OBJECT_POLICIES)
+    for row in objects:
+        assert row["family"] == "object" and row["k"] == setup["k"] and row["requests"] == summary["trace"]["rows"]
+        assert 0 <= row["nag"] <= 1 and 0 <= row["overlap_mean"] <= 1 and 0 <= row["local_share"] <= 1
+    # GREEDY's content at a larger C contains its content at a smaller one: NAG never decreases
+    greedy = [r["nag"] for r in sorted(objects, key=lambda r: r["capacity"]) if r["policy"] == "greedy"]
+    assert greedy == sorted(greedy) and greedy[-1] > 0
+    assert "object caches at capacity" in result.output
+    for path in ("trace.arrow", "trace.catalogue.arrow", "object-sweep/results.csv", "model/best.pt",
+                 "sweep/results.csv", "analysis/report.md", "analysis/norms.png"):
         assert (out / path).stat().st_size > 0, path
     # every figure the README links exists
     for line in readme.splitlines():
