@@ -192,6 +192,7 @@ def replay_objects(vectors: Any, catalogue: Any, config: ObjectReplayConfig | No
     if log is None:
         log = _concatenate(parts, config.k, attrs)
     log.params = policy.describe()
+    log.fstate = cache.fstate
     log.stats = {
         "seconds": time.perf_counter() - started,
         "fit_seconds": fit_seconds if initial is not None else 0.0,

@@ -8,6 +8,7 @@ here, one test class; the engine needs no change.
 
 from __future__ import annotations
 
+from simcache.objects.policies.acai import Acai
 from simcache.objects.policies.base import FAMILY, ObjectPolicy, Setup
 from simcache.objects.policies.greedy import Greedy
 from simcache.objects.policies.lfu import ObjectLFU
@@ -16,8 +17,8 @@ from simcache.objects.policies.qlru_dc import ObjectQLRUDC
 from simcache.objects.policies.sim_lru import ObjectSimLRU
 
 OBJECT_POLICIES: dict[str, type[ObjectPolicy]] = {
-    cls.name: cls for cls in (ObjectLRU, ObjectLFU, ObjectSimLRU, ObjectQLRUDC, Greedy)
+    cls.name: cls for cls in (ObjectLRU, ObjectLFU, ObjectSimLRU, ObjectQLRUDC, Acai, Greedy)
 }
 
-__all__ = ["FAMILY", "OBJECT_POLICIES", "Greedy", "ObjectLFU", "ObjectLRU", "ObjectPolicy", "ObjectQLRUDC",
+__all__ = ["FAMILY", "Acai", "OBJECT_POLICIES", "Greedy", "ObjectLFU", "ObjectLRU", "ObjectPolicy", "ObjectQLRUDC",
            "ObjectSimLRU", "Setup"]  # fmt: skip

@@ -253,6 +253,87 @@ class RefQLRUDC(RefLRU):
                 self.use(best, req.t)
 
 
+def ref_capped_projection(z: list[float], capacity: int) -> list[float]:
+    """KL projection of positive ``z`` onto the capped simplex by sorting: ``min(1, s z)``."""
+    order = sorted(range(len(z)), key=lambda i: -z[i])
+    zs = [z[i] for i in order]
+    tail = [0.0] * (len(zs) + 1)
+    for i in range(len(zs) - 1, -1, -1):
+        tail[i] = tail[i + 1] + zs[i]
+    for j in range(min(len(zs), capacity) + 1):
+        s = (capacity - j) / tail[j]
+        if j == len(zs) or zs[j] * s < 1.0:
+            break
+    y = [0.0] * len(z)
+    for r, i in enumerate(order):
+        y[i] = 1.0 if r < j else s * zs[r]
+    return y
+
+
+def ref_systematic(y: list[float], capacity: int, u: float) -> set[int]:
+    """Systematic sampling with marginals y (the documented rule, fill-up included)."""
+    total = sum(y)
+    step = total / capacity
+    chosen: list[int] = []
+    p = u * step
+    cum = 0.0
+    for o, yo in enumerate(y):
+        cum += yo
+        if len(chosen) < capacity and p < cum:
+            chosen.append(o)
+            p = (u + len(chosen)) * step
+    o = len(y) - 1
+    while len(chosen) < capacity:
+        if o not in chosen:
+            chosen.append(o)
+        o -= 1
+    return set(chosen)
+
+
+class RefAcai(RefPolicy):
+    """AÇAI over the whole catalogue: threshold, subgradient, multiplicative update of every
+    coordinate, projection by a full sort, systematic rounding."""
+
+    def __init__(self, capacity, seed=0, **params):
+        super().__init__(capacity, seed, **params)
+        self.y: list[float] | None = None
+
+    def update(self, req, model):
+        p = {"eta": 0.5, "candidates": 50, "period": 1, "rounding": "coupled", **self.params}
+        n = len(req.h)
+        if self.y is None:
+            self.y = [self.capacity / n] * n
+        cand = [int(o) for o in req.order[: min(p["candidates"], n)]]
+        elements = []
+        for o in cand:
+            elements.append((float(req.h[o]), self.y[o]))
+            elements.append((float(req.h[o]) + model.c_f, 1.0))
+        elements.sort(key=lambda el: el[0])  # stable
+        cum = 0.0
+        thr = elements[-1][0]
+        for cost, mass in elements:
+            cum += mass
+            if cum >= model.k:
+                thr = cost
+                break
+        grad = [0.0] * n
+        for o in cand:
+            if req.h[o] < thr:
+                grad[o] = thr - float(req.h[o])
+        z = [self.y[o] * math.exp(p["eta"] * grad[o]) for o in range(n)]
+        self.y = ref_capped_projection(z, self.capacity)
+        if req.t % p["period"]:
+            return
+        u = uniform(self.seed, 0 if p["rounding"] == "coupled" else req.t, 0)
+        chosen = ref_systematic(self.y, self.capacity, u)
+        for o in sorted(self.origin):
+            if o not in chosen:
+                self.evict(o)
+        for o in sorted(chosen):
+            if o not in self.origin:
+                self.insert(o, req.t)
+
+
 class RefStatic(RefPolicy):
     def update(self, req, model):
         pass
@@ -336,5 +417,5 @@ def plain_greedy(model: Model, requests: np.ndarray, capacity: int) -> list[int]
     return chosen
 
 
-REF_POLICIES = {"obj-lru": RefLRU, "obj-lfu": RefLFU, "obj-sim-lru": RefSimLRU, "obj-qlru-dc": RefQLRUDC,
+REF_POLICIES = {"obj-lru": RefLRU, "obj-lfu": RefLFU, "obj-sim-lru": RefSimLRU, "obj-qlru-dc": RefQLRUDC, "acai": RefAcai,
                 "greedy": RefStatic}  # fmt: skip
