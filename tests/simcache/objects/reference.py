@@ -334,6 +334,64 @@ class RefAcai(RefPolicy):
                 self.insert(o, req.t)
 
 
+class RefDuel(RefPolicy):
+    """DUEL by brute force: every cost is the optimal answer's over the whole catalogue."""
+
+    def __init__(self, capacity, seed=0, **params):
+        super().__init__(capacity, seed, **params)
+        self.p = {"beta": 0.8, "delta": 1.0, "tau": 100, "max_duels": 10, "interference": 0.0, **params}
+        self.duels: list[dict | None] = [None] * self.p["max_duels"]
+        self.slots: list[int] = []  # object of each slot, in the engine's slot order (slot 0, 1, ...)
+
+    def update(self, req, model):
+        cached = self.cached
+        if len(cached) < self.capacity:
+            for o, loc in zip(req.answer, req.local):
+                if not loc and len(self.origin) < self.capacity:
+                    self.insert(o, req.t)
+                    self.slots.append(o)
+            return
+        cost = lambda s: optimal_cost(model, req.e, req.h, s)  # noqa: E731
+        base = cost(cached)
+        for duel in self.duels:
+            if duel is None or req.t <= duel["start"]:
+                continue
+            without = cost(cached - {duel["d"]})
+            duel["sd"] += without - base
+            duel["sc"] += without - cost((cached - {duel["d"]}) | {duel["c"]})
+        for i, duel in enumerate(self.duels):
+            if duel is None or req.t <= duel["start"]:
+                continue
+            if duel["sc"] - duel["sd"] >= self.p["delta"]:
+                self.evict(duel["d"])
+                self.insert(duel["c"], req.t)
+                self.slots[self.slots.index(duel["d"])] = duel["c"]
+                self.duels[i] = None
+            elif req.t - duel["start"] >= self.p["tau"]:
+                self.duels[i] = None
+        fetched = [o for o, loc in zip(req.answer, req.local) if not loc]
+        if not fetched or fetched[0] in self.origin:
+            return
+        c = fetched[0]
+        vec = model.items.astype(np.float64)
+        for duel in self.duels:
+            if duel is None:
+                continue
+            for o in (duel["c"], duel["d"]):
+                if o == c or lane_sum(((vec[c] - vec[o]) ** 2)[None, :])[0] <= self.p["interference"] ** 2:
+                    return
+        if None not in self.duels:
+            return
+        if uniform(self.seed, req.t, 0) < self.p["beta"]:
+            e = model.keys(model.items[c])
+            d = min(self.origin, key=lambda o: (e[o], o))
+        else:
+            d = self.slots[min(self.capacity - 1, int(uniform(self.seed, req.t, 1) * self.capacity))]
+        if any(duel is not None and d in (duel["c"], duel["d"]) for duel in self.duels):
+            return
+        self.duels[self.duels.index(None)] = {"c": c, "d": d, "start": req.t, "sc": 0.0, "sd": 0.0}
+
+
 class RefStatic(RefPolicy):
     def update(self, req, model):
         pass
@@ -417,5 +475,5 @@ def plain_greedy(model: Model, requests: np.ndarray, capacity: int) -> list[int]
     return chosen
 
 
-REF_POLICIES = {"obj-lru": RefLRU, "obj-lfu": RefLFU, "obj-sim-lru": RefSimLRU, "obj-qlru-dc": RefQLRUDC, "acai": RefAcai,
+REF_POLICIES = {"obj-lru": RefLRU, "obj-lfu": RefLFU, "obj-sim-lru": RefSimLRU, "obj-qlru-dc": RefQLRUDC, "acai": RefAcai, "duel": RefDuel,
                 "greedy": RefStatic}  # fmt: skip
