@@ -11,6 +11,7 @@ from __future__ import annotations
 from simcache.objects.policies.acai import Acai
 from simcache.objects.policies.base import FAMILY, ObjectPolicy, Setup
 from simcache.objects.policies.duel import ObjectDuel
+from simcache.objects.policies.grades import ObjectGrades
 from simcache.objects.policies.greedy import Greedy
 from simcache.objects.policies.lfu import ObjectLFU
 from simcache.objects.policies.lru import ObjectLRU
@@ -18,8 +19,8 @@ from simcache.objects.policies.qlru_dc import ObjectQLRUDC
 from simcache.objects.policies.sim_lru import ObjectSimLRU
 
 OBJECT_POLICIES: dict[str, type[ObjectPolicy]] = {
-    cls.name: cls for cls in (ObjectLRU, ObjectLFU, ObjectSimLRU, ObjectQLRUDC, Acai, ObjectDuel, Greedy)
+    cls.name: cls for cls in (ObjectLRU, ObjectLFU, ObjectSimLRU, ObjectQLRUDC, Acai, ObjectDuel, ObjectGrades, Greedy)
 }
 
-__all__ = ["FAMILY", "Acai", "OBJECT_POLICIES", "Greedy", "ObjectLFU", "ObjectDuel", "ObjectLRU", "ObjectPolicy", "ObjectQLRUDC",
+__all__ = ["FAMILY", "Acai", "OBJECT_POLICIES", "Greedy", "ObjectGrades", "ObjectLFU", "ObjectDuel", "ObjectLRU", "ObjectPolicy", "ObjectQLRUDC",
            "ObjectSimLRU", "Setup"]  # fmt: skip

@@ -392,6 +392,50 @@ class RefDuel(RefPolicy):
         self.duels[self.duels.index(None)] = {"c": c, "d": d, "start": req.t, "sc": 0.0, "sd": 0.0}
 
 
+class RefGrades(RefPolicy):
+    """GRADES with numpy points and a brute-force nearest-object mapping."""
+
+    def __init__(self, capacity, seed=0, **params):
+        super().__init__(capacity, seed, **params)
+        self.alpha = params.get("alpha", 0.1)
+        self.point: dict[int, np.ndarray] = {}  # cached object -> its slot's point
+
+    def update(self, req, model):
+        items = model.items.astype(np.float64)
+        if len(self.origin) < self.capacity:
+            for o, loc in zip(req.answer, req.local):
+                if not loc and len(self.origin) < self.capacity:
+                    self.insert(o, req.t)
+                    self.point[o] = items[o].copy()
+            return
+        x = self.x.astype(np.float64)
+        for o, loc in zip(req.answer, req.local):
+            if not loc:
+                continue
+            p = self.point[o]
+            if model.metric == "ip":
+                p = p + self.alpha * x
+            else:
+                e = lane_sum(((p - x) ** 2)[None, :])[0]
+                if model.metric == "l2":
+                    d = math.sqrt(e)
+                    scale = None if d == 0.0 else (2 * self.alpha if model.dissimilarity == "squared" else self.alpha / d)
+                else:
+                    d = 0.5 * e
+                    scale = 2 * self.alpha * d if model.dissimilarity == "squared" else self.alpha
+                if scale is not None:
+                    p = p - scale * (p - x)
+            dist = lane_sum((p[None, :] - items) ** 2)
+            j = int(np.lexsort((np.arange(len(dist)), dist))[0])
+            if j != o and j not in self.origin:
+                del self.point[o]
+                self.evict(o)
+                self.insert(j, req.t)
+                self.point[j] = p
+            else:
+                self.point[o] = p
+
+
 class RefStatic(RefPolicy):
     def update(self, req, model):
         pass
@@ -442,6 +486,7 @@ def replay(requests: np.ndarray, model: Model, policy: RefPolicy, preload=(), ex
         log.cost_empty.append(empty)
         log.cost_opt.append(opt)
         policy.ins = policy.ev = 0
+        policy.x = q
         policy.update(Request(t, e, h, order, ans, local), model)
         log.inserted.append(policy.ins)
         log.evicted.append(policy.ev)
@@ -475,5 +520,5 @@ def plain_greedy(model: Model, requests: np.ndarray, capacity: int) -> list[int]
     return chosen
 
 
-REF_POLICIES = {"obj-lru": RefLRU, "obj-lfu": RefLFU, "obj-sim-lru": RefSimLRU, "obj-qlru-dc": RefQLRUDC, "acai": RefAcai, "duel": RefDuel,
+REF_POLICIES = {"obj-lru": RefLRU, "obj-lfu": RefLFU, "obj-sim-lru": RefSimLRU, "obj-qlru-dc": RefQLRUDC, "acai": RefAcai, "duel": RefDuel, "grades": RefGrades,
                 "greedy": RefStatic}  # fmt: skip
