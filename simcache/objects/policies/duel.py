@@ -12,8 +12,10 @@ parameter (also in ``docs/object-caches.md``):
   against the same ``S``, then resolved in duel order). When the challenger's counter exceeds the
   defender's by at least ``delta`` (cost units) the challenger replaces the defender and the duel
   ends; otherwise it ends after ``tau`` scored requests.
-* **Starting.** With a full cache, when the answer fetched an object, the best fetched one is a
-  candidate challenger. Its defender: with probability ``beta`` (draw 0) its nearest cached
+* **Starting.** With a full cache the candidate challenger is, with ``challenger="nearest"``
+  (default; the paper's requests are objects, and a request for an uncached object is a miss even
+  when a similar object serves it), the server's nearest object when it is not cached; with
+  ``"fetched"``, the best object the answer fetched (no candidate when the answer is all local). Its defender: with probability ``beta`` (draw 0) its nearest cached
   object (the metric's order with the challenger's vector as the request, ties to the smaller
   index), else a uniform cached slot (draw 1). The duel starts unless ``max_duels`` are running,
   the challenger or the defender already duels, or an object of a running duel lies within
@@ -35,7 +37,7 @@ from simcache.objects.policies.base import ObjectPolicy
 
 #: one duel in fstate: running flag, challenger, defender, start request, the two counters
 D_ON, D_C, D_D, D_START, D_SC, D_SD, D_FIELDS = 0, 1, 2, 3, 4, 5, 6
-P_BETA, P_DELTA, P_TAU, P_MAX, P_INTERFERENCE = 0, 1, 2, 3, 4
+P_BETA, P_DELTA, P_TAU, P_MAX, P_INTERFERENCE, P_NEAREST = 0, 1, 2, 3, 4, 5
 
 
 @nb.njit(cache=True)
@@ -94,7 +96,7 @@ def cost_swapped(k, c_f, all_obj, all_e, all_h, cc_obj, cc_e, cc_h, n_cc, obj_sl
 @nb.njit(UPDATE_SIG, cache=True)
 def duel_update(t, key, ans_obj, ans_local, ans_h, all_obj, all_e, all_h, n_all, cc_obj, cc_e, cc_h, n_cc,
                 q, items, bias, slot_obj, obj_slot, slot_req, free, cstate, meta, glob, fstate, fpar, env):  # fmt: skip
-    """fpar = [beta, delta, tau, max_duels, interference]; fstate: max_duels x D_FIELDS."""
+    """fpar = [beta, delta, tau, max_duels, interference, nearest]; fstate: max_duels x D_FIELDS."""
     k = int(env[ENV_K])
     c_f = env[ENV_CF]
     metric = int(env[ENV_METRIC])
@@ -130,10 +132,13 @@ def duel_update(t, key, ans_obj, ans_local, ans_h, all_obj, all_e, all_h, n_all,
         elif t - fstate[r + D_START] >= fpar[P_TAU]:
             fstate[r + D_ON] = 0.0
     c = -1
-    for a in range(ans_obj.shape[0]):
-        if not ans_local[a]:
-            c = ans_obj[a]
-            break
+    if fpar[P_NEAREST] != 0.0:
+        c = all_obj[0]
+    else:
+        for a in range(ans_obj.shape[0]):
+            if not ans_local[a]:
+                c = ans_obj[a]
+                break
     if c < 0 or obj_slot[c] >= 0:
         return
     free_duel = -1
@@ -180,10 +185,12 @@ class ObjectDuel(ObjectPolicy):
     summary = "DUEL: challenger vs defender saving counters; replace when ahead by delta, duel ends after tau"
     params = (
         Param("beta", float, 0.8, "probability that the defender is the challenger's nearest cached object (else uniform)"),
-        Param("delta", float, 1.0, "lead (cost units) of the challenger's saving needed to replace the defender (> 0)"),
-        Param("tau", int, 100, "requests a duel lasts at most (>= 1)"),
+        Param("delta", float, 2.0, "lead (cost units) of the challenger's saving needed to replace the defender (> 0)"),
+        Param("tau", int, 500, "requests a duel lasts at most (>= 1)"),
         Param("max_duels", int, 10, "duels running at the same time (>= 1)"),
         Param("interference", float, 0.0, "no new duel within this Euclidean distance of a running duel's objects"),
+        Param("challenger", str, "nearest", "nearest: the server's nearest object when uncached; fetched: the "
+              "answer's best fetched object", choices=("nearest", "fetched")),  # fmt: skip
     )
 
     def check(self) -> None:
@@ -206,7 +213,8 @@ class ObjectDuel(ObjectPolicy):
 
     def parameters(self) -> np.ndarray:
         v = self.values
-        return np.array([v["beta"], v["delta"], v["tau"], v["max_duels"], v["interference"]], np.float64)
+        return np.array([v["beta"], v["delta"], v["tau"], v["max_duels"], v["interference"],
+                         v["challenger"] == "nearest"], np.float64)  # fmt: skip
 
     def new_state(self):
         meta, glob, _ = super().new_state()

@@ -339,7 +339,8 @@ class RefDuel(RefPolicy):
 
     def __init__(self, capacity, seed=0, **params):
         super().__init__(capacity, seed, **params)
-        self.p = {"beta": 0.8, "delta": 1.0, "tau": 100, "max_duels": 10, "interference": 0.0, **params}
+        self.p = {"beta": 0.8, "delta": 2.0, "tau": 500, "max_duels": 10, "interference": 0.0, "challenger": "nearest",
+                  **params}  # fmt: skip
         self.duels: list[dict | None] = [None] * self.p["max_duels"]
         self.slots: list[int] = []  # object of each slot, in the engine's slot order (slot 0, 1, ...)
 
@@ -369,10 +370,13 @@ class RefDuel(RefPolicy):
                 self.duels[i] = None
             elif req.t - duel["start"] >= self.p["tau"]:
                 self.duels[i] = None
-        fetched = [o for o, loc in zip(req.answer, req.local) if not loc]
-        if not fetched or fetched[0] in self.origin:
+        if self.p["challenger"] == "nearest":
+            candidates = [int(req.order[0])]
+        else:
+            candidates = [o for o, loc in zip(req.answer, req.local) if not loc]
+        if not candidates or candidates[0] in self.origin:
             return
-        c = fetched[0]
+        c = candidates[0]
         vec = model.items.astype(np.float64)
         for duel in self.duels:
             if duel is None:
