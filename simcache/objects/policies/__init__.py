@@ -19,8 +19,9 @@ from simcache.objects.policies.qlru_dc import ObjectQLRUDC
 from simcache.objects.policies.sim_lru import ObjectSimLRU
 
 OBJECT_POLICIES: dict[str, type[ObjectPolicy]] = {
-    cls.name: cls for cls in (ObjectLRU, ObjectLFU, ObjectSimLRU, ObjectQLRUDC, Acai, ObjectDuel, ObjectGrades, Greedy)
+    cls.name: cls
+    for cls in (ObjectLRU, ObjectLFU, ObjectSimLRU, ObjectQLRUDC, Acai, ObjectDuel, ObjectGrades, Greedy)
 }
 
-__all__ = ["FAMILY", "Acai", "OBJECT_POLICIES", "Greedy", "ObjectGrades", "ObjectLFU", "ObjectDuel", "ObjectLRU", "ObjectPolicy", "ObjectQLRUDC",
-           "ObjectSimLRU", "Setup"]  # fmt: skip
+__all__ = ["FAMILY", "Acai", "OBJECT_POLICIES", "Greedy", "ObjectDuel", "ObjectGrades", "ObjectLFU", "ObjectLRU",
+           "ObjectPolicy", "ObjectQLRUDC", "ObjectSimLRU", "Setup"]  # fmt: skip

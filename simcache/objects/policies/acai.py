@@ -9,8 +9,8 @@ Rules (the reference in the tests implements them independently, over the whole 
   copy (cost ``h_o + c_f``, mass 1); ordered by cost, the answer takes mass ``k``. With ``c*`` the
   cost at which the cumulative mass first reaches ``k`` (ties: the elements of one cost together),
   the subgradient is ``g_o = max(0, c* - h_o)``. Only the ``candidates`` nearest objects are
-  considered (the engine's list, exact or from the approximate index): with at least ``k`` of
-  them ``c* <= h_k + c_f``, and objects beyond the list get ``g = 0`` (a truncation when the list
+  considered (exact; with an approximate index, the index's ``index_candidates`` objects): with
+  at least ``k`` of them ``c* <= h_k + c_f``, and objects beyond the list get ``g = 0`` (a truncation when the list
   is shorter than the objects with ``h < c*``).
 * **Mirror ascent** (negative entropy): ``z_o = y_o exp(eta g_o)``, then the KL (Bregman)
   projection onto the capped simplex: ``y_o = min(1, s z_o)`` with ``s`` such that ``sum y = C``

@@ -15,7 +15,8 @@ parameter (also in ``docs/object-caches.md``):
 * **Starting.** With a full cache the candidate challenger is, with ``challenger="nearest"``
   (default; the paper's requests are objects, and a request for an uncached object is a miss even
   when a similar object serves it), the server's nearest object when it is not cached; with
-  ``"fetched"``, the best object the answer fetched (no candidate when the answer is all local). Its defender: with probability ``beta`` (draw 0) its nearest cached
+  ``"fetched"``, the best object the answer fetched (no candidate when the answer is all local).
+  Its defender: with probability ``beta`` (draw 0) its nearest cached
   object (the metric's order with the challenger's vector as the request, ties to the smaller
   index), else a uniform cached slot (draw 1). The duel starts unless ``max_duels`` are running,
   the challenger or the defender already duels, or an object of a running duel lies within
@@ -184,7 +185,8 @@ class ObjectDuel(ObjectPolicy):
     name = "duel"
     summary = "DUEL: challenger vs defender saving counters; replace when ahead by delta, duel ends after tau"
     params = (
-        Param("beta", float, 0.8, "probability that the defender is the challenger's nearest cached object (else uniform)"),
+        Param("beta", float, 0.8, "probability that the defender is the challenger's nearest cached object "
+              "(else uniform)"),  # fmt: skip
         Param("delta", float, 2.0, "lead (cost units) of the challenger's saving needed to replace the defender (> 0)"),
         Param("tau", int, 500, "requests a duel lasts at most (>= 1)"),
         Param("max_duels", int, 10, "duels running at the same time (>= 1)"),

@@ -98,7 +98,8 @@ class ObjectGrades(ObjectPolicy):
     """GRADES: cached points follow the gradient of the cost of the requests they serve."""
 
     name = "grades"
-    summary = "GRADES: each cached point takes a gradient step of size alpha per request it serves, mapped to the nearest object"
+    summary = ("GRADES: each cached point takes a gradient step of size alpha per request it serves, mapped to "
+               "the nearest object")
     params = (Param("alpha", float, 0.1, "gradient step size (> 0; in distance units for l2)"),)
 
     def check(self) -> None:

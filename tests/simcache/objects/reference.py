@@ -423,7 +423,8 @@ class RefGrades(RefPolicy):
                 e = lane_sum(((p - x) ** 2)[None, :])[0]
                 if model.metric == "l2":
                     d = math.sqrt(e)
-                    scale = None if d == 0.0 else (2 * self.alpha if model.dissimilarity == "squared" else self.alpha / d)
+                    squared = model.dissimilarity == "squared"
+                    scale = None if d == 0.0 else (2 * self.alpha if squared else self.alpha / d)
                 else:
                     d = 0.5 * e
                     scale = 2 * self.alpha * d if model.dissimilarity == "squared" else self.alpha
@@ -524,5 +525,5 @@ def plain_greedy(model: Model, requests: np.ndarray, capacity: int) -> list[int]
     return chosen
 
 
-REF_POLICIES = {"obj-lru": RefLRU, "obj-lfu": RefLFU, "obj-sim-lru": RefSimLRU, "obj-qlru-dc": RefQLRUDC, "acai": RefAcai, "duel": RefDuel, "grades": RefGrades,
-                "greedy": RefStatic}  # fmt: skip
+REF_POLICIES = {"obj-lru": RefLRU, "obj-lfu": RefLFU, "obj-sim-lru": RefSimLRU, "obj-qlru-dc": RefQLRUDC,
+                "acai": RefAcai, "duel": RefDuel, "grades": RefGrades, "greedy": RefStatic}  # fmt: skip

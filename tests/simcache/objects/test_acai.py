@@ -127,3 +127,14 @@ def test_engine_state_is_in_the_capped_simplex():
     y = fractional_state(log.fstate, 120)
     assert abs(y.sum() - 10) < 1e-9 and y.min() >= 0 and y.max() <= 1
     assert math.isclose(float(log.movement_cost.sum()), float(log.inserted.sum()) * log.config.c_f)
+
+
+def test_acai_with_an_approximate_index():
+    """With an IVF index the candidates are the index's list; the state stays in the simplex."""
+    x, cat, _ = make_instance(8, n_obj=320, dim=6, n_req=150)
+    cfg = ObjectReplayConfig(policy="acai", capacity=10, k=3, index="ivf", index_params={"nlist": 8, "nprobe": 1},
+                             index_candidates=12)  # fmt: skip
+    log = replay_objects(x, cat, cfg)
+    y = fractional_state(log.fstate, 320)
+    assert abs(y.sum() - 10) < 1e-9 and y.min() >= 0 and y.max() <= 1
+    assert log.local.any()

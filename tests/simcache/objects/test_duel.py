@@ -15,8 +15,11 @@ def test_duel_equals_reference(metric, k, capacity, c_f):
     assert log.local.any() and (~log.local).any()
 
 
-@pytest.mark.parametrize("params", [{"beta": 0.0, "tau": 5, "delta": 0.1}, {"beta": 1.0, "interference": 1.5},
-                                    {"max_duels": 1, "delta": 0.05}, {"challenger": "fetched", "delta": 0.2}])  # fmt: skip
+VARIANTS = [{"beta": 0.0, "tau": 5, "delta": 0.1}, {"beta": 1.0, "interference": 1.5}, {"max_duels": 1, "delta": 0.05},
+            {"challenger": "fetched", "delta": 0.2}]
+
+
+@pytest.mark.parametrize("params", VARIANTS)
 def test_duel_variants_equal_reference(params):
     log, ref = run_both("duel", "l2", 2, 8, 1.0, params=params, seed=3)
     assert_same(log, ref)
