@@ -4,7 +4,8 @@ The paper's text could not be checked here; the rules are the issue's, with ever
 parameter (also in ``docs/object-caches.md``):
 
 * **Filling.** While the cache has free slots, the answer's fetched objects are inserted (in
-  answer order) and no duel runs.
+  answer order), then (``challenger="nearest"``) the server's nearest object if uncached; no duel
+  runs.
 * **Scoring.** On every request after its start, each running duel (challenger ``c`` not cached,
   defender ``d`` cached) adds to two counters the saving each duelist provides on that request,
   both against ``S - {d}``: the defender's ``cost(S - d) - cost(S)``, the challenger's
@@ -106,6 +107,9 @@ def duel_update(t, key, ans_obj, ans_local, ans_h, all_obj, all_e, all_h, n_all,
         for a in range(ans_obj.shape[0]):
             if cstate[N_FREE] > 0 and not ans_local[a]:
                 cache_insert(ans_obj[a], t, slot_obj, obj_slot, slot_req, free, cstate)
+        o = all_obj[0]
+        if fpar[P_NEAREST] != 0.0 and cstate[N_FREE] > 0 and obj_slot[o] < 0:
+            cache_insert(o, t, slot_obj, obj_slot, slot_req, free, cstate)
         return
     lanes = np.empty(LANES, np.float64)
     n_duels = int(fpar[P_MAX])

@@ -4,10 +4,10 @@ the catalogue object nearest to its point (the paper's mapping to real objects).
 
 Rules (the paper's text could not be checked here; choices documented in ``docs/object-caches.md``):
 
-* **Filling.** While the cache has free slots the answer's fetched objects are inserted (answer
-  order); a slot's point starts at its object's prepared vector. Afterwards nothing is inserted
-  except by moving points.
-* **Step.** For each local object of the answer (answer order), with ``p`` its slot's point and
+* **Filling.** While the cache has free slots the answer's fetched objects are inserted; a slot's
+  point starts at its object's prepared vector. Nothing else is inserted except by moving points.
+* **Step.** For each local object of the answer (answer order, interleaved with the insertions;
+  also while the cache is filling), with ``p`` its slot's point and
   ``x`` the prepared request: ``p <- p - alpha h'(d) grad_p d``, ``d`` the metric's distance
   evaluated at the point: ``l2``: ``d = |p - x|``, ``grad = (p - x) / d`` (no step at ``d = 0``);
   ``cosine``: ``d = |p - x|^2 / 2``, ``grad = p - x``; ``ip``: ``d = -(x . p)`` up to constants,
@@ -72,18 +72,15 @@ def grades_update(t, key, ans_obj, ans_local, ans_h, all_obj, all_e, all_h, n_al
                   q, items, bias, slot_obj, obj_slot, slot_req, free, cstate, meta, glob, fstate, fpar, env):  # fmt: skip
     """fpar = [alpha]; fstate: the slots' points, capacity x dim."""
     dim = items.shape[1]
-    if cstate[N_FREE] > 0:
-        for a in range(ans_obj.shape[0]):
-            if cstate[N_FREE] > 0 and not ans_local[a]:
-                s = cache_insert(ans_obj[a], t, slot_obj, obj_slot, slot_req, free, cstate)
-                for i in range(dim):
-                    fstate[s * dim + i] = np.float64(items[ans_obj[a], i])
-        return
     lanes = np.empty(LANES, np.float64)
     metric = int(env[ENV_METRIC])
     dkind = int(env[ENV_DKIND])
     for a in range(ans_obj.shape[0]):
         if not ans_local[a]:
+            if cstate[N_FREE] > 0 and obj_slot[ans_obj[a]] < 0:  # (a moved point may have taken it)
+                s = cache_insert(ans_obj[a], t, slot_obj, obj_slot, slot_req, free, cstate)
+                for i in range(dim):
+                    fstate[s * dim + i] = np.float64(items[ans_obj[a], i])
             continue
         s = obj_slot[ans_obj[a]]
         p = fstate[s * dim : (s + 1) * dim]

@@ -351,6 +351,10 @@ class RefDuel(RefPolicy):
                 if not loc and len(self.origin) < self.capacity:
                     self.insert(o, req.t)
                     self.slots.append(o)
+            best = int(req.order[0])
+            if self.p["challenger"] == "nearest" and len(self.origin) < self.capacity and best not in self.origin:
+                self.insert(best, req.t)
+                self.slots.append(best)
             return
         cost = lambda s: optimal_cost(model, req.e, req.h, s)  # noqa: E731
         base = cost(cached)
@@ -406,15 +410,12 @@ class RefGrades(RefPolicy):
 
     def update(self, req, model):
         items = model.items.astype(np.float64)
-        if len(self.origin) < self.capacity:
-            for o, loc in zip(req.answer, req.local):
-                if not loc and len(self.origin) < self.capacity:
-                    self.insert(o, req.t)
-                    self.point[o] = items[o].copy()
-            return
         x = self.x.astype(np.float64)
         for o, loc in zip(req.answer, req.local):
             if not loc:
+                if len(self.origin) < self.capacity and o not in self.origin:
+                    self.insert(o, req.t)
+                    self.point[o] = items[o].copy()
                 continue
             p = self.point[o]
             if model.metric == "ip":
