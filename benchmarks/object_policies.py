@@ -39,6 +39,34 @@ QUICK = {"n": 3_000, "capacities": [5, 20], "window": 300, "speed_objects": 2_00
 TRACE = {"grid": 30, "sigma": 2.0, "c_f": 3.0, "seed": 0,
          "centres": [[7, 8], [21, 6], [14, 22], [25, 24]], "weights": [0.4, 0.3, 0.2, 0.1]}  # fmt: skip
 DYNAMIC = ("acai", "duel", "grades")
+#: what the numbers above show against the papers' claims (the trace and seeds are fixed, so the
+#: NAG tables regenerate exactly; only the timings vary)
+NOTES = [
+    "## Against the papers' claims", "",
+    "- AÇAI is **not** at or above every other dynamic policy here: with default parameters GRADES "
+    "is above it at most capacities and DUEL at k = 1, C = 10 ... 40; AÇAI leads the three only at k = 3, "
+    "C = 10 and 80 and at k = 1, C = 80. Its parameters were not tuned (eta = 0.5, 50 candidates); the "
+    "papers tune eta per experiment.",
+    "- AÇAI's movement is large: systematic rounding with a fixed offset (`coupled`) still moves several "
+    "objects per request once y is spread over many fractional coordinates; the paper's coupled rounding "
+    "(optimal-transport based) is not implemented. `period` = M reduces it (k = 1, C = 10: "
+    "3.3 objects per request with M = 1, 0.6 with M = 10, the same NAG).",
+    "- Throughput: the ratio lazy / full moves with the load of the shared machine (runs gave 7-11x on the "
+    "whole replay and 13-18x on the policy's own time); with M = 1 the lazy form's cost is dominated by the "
+    "O(N) rounding pass, not by the mirror step.",
+    "- GREEDY (lazy greedy, a (1 - 1/e) approximation fitted on the whole trace) is beaten by GRADES at "
+    "C = 5 and 10 for k = 1, so it is a reference, not an upper bound.",
+    "- With k = 1 and the optimal-answer cost model, LRU/LFU/SIM-LRU insert only when an answer is fetched "
+    "(nearest cached object more than c_f worse than the server's), so their caches stop filling and their "
+    "NAG is flat from C = 40; GRADES inserts the same way and flattens at C = 80.",
+    "- The AÇAI regret claim (time-average gain approaching the best static one) is only partly visible: "
+    "AÇAI's average rises quickly but stays about 0.05 below GREEDY's at C = 20 after 20,000 requests; the "
+    "gap does not shrink between T = 3,000 and 20,000 at this fixed eta (a constant step size has a "
+    "constant regret per request; the paper's guarantee uses eta decreasing with the horizon).",
+    "- The papers' full texts could not be read from this environment; the rules are the issue's, documented "
+    "in docs/object-caches.md.",
+    "",
+]
 CONVERGENCE_C = 20
 
 
@@ -173,6 +201,7 @@ def write_report(out: Path, raw: dict) -> None:
     pol_lazy = max(1e-9, sp["lazy_seconds"] - sp["engine_seconds"])
     lines += ["", f"Lazy against full: {ratio:.1f}x on the whole replay, {pol_full / pol_lazy:.1f}x on the policy's "
               f"own time (replay minus the obj-lru replay); logs identical: {sp['identical']}.", ""]  # fmt: skip
+    lines += NOTES
     with atomic_path(out / "object_policies.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     plot(out / "object_policies_convergence.png", conv)
