@@ -99,7 +99,7 @@ def replay_objects(vectors: Any, catalogue: Any, config: ObjectReplayConfig | No
     vecs, bias = as_catalogue(catalogue)
     cat = prepare_catalogue(vecs, bias, config.metric)
     config.check_catalogue(cat.size)
-    policy = OBJECT_POLICIES[config.policy](config.capacity, config.k, cat.size, dict(config.params))
+    policy = OBJECT_POLICIES[config.policy](config.capacity, config.k, cat.size, dict(config.params), dim=cat.dim)
     m_all, m_c = (max(config.k, m) for m in policy.candidates())
     block = config.block_size or default_block_size(cat.size)
     n, _, blocks = request_blocks(vectors, block)
@@ -161,6 +161,7 @@ def replay_objects(vectors: Any, catalogue: Any, config: ObjectReplayConfig | No
     if log is None:
         log = _concatenate(parts, config.k, attrs)
     log.params = policy.describe()
+    log.fstate = cache.fstate
     log.stats = {
         "seconds": time.perf_counter() - started,
         "fit_seconds": fit_seconds if initial is not None else 0.0,

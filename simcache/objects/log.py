@@ -37,6 +37,7 @@ class ObjectReplayLog:
     config: Any = None  # simcache.objects.config.ObjectReplayConfig
     params: dict[str, Any] = field(default_factory=dict)  # the policy's resolved parameters
     stats: dict[str, Any] = field(default_factory=dict)  # engine diagnostics (seconds, blocks, ...)
+    fstate: Any = None  # the policy's float state after the last request (e.g. AÇAI's y), or None
 
     FETCHED = FETCHED
     PRELOADED = PRELOADED
@@ -71,6 +72,13 @@ class ObjectReplayLog:
         if not len(self):
             return float("nan")
         return float(self.gain.mean() / (self.config.k * self.config.c_f))
+
+    @property
+    def movement_cost(self) -> np.ndarray:
+        """Per-request fetch cost of the policy's cache updates: ``c_f`` per object it inserted.
+        For policies that insert only objects the answer fetched (LRU, LFU, ...) that cost is
+        already part of ``cost``; for AÇAI (re-rounding) it is the movement cost on top of it."""
+        return self.inserted * float(self.config.c_f)
 
     @property
     def n_local(self) -> np.ndarray:

@@ -56,10 +56,12 @@ class ObjectPolicy:
     meta_fields: ClassVar[int] = 1
     glob_size: ClassVar[int] = 1
 
-    def __init__(self, capacity: int, k: int, n_objects: int, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, capacity: int, k: int, n_objects: int, params: dict[str, Any] | None = None,
+                 dim: int = 0) -> None:  # fmt: skip
         self.capacity = int(capacity)
         self.k = int(k)
         self.n_objects = int(n_objects)
+        self.dim = int(dim)  # the prepared vectors' dimension (state sized by it, e.g. GRADES' points)
         self.values = self.resolve_params(params or {})
         self.check()
 

@@ -253,6 +253,195 @@ class RefQLRUDC(RefLRU):
                 self.use(best, req.t)
 
 
+def ref_capped_projection(z: list[float], capacity: int) -> list[float]:
+    """KL projection of positive ``z`` onto the capped simplex by sorting: ``min(1, s z)``."""
+    order = sorted(range(len(z)), key=lambda i: -z[i])
+    zs = [z[i] for i in order]
+    tail = [0.0] * (len(zs) + 1)
+    for i in range(len(zs) - 1, -1, -1):
+        tail[i] = tail[i + 1] + zs[i]
+    for j in range(min(len(zs), capacity) + 1):
+        s = (capacity - j) / tail[j]
+        if j == len(zs) or zs[j] * s < 1.0:
+            break
+    y = [0.0] * len(z)
+    for r, i in enumerate(order):
+        y[i] = 1.0 if r < j else s * zs[r]
+    return y
+
+
+def ref_systematic(y: list[float], capacity: int, u: float) -> set[int]:
+    """Systematic sampling with marginals y (the documented rule, fill-up included)."""
+    total = sum(y)
+    step = total / capacity
+    chosen: list[int] = []
+    p = u * step
+    cum = 0.0
+    for o, yo in enumerate(y):
+        cum += yo
+        if len(chosen) < capacity and p < cum:
+            chosen.append(o)
+            p = (u + len(chosen)) * step
+    o = len(y) - 1
+    while len(chosen) < capacity:
+        if o not in chosen:
+            chosen.append(o)
+        o -= 1
+    return set(chosen)
+
+
+class RefAcai(RefPolicy):
+    """AÇAI over the whole catalogue: threshold, subgradient, multiplicative update of every
+    coordinate, projection by a full sort, systematic rounding."""
+
+    def __init__(self, capacity, seed=0, **params):
+        super().__init__(capacity, seed, **params)
+        self.y: list[float] | None = None
+
+    def update(self, req, model):
+        p = {"eta": 0.5, "candidates": 50, "period": 1, "rounding": "coupled", **self.params}
+        n = len(req.h)
+        if self.y is None:
+            self.y = [self.capacity / n] * n
+        cand = [int(o) for o in req.order[: min(p["candidates"], n)]]
+        elements = []
+        for o in cand:
+            elements.append((float(req.h[o]), self.y[o]))
+            elements.append((float(req.h[o]) + model.c_f, 1.0))
+        elements.sort(key=lambda el: el[0])  # stable
+        cum = 0.0
+        thr = elements[-1][0]
+        for cost, mass in elements:
+            cum += mass
+            if cum >= model.k:
+                thr = cost
+                break
+        grad = [0.0] * n
+        for o in cand:
+            if req.h[o] < thr:
+                grad[o] = thr - float(req.h[o])
+        z = [self.y[o] * math.exp(p["eta"] * grad[o]) for o in range(n)]
+        self.y = ref_capped_projection(z, self.capacity)
+        if req.t % p["period"]:
+            return
+        u = uniform(self.seed, 0 if p["rounding"] == "coupled" else req.t, 0)
+        chosen = ref_systematic(self.y, self.capacity, u)
+        for o in sorted(self.origin):
+            if o not in chosen:
+                self.evict(o)
+        for o in sorted(chosen):
+            if o not in self.origin:
+                self.insert(o, req.t)
+
+
+class RefDuel(RefPolicy):
+    """DUEL by brute force: every cost is the optimal answer's over the whole catalogue."""
+
+    def __init__(self, capacity, seed=0, **params):
+        super().__init__(capacity, seed, **params)
+        self.p = {"beta": 0.8, "delta": 2.0, "tau": 500, "max_duels": 10, "interference": 0.0, "challenger": "nearest",
+                  **params}  # fmt: skip
+        self.duels: list[dict | None] = [None] * self.p["max_duels"]
+        self.slots: list[int] = []  # object of each slot, in the engine's slot order (slot 0, 1, ...)
+
+    def update(self, req, model):
+        cached = self.cached
+        if len(cached) < self.capacity:
+            for o, loc in zip(req.answer, req.local):
+                if not loc and len(self.origin) < self.capacity:
+                    self.insert(o, req.t)
+                    self.slots.append(o)
+            best = int(req.order[0])
+            if self.p["challenger"] == "nearest" and len(self.origin) < self.capacity and best not in self.origin:
+                self.insert(best, req.t)
+                self.slots.append(best)
+            return
+        cost = lambda s: optimal_cost(model, req.e, req.h, s)  # noqa: E731
+        base = cost(cached)
+        for duel in self.duels:
+            if duel is None or req.t <= duel["start"]:
+                continue
+            without = cost(cached - {duel["d"]})
+            duel["sd"] += without - base
+            duel["sc"] += without - cost((cached - {duel["d"]}) | {duel["c"]})
+        for i, duel in enumerate(self.duels):
+            if duel is None or req.t <= duel["start"]:
+                continue
+            if duel["sc"] - duel["sd"] >= self.p["delta"]:
+                self.evict(duel["d"])
+                self.insert(duel["c"], req.t)
+                self.slots[self.slots.index(duel["d"])] = duel["c"]
+                self.duels[i] = None
+            elif req.t - duel["start"] >= self.p["tau"]:
+                self.duels[i] = None
+        if self.p["challenger"] == "nearest":
+            candidates = [int(req.order[0])]
+        else:
+            candidates = [o for o, loc in zip(req.answer, req.local) if not loc]
+        if not candidates or candidates[0] in self.origin:
+            return
+        c = candidates[0]
+        vec = model.items.astype(np.float64)
+        for duel in self.duels:
+            if duel is None:
+                continue
+            for o in (duel["c"], duel["d"]):
+                if o == c or lane_sum(((vec[c] - vec[o]) ** 2)[None, :])[0] <= self.p["interference"] ** 2:
+                    return
+        if None not in self.duels:
+            return
+        if uniform(self.seed, req.t, 0) < self.p["beta"]:
+            e = model.keys(model.items[c])
+            d = min(self.origin, key=lambda o: (e[o], o))
+        else:
+            d = self.slots[min(self.capacity - 1, int(uniform(self.seed, req.t, 1) * self.capacity))]
+        if any(duel is not None and d in (duel["c"], duel["d"]) for duel in self.duels):
+            return
+        self.duels[self.duels.index(None)] = {"c": c, "d": d, "start": req.t, "sc": 0.0, "sd": 0.0}
+
+
+class RefGrades(RefPolicy):
+    """GRADES with numpy points and a brute-force nearest-object mapping."""
+
+    def __init__(self, capacity, seed=0, **params):
+        super().__init__(capacity, seed, **params)
+        self.alpha = params.get("alpha", 0.1)
+        self.point: dict[int, np.ndarray] = {}  # cached object -> its slot's point
+
+    def update(self, req, model):
+        items = model.items.astype(np.float64)
+        x = self.x.astype(np.float64)
+        for o, loc in zip(req.answer, req.local):
+            if not loc:
+                if len(self.origin) < self.capacity and o not in self.origin:
+                    self.insert(o, req.t)
+                    self.point[o] = items[o].copy()
+                continue
+            p = self.point[o]
+            if model.metric == "ip":
+                p = p + self.alpha * x
+            else:
+                e = lane_sum(((p - x) ** 2)[None, :])[0]
+                if model.metric == "l2":
+                    d = math.sqrt(e)
+                    squared = model.dissimilarity == "squared"
+                    scale = None if d == 0.0 else (2 * self.alpha if squared else self.alpha / d)
+                else:
+                    d = 0.5 * e
+                    scale = 2 * self.alpha * d if model.dissimilarity == "squared" else self.alpha
+                if scale is not None:
+                    p = p - scale * (p - x)
+            dist = lane_sum((p[None, :] - items) ** 2)
+            j = int(np.lexsort((np.arange(len(dist)), dist))[0])
+            if j != o and j not in self.origin:
+                del self.point[o]
+                self.evict(o)
+                self.insert(j, req.t)
+                self.point[j] = p
+            else:
+                self.point[o] = p
+
+
 class RefStatic(RefPolicy):
     def update(self, req, model):
         pass
@@ -303,6 +492,7 @@ def replay(requests: np.ndarray, model: Model, policy: RefPolicy, preload=(), ex
         log.cost_empty.append(empty)
         log.cost_opt.append(opt)
         policy.ins = policy.ev = 0
+        policy.x = q
         policy.update(Request(t, e, h, order, ans, local), model)
         log.inserted.append(policy.ins)
         log.evicted.append(policy.ev)
@@ -337,4 +527,4 @@ def plain_greedy(model: Model, requests: np.ndarray, capacity: int) -> list[int]
 
 
 REF_POLICIES = {"obj-lru": RefLRU, "obj-lfu": RefLFU, "obj-sim-lru": RefSimLRU, "obj-qlru-dc": RefQLRUDC,
-                "greedy": RefStatic}  # fmt: skip
+                "acai": RefAcai, "duel": RefDuel, "grades": RefGrades, "greedy": RefStatic}  # fmt: skip

@@ -1,0 +1,300 @@
+"""AÇAI (Si Salem, Neglia, Carra, arXiv 2107.00957): online mirror ascent on a fractional cache
+state ``y`` over the whole catalogue, with a randomised rounding to the integral cache.
+
+Rules (the reference in the tests implements them independently, over the whole catalogue):
+
+* **State.** ``y`` in the capped simplex ``{0 <= y_o <= 1, sum y = C}``, initially ``C / N``.
+* **Gain and subgradient.** For request ``x`` the fractional gain is that of the AÇAI cost
+  model: every object ``o`` has a local copy (cost ``h_o = c_d(x, o)``, mass ``y_o``) and a remote
+  copy (cost ``h_o + c_f``, mass 1); ordered by cost, the answer takes mass ``k``. With ``c*`` the
+  cost at which the cumulative mass first reaches ``k`` (ties: the elements of one cost together),
+  the subgradient is ``g_o = max(0, c* - h_o)``. Only the ``candidates`` nearest objects are
+  considered (exact; with an approximate index, the index's ``index_candidates`` objects): with
+  at least ``k`` of them ``c* <= h_k + c_f``, and objects beyond the list get ``g = 0`` (a truncation when the list
+  is shorter than the objects with ``h < c*``).
+* **Mirror ascent** (negative entropy): ``z_o = y_o exp(eta g_o)``, then the KL (Bregman)
+  projection onto the capped simplex: ``y_o = min(1, s z_o)`` with ``s`` such that ``sum y = C``
+  (found by sorting ``z`` descending: the smallest ``j`` with ``z_(j) s_j < 1``, ``s_j = (C - j) /
+  (sum of the values below the top j)``).
+* **Rounding** (``period`` M: after requests ``t`` with ``t % M == 0``): systematic sampling, an
+  equivalent of DepRound in its marginals: points ``p_i = (u + i) sum(y) / C``, ``i < C``; object
+  ``o`` is selected when a point falls in its interval of the cumulative sums of ``y`` in object
+  order (a point in an already selected interval selects the next object; a float shortfall is
+  completed with the last unselected objects). Every object is selected with probability
+  ``y_o`` and exactly ``C`` objects are selected. ``rounding="coupled"`` uses one ``u`` for the
+  whole replay (``uniform(key, 0, 0)``), so consecutive roundings of a slowly moving ``y`` change
+  few objects (the movement cost stays small); ``"independent"`` draws ``u = uniform(key, t, 0)``
+  each time. The cache then evicts the objects not selected (slot order) and inserts the new ones
+  (object order); ``log.inserted`` counts them (``log.movement_cost``: ``c_f`` each).
+
+``projection="lazy"`` (default) keeps ``y_o = S w_o`` for the uncapped objects with one global
+scale ``S`` and an explicit list of the (at most C) capped objects, so a request touches only the
+candidates and the capped objects, O((m + C) log(m + C)), instead of the whole catalogue;
+``"full"`` is the straightforward form (multiplicative update of all N coordinates, then a full
+sort-based projection) with the same results up to float rounding. Every 256 requests the lazy
+form folds ``S`` into ``w`` and recomputes its sums exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from recvae.errors import UserError
+from simcache.cache.policies.base import Param
+from simcache.objects.kernels import ENV_CF, ENV_K, UPDATE_SIG, cache_evict, cache_insert, uniform
+from simcache.objects.policies.base import ObjectPolicy
+
+#: fstate header: global scale S, sum W of w over the uncapped objects, number capped, requests
+#: since the last refresh; then w (N), capped flags (N), capped list (C)
+F_S, F_W, F_NCAP, F_SINCE, HEADER = 0, 1, 2, 3, 4
+#: fpar: eta, period, coupled, lazy
+P_ETA, P_PERIOD, P_COUPLED, P_LAZY = 0, 1, 2, 3
+REFRESH = 256
+
+
+@nb.njit(cache=True)
+def capped_projection(z_desc, rest, capacity):
+    """(j, s) of the KL projection of values ``z_desc`` (descending) plus ``rest`` (the mass of
+    values known to stay below the cap) onto ``{min(1, s z)}`` summing to ``capacity``."""
+    n = z_desc.shape[0]
+    tail = np.empty(n + 1, np.float64)
+    tail[n] = 0.0
+    for i in range(n - 1, -1, -1):
+        tail[i] = tail[i + 1] + z_desc[i]
+    top = min(n, capacity)
+    for j in range(top + 1):
+        s = (capacity - j) / (rest + tail[j])
+        if j == n or z_desc[j] * s < 1.0:
+            return j, s
+    return top, 0.0
+
+
+@nb.njit(cache=True)
+def acai_threshold(all_h, y_cand, n_all, k, c_f) -> float:
+    """``c*``: the cost at which local copies (mass y) and remote copies (mass 1) of the
+    candidates, ordered by cost (stable: local_0, remote_0, local_1, ...), first reach mass k."""
+    costs = np.empty(2 * n_all, np.float64)
+    mass = np.empty(2 * n_all, np.float64)
+    for c in range(n_all):
+        costs[2 * c] = all_h[c]
+        mass[2 * c] = y_cand[c]
+        costs[2 * c + 1] = all_h[c] + c_f
+        mass[2 * c + 1] = 1.0
+    order = np.argsort(costs, kind="mergesort")
+    cum = 0.0
+    for i in range(order.shape[0]):
+        cum += mass[order[i]]
+        if cum >= k:
+            return costs[order[i]]
+    return costs[order[-1]]
+
+
+@nb.njit(cache=True)
+def y_of(o, fstate, n_obj) -> float:
+    if fstate[HEADER + n_obj + o] != 0.0:
+        return 1.0
+    return fstate[F_S] * fstate[HEADER + o]
+
+
+@nb.njit(cache=True)
+def systematic_round(y, capacity, u, sel) -> None:
+    """Select exactly ``capacity`` objects with marginals ``y`` (see the module doc) into ``sel``."""
+    n = y.shape[0]
+    total = 0.0
+    for o in range(n):
+        total += y[o]
+    step = total / capacity
+    i = 0
+    p = u * step
+    cum = 0.0
+    for o in range(n):
+        sel[o] = False
+        cum += y[o]
+        if i < capacity and p < cum:
+            sel[o] = True
+            i += 1
+            p = (u + i) * step
+    o = n - 1
+    while i < capacity:
+        if not sel[o]:
+            sel[o] = True
+            i += 1
+        o -= 1
+
+
+@nb.njit(cache=True)
+def refresh(fstate, n_obj) -> None:
+    """Fold S into w and recompute W exactly."""
+    s = fstate[F_S]
+    w_sum = 0.0
+    for o in range(n_obj):
+        if fstate[HEADER + n_obj + o] == 0.0:
+            fstate[HEADER + o] *= s
+            w_sum += fstate[HEADER + o]
+    fstate[F_S] = 1.0
+    fstate[F_W] = w_sum
+    fstate[F_SINCE] = 0.0
+
+
+@nb.njit(cache=True)
+def lazy_step(all_obj, g, n_all, eta, fstate, n_obj, capacity) -> None:
+    """Mirror step touching only the candidates with g > 0 and the capped objects."""
+    wo = HEADER
+    fo = HEADER + n_obj
+    lo = HEADER + 2 * n_obj
+    ncap = int(fstate[F_NCAP])
+    S = fstate[F_S]
+    W = fstate[F_W]
+    ids = np.empty(ncap + n_all, np.int64)
+    z = np.empty(ncap + n_all, np.float64)
+    n = 0
+    for i in range(ncap):
+        ids[n] = int(fstate[lo + i])
+        z[n] = 1.0
+        n += 1
+    for c in range(n_all):
+        if g[c] <= 0.0:
+            continue
+        o = all_obj[c]
+        f = math.exp(eta * g[c])
+        if fstate[fo + o] != 0.0:
+            for i in range(ncap):
+                if ids[i] == o:
+                    z[i] = f
+                    break
+        else:
+            W -= fstate[wo + o]
+            ids[n] = o
+            z[n] = S * fstate[wo + o] * f
+            n += 1
+    order = np.argsort(-z[:n], kind="mergesort")
+    zs = np.empty(n, np.float64)
+    for i in range(n):
+        zs[i] = z[order[i]]
+    j, s = capped_projection(zs, S * W, capacity)
+    S_new = S * s
+    for r in range(n):
+        o = ids[order[r]]
+        if r < j:
+            fstate[fo + o] = 1.0
+            fstate[lo + r] = o
+        else:
+            fstate[fo + o] = 0.0
+            w = s * zs[r] / S_new
+            fstate[wo + o] = w
+            W += w
+    fstate[F_S] = S_new
+    fstate[F_W] = W
+    fstate[F_NCAP] = j
+    fstate[F_SINCE] += 1.0
+    if fstate[F_SINCE] >= REFRESH or S_new < 1e-100:
+        refresh(fstate, n_obj)
+
+
+@nb.njit(cache=True)
+def full_step(all_obj, g, n_all, eta, fstate, n_obj, capacity) -> None:
+    """Straightforward mirror step: multiply all N coordinates, sort them all, project."""
+    wo = HEADER
+    grad = np.zeros(n_obj, np.float64)
+    for c in range(n_all):
+        grad[all_obj[c]] = g[c]
+    z = np.empty(n_obj, np.float64)
+    for o in range(n_obj):
+        z[o] = fstate[wo + o] * math.exp(eta * grad[o])
+    order = np.argsort(-z, kind="mergesort")
+    zs = z[order]
+    j, s = capped_projection(zs, 0.0, capacity)
+    for r in range(n_obj):
+        fstate[wo + order[r]] = 1.0 if r < j else s * zs[r]
+
+
+@nb.njit(UPDATE_SIG, cache=True)
+def acai_update(t, key, ans_obj, ans_local, ans_h, all_obj, all_e, all_h, n_all, cc_obj, cc_e, cc_h, n_cc,
+                q, items, bias, slot_obj, obj_slot, slot_req, free, cstate, meta, glob, fstate, fpar, env):  # fmt: skip
+    """fpar = [eta, period, coupled, lazy]; fstate: see the module constants."""
+    n_obj = items.shape[0]
+    capacity = slot_obj.shape[0]
+    lazy = fpar[P_LAZY] != 0.0
+    y_cand = np.empty(n_all, np.float64)
+    for c in range(n_all):
+        y_cand[c] = y_of(all_obj[c], fstate, n_obj) if lazy else fstate[HEADER + all_obj[c]]
+    thr = acai_threshold(all_h, y_cand, n_all, int(env[ENV_K]), env[ENV_CF])
+    g = np.empty(n_all, np.float64)
+    for c in range(n_all):
+        g[c] = thr - all_h[c] if all_h[c] < thr else 0.0
+    if lazy:
+        lazy_step(all_obj, g, n_all, fpar[P_ETA], fstate, n_obj, capacity)
+    else:
+        full_step(all_obj, g, n_all, fpar[P_ETA], fstate, n_obj, capacity)
+    if t % int(fpar[P_PERIOD]) != 0:
+        return
+    y = np.empty(n_obj, np.float64)
+    for o in range(n_obj):
+        y[o] = y_of(o, fstate, n_obj) if lazy else fstate[HEADER + o]
+    u = uniform(key, 0, 0) if fpar[P_COUPLED] != 0.0 else uniform(key, t, 0)
+    sel = np.empty(n_obj, np.bool_)
+    systematic_round(y, capacity, u, sel)
+    for s in range(capacity):
+        o = slot_obj[s]
+        if o >= 0 and not sel[o]:
+            cache_evict(s, slot_obj, obj_slot, slot_req, free, cstate)
+    for o in range(n_obj):
+        if sel[o] and obj_slot[o] < 0:
+            cache_insert(o, t, slot_obj, obj_slot, slot_req, free, cstate)
+
+
+class Acai(ObjectPolicy):
+    """AÇAI: mirror ascent (negative entropy) on a fractional state, rounded to the cache."""
+
+    name = "acai"
+    summary = "AÇAI: online mirror ascent on fractional y over the catalogue, KL projection, randomised rounding"
+    params = (
+        Param("eta", float, 0.5, "mirror-ascent step size (> 0; gradients are in units of cost)"),
+        Param("candidates", int, 50, "nearest objects (exact, or from the index) given a gradient (>= k)"),
+        Param("period", int, 1, "round y to the cache after every PERIOD-th request (>= 1)"),
+        Param("rounding", str, "coupled", "coupled: one offset for all roundings (small movement); "
+              "independent: a fresh offset each rounding", choices=("coupled", "independent")),  # fmt: skip
+        Param("projection", str, "lazy", "lazy: touch only candidates and capped objects; full: the "
+              "straightforward whole-catalogue update (same results, slower)", choices=("lazy", "full")),  # fmt: skip
+    )
+
+    def check(self) -> None:
+        v = self.values
+        if not v["eta"] > 0.0:
+            raise UserError(f"acai eta must be > 0, got {v['eta']}")
+        if v["candidates"] < self.k:
+            raise UserError(f"acai candidates must be >= k = {self.k}, got {v['candidates']}")
+        if v["period"] < 1:
+            raise UserError(f"acai period must be >= 1, got {v['period']}")
+
+    @classmethod
+    def kernel(cls):
+        return acai_update
+
+    def candidates(self) -> tuple[int, int]:
+        return min(self.values["candidates"], self.n_objects), self.k
+
+    def parameters(self) -> np.ndarray:
+        v = self.values
+        return np.array([v["eta"], v["period"], v["rounding"] == "coupled", v["projection"] == "lazy"], np.float64)
+
+    def new_state(self):
+        meta, glob, _ = super().new_state()
+        n, c = self.n_objects, self.capacity
+        fstate = np.zeros(HEADER + 2 * n + c, np.float64)
+        fstate[F_S] = 1.0
+        fstate[HEADER : HEADER + n] = c / n
+        fstate[F_W] = float(np.sum(fstate[HEADER : HEADER + n]))
+        return meta, glob, fstate
+
+
+def fractional_state(fstate: np.ndarray, n_objects: int, lazy: bool = True) -> np.ndarray:
+    """``y`` over the catalogue from an AÇAI ``fstate`` (for tests and reports)."""
+    w = fstate[HEADER : HEADER + n_objects]
+    if not lazy:
+        return w.copy()
+    capped = fstate[HEADER + n_objects : HEADER + 2 * n_objects] != 0.0
+    return np.where(capped, 1.0, fstate[F_S] * w)

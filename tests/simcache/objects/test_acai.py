@@ -1,0 +1,140 @@
+"""AÇAI: the engine equals the whole-catalogue reference; the lazy mirror step equals the full
+one; the projection equals a bisection; the state stays in the capped simplex; the rounding has
+exactly C objects and marginals y."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simcache.objects import ObjectReplayConfig, replay_objects
+from simcache.objects.policies.acai import (F_S, F_W, HEADER, capped_projection, fractional_state, full_step,
+                                            lazy_step, systematic_round)  # fmt: skip
+from tests.simcache.objects.conftest import make_instance
+from tests.simcache.objects.test_engine_reference import assert_same, run_both
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine", "ip"])
+@pytest.mark.parametrize("k,capacity,c_f", [(1, 5, 0.5), (3, 12, 2.0), (5, 3, 1.0)])
+def test_acai_equals_reference(metric, k, capacity, c_f):
+    log, ref = run_both("acai", metric, k, capacity, c_f, params={"candidates": 20, "eta": 1.0})
+    assert_same(log, ref)
+    assert log.local.any() and (~log.local).any()
+
+
+@pytest.mark.parametrize("params", [{"period": 5, "rounding": "independent"}, {"projection": "full", "period": 3},
+                                    {"candidates": 60, "eta": 0.2}])  # fmt: skip
+def test_acai_variants_equal_reference(params):
+    log, ref = run_both("acai", "l2", 3, 10, 1.0, params=params, seed=2)
+    assert_same(log, ref)
+
+
+def test_lazy_and_full_projection_give_the_same_replay():
+    x, cat, _ = make_instance(6, n_obj=200, n_req=300)
+    logs = [replay_objects(x, cat, ObjectReplayConfig(policy="acai", capacity=15, k=3, c_f=1.0, seed=1,
+                                                      params={"projection": p, "eta": 2.0}))
+            for p in ("lazy", "full")]  # fmt: skip
+    for f in ("served", "local", "origin", "cost", "inserted", "evicted"):
+        np.testing.assert_array_equal(getattr(logs[0], f), getattr(logs[1], f))
+    y_lazy = fractional_state(logs[0].fstate, 200, lazy=True)
+    y_full = fractional_state(logs[1].fstate, 200, lazy=False)
+    np.testing.assert_allclose(y_lazy, y_full, rtol=1e-9, atol=1e-12)
+    assert abs(y_lazy.sum() - 15) < 1e-9 and y_lazy.max() > 0.5  # it has learnt something
+
+
+def bisection_projection(z: np.ndarray, capacity: int) -> np.ndarray:
+    """Slow reference: bisection on the threshold s of min(1, s z) (sum increasing in s)."""
+    lo, hi = 0.0, 1.0 / z.min()
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if np.minimum(1.0, mid * z).sum() < capacity:
+            lo = mid
+        else:
+            hi = mid
+    return np.minimum(1.0, 0.5 * (lo + hi) * z)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 40), st.data())
+def test_projection_equals_bisection(n, data):
+    capacity = data.draw(st.integers(1, n - 1))
+    z = np.array(data.draw(st.lists(st.floats(1e-3, 1e3), min_size=n, max_size=n)))
+    order = np.argsort(-z, kind="mergesort")
+    j, s = capped_projection(z[order], 0.0, capacity)
+    y = np.empty(n)
+    y[order] = np.where(np.arange(n) < j, 1.0, s * z[order])
+    np.testing.assert_allclose(y, bisection_projection(z, capacity), rtol=1e-9, atol=1e-12)
+    assert abs(y.sum() - capacity) < 1e-9
+
+
+def new_state(n, capacity):
+    f = np.zeros(HEADER + 2 * n + capacity)
+    f[F_S] = 1.0
+    f[HEADER : HEADER + n] = capacity / n
+    f[F_W] = f[HEADER : HEADER + n].sum()
+    return f
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31), st.integers(3, 50), st.floats(0.05, 5.0))
+def test_lazy_step_stays_in_the_capped_simplex_and_equals_full(seed, n, eta):
+    """Random candidate sets and gradients for 300 steps (past the 256-step refresh): after every
+    step y is in the capped simplex and equals the straightforward full step."""
+    rng = np.random.default_rng(seed)
+    capacity = int(rng.integers(1, n))
+    lazy, full = new_state(n, capacity), new_state(n, capacity)
+    for _ in range(300):
+        m = int(rng.integers(1, n + 1))
+        cand = rng.choice(n, m, replace=False).astype(np.int64)
+        g = np.where(rng.random(m) < 0.7, rng.random(m), 0.0)
+        lazy_step(cand, g, m, eta, lazy, n, capacity)
+        full_step(cand, g, m, eta, full, n, capacity)
+        y = fractional_state(lazy, n)
+        assert abs(y.sum() - capacity) < 1e-9
+        assert y.min() >= 0.0 and y.max() <= 1.0
+        np.testing.assert_allclose(y, fractional_state(full, n, lazy=False), rtol=1e-8, atol=1e-12)
+
+
+def test_rounding_has_c_objects_and_marginals_y():
+    """20,000 seeded roundings of a fixed y: exactly C objects each time, and every object's
+    inclusion frequency within 5 standard errors sqrt(y (1 - y) / R) of y (+1e-3 for y near 0/1)."""
+    rng = np.random.default_rng(0)
+    n, capacity, rounds = 40, 9, 20000
+    z = rng.pareto(1.0, n) + 0.01
+    order = np.argsort(-z, kind="mergesort")
+    j, s = capped_projection(z[order], 0.0, capacity)
+    y = np.empty(n)
+    y[order] = np.where(np.arange(n) < j, 1.0, s * z[order])
+    assert j >= 1 and (y < 1).sum() > capacity  # some capped, many fractional
+    sel = np.empty(n, bool)
+    counts = np.zeros(n)
+    for u in np.random.default_rng(1).random(rounds):
+        systematic_round(y, capacity, u, sel)
+        assert sel.sum() == capacity
+        counts += sel
+    freq = counts / rounds
+    bound = 5 * np.sqrt(y * (1 - y) / rounds) + 1e-3
+    assert np.all(np.abs(freq - y) <= bound)
+
+
+def test_engine_state_is_in_the_capped_simplex():
+    x, cat, _ = make_instance(3, n_obj=120, n_req=200)
+    log = replay_objects(x, cat, ObjectReplayConfig(policy="acai", capacity=10, k=2, seed=4))
+    y = fractional_state(log.fstate, 120)
+    assert abs(y.sum() - 10) < 1e-9 and y.min() >= 0 and y.max() <= 1
+    assert math.isclose(float(log.movement_cost.sum()), float(log.inserted.sum()) * log.config.c_f)
+
+
+def test_acai_with_an_approximate_index():
+    """With an IVF index the candidates are the index's list; the state stays in the simplex."""
+    x, cat, _ = make_instance(8, n_obj=320, dim=6, n_req=150)
+    cfg = ObjectReplayConfig(policy="acai", capacity=10, k=3, index="ivf", index_params={"nlist": 8, "nprobe": 1},
+                             index_candidates=12)  # fmt: skip
+    log = replay_objects(x, cat, cfg)
+    y = fractional_state(log.fstate, 320)
+    assert abs(y.sum() - 10) < 1e-9 and y.min() >= 0 and y.max() <= 1
+    assert log.local.any()
