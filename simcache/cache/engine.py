@@ -161,9 +161,8 @@ class _Engine:
 
 def _run_block(eng: _Engine, q, owner, qnorm2, tol, t0, outs) -> None:
     if eng.dense:
-        K.serve_chunk_dense(q, owner, t0, qnorm2, tol, eng.block_size, N_CANDIDATES, eng.parallel,
-                            eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(spare_rows=True),
-                            eng.slot_norm2, *outs)  # fmt: skip
+        K.serve_chunk_dense(q, owner, t0, qnorm2, tol, eng.block_size, eng.parallel, eng.keep, eng.metric, eng.key,
+                            eng.fpar, *eng.kernel_args(spare_rows=True), eng.slot_norm2, *outs)  # fmt: skip
         return
     for b0, b1, gram, (dist, slot, version) in eng.block_searches(q):
         qb = q[b0:b1]
@@ -224,8 +223,7 @@ def search_seconds(vectors: np.ndarray, capacity: int, *, block_size: int | None
             q, qnorm2, _ = eng.prepare(vectors[c0 : c0 + step], c0)
             with eng.chunk(q.shape[0]):
                 if eng.dense:
-                    K.search_chunk_dense(q, qnorm2, eng.block_size, N_CANDIDATES, eng.parallel, eng.slot_rows,
-                                         eng.slot_version, eng.counters, eng.slot_norm2)  # fmt: skip
+                    K.search_chunk_dense(q, eng.block_size, eng.parallel, eng.slot_rows, cfg.capacity, eng.counters)
                     continue
                 for _ in eng.block_searches(q):
                     pass

@@ -34,7 +34,7 @@ from simcache.cache.kernels.signatures import (
     APPROX_HIT, DECIDE_T, EXACT_HIT, FMETA, FPAR, GLOB, HIT, INSERT, INSERT_T, META, N_FULL_SCANS, N_USED,
     N_WRITES, REFRESH, REMOVE_T, TOUCH_T, VICTIM_T,
 )  # fmt: skip
-from simcache.cache.kernels.topm import dense_scratch, dense_search_block
+from simcache.cache.kernels.rowscan import SCAN_LANES, block_products, hide_owned, row_select, row_smallest, scan_scratch
 
 
 @nb.njit(cache=True, inline="always")
@@ -85,21 +85,17 @@ def two_smallest(a, a1, a2):
 
 @nb.njit(cache=True, inline="always")
 def collect_inblock(i, owner, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version, slot_owner,
-                    cs, cr, ca, nc, keep, tol):  # fmt: skip
+                    cs, cr, ca, nc, keep, tol, a1, a2):  # fmt: skip
     """Append the live entries inserted earlier in the block that may be among the nearest ``keep``;
-    return (number of candidates, threshold for :func:`resolve`).
+    return (number of candidates, the two smallest approximations seen).
 
-    Approximations (those already in ``ca[:nc]`` and the in-block ones) are float32-grade, within
-    ``tol`` of the exact value, so the ``keep``-th best exact value is at most the ``keep``-th
-    smallest approximation + ``tol``, and a candidate whose approximation exceeds that + ``tol``
-    cannot be among the nearest. The threshold only falls as entries are added, so such an entry
-    is not collected.
+    ``a1 <= a2``: the two smallest approximations among the other entries the request may see
+    (those already in ``ca[:nc]`` or, in the row scan, every entry of the block start).
+    Approximations are float32-grade, within ``tol`` of the exact value, so the ``keep``-th best
+    exact value is at most the ``keep``-th smallest approximation + ``tol``, and a candidate whose
+    approximation exceeds that + ``tol`` cannot be among the nearest (:func:`threshold`). The
+    threshold only falls as entries are added, so such an entry is not collected.
     """
-    a1 = np.inf
-    a2 = np.inf
-    for j in range(nc):
-        a1, a2 = two_smallest(ca[j], a1, a2)
-    threshold = (a1 if keep == 1 else a2) + 2.0 * tol
     qi = np.float64(qnorm2[i])
     for p in range(n_ins):
         pi = ins_pos[p]
@@ -109,24 +105,30 @@ def collect_inblock(i, owner, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, s
         if hidden(owner, slot_owner[s]):
             continue
         a = qi + np.float64(qnorm2[pi]) - 2.0 * np.float64(gram[i, pi])
-        if a > threshold:
+        if a > threshold(a1, a2, keep, tol):
             continue
         cs[nc] = s
         cr[nc] = slot_id[s]
         ca[nc] = a
         nc += 1
         a1, a2 = two_smallest(a, a1, a2)
-        threshold = (a1 if keep == 1 else a2) + 2.0 * tol
-    return nc, threshold
+    return nc, a1, a2
 
 
 @nb.njit(cache=True, inline="always")
-def resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot, lanes):
+def threshold(a1, a2, keep, tol):
+    """Largest approximation a candidate may have and still be among the exact nearest ``keep``,
+    given the two smallest approximations ``a1 <= a2`` (see :func:`collect_inblock`)."""
+    return (a1 if keep == 1 else a2) + 2.0 * tol
+
+
+@nb.njit(cache=True, inline="always")
+def resolve(x, cs, cr, ca, nc, limit, keep, slots, bsq, breq, bslot, lanes):
     """Exact nearest ``keep`` among the scratch candidates, recomputing only those with an
-    approximation within ``threshold`` (see :func:`collect_inblock`)."""
+    approximation at or below ``limit`` (:func:`threshold`)."""
     nbest = 0
     for j in range(nc):
-        if ca[j] <= threshold:
+        if ca[j] <= limit:
             nbest = offer(sqdist(x, slots[cs[j]], lanes), cr[j], cs[j], bsq, breq, bslot, nbest, keep)
     return nbest
 
@@ -244,9 +246,13 @@ def serve_block(
         x = q[i]
         u = owner[i]
         nc = collect_topk(i, u, cand_slot, cand_ver, cand_sq, slot_id, slot_version, slot_owner, cs, cr, ca, 0)
-        nc, threshold = collect_inblock(i, u, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version,
-                                        slot_owner, cs, cr, ca, nc, keep, tol[i])  # fmt: skip
-        nbest = resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot, lanes)
+        a1 = np.inf
+        a2 = np.inf
+        for j in range(nc):
+            a1, a2 = two_smallest(ca[j], a1, a2)
+        nc, a1, a2 = collect_inblock(i, u, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version,
+                                     slot_owner, cs, cr, ca, nc, keep, tol[i], a1, a2)  # fmt: skip
+        nbest = resolve(x, cs, cr, ca, nc, threshold(a1, a2, keep, tol[i]), keep, slots, bsq, breq, bslot, lanes)
         if not topk_complete(i, cand_slot, cand_sq, tol[i], nbest, bsq, keep, exact):
             nbest = full_scan(x, u, slots, slot_id, slot_owner, counters[N_USED], bsq, breq, bslot, keep, lanes)
             counters[N_FULL_SCANS] += 1
@@ -266,37 +272,89 @@ def serve_block(
 
 @nb.njit(
     nt.void(
-        _F32_2D, nt.int64[::1], nt.int64, nt.float32[::1], nt.float64[::1], nt.int64, nt.int64, nt.boolean,
+        _F32_2D, nt.int64[::1], nt.int64, nt.float32[::1], nt.float64[::1], nt.int64, nt.boolean,
         *_RULE, *_POLICY, *_STATE, nt.float32[::1], *_OUTS,
     ),
     cache=True,
 )  # fmt: skip
 def serve_chunk_dense(
-    q, owner, t0, qnorm2, tol, block, m, parallel,
+    q, owner, t0, qnorm2, tol, block, parallel,
     keep, metric, key, fpar,
     decide, touch, insert, remove, victim, meta, fmeta, glob,
     slot_rows, slot_id, slot_version, slot_owner, counters, slot_norm2,
     out_outcome, out_served, out_distance, out_inserted, out_evicted,
 ):  # fmt: skip
-    """Block engine for small caches, a whole chunk per call (no return to Python between blocks).
+    """Block engine for flat CPU caches, a whole chunk per call (no return to Python between blocks).
 
     ``slot_rows``: the slot vectors (first ``capacity`` rows) followed by at least ``block`` spare
-    rows (see :func:`~simcache.cache.kernels.topm.dense_search_block`). Per block of ``block``
-    requests: the dense search (products and top-m, on two threads when ``parallel``) replaces the
-    FAISS search, then :func:`serve_block` runs the sequential pass.
+    rows. Per block of ``block`` requests, one product of the block against the ``n0`` slots used
+    at block start and itself (:func:`~simcache.cache.kernels.rowscan.block_products`); then per
+    request: the smallest approximations in its row (:func:`~simcache.cache.kernels.rowscan.row_smallest`;
+    a slot rewritten earlier in the block has squared norm ``+inf`` in ``ynorm``, the block-start
+    norms; an entry of the request's owner is hidden by
+    :func:`~simcache.cache.kernels.rowscan.hide_owned`), the entries inserted earlier in the block
+    (:func:`collect_inblock`), the row's slots within the threshold
+    (:func:`~simcache.cache.kernels.rowscan.row_select`), the exact re-check (:func:`resolve`) and
+    the policy (:func:`apply_request`). Every entry the request may see has an approximation, so
+    the candidates are complete by construction (no fallback scan).
     """
     n = q.shape[0]
-    slots = slot_rows[: slot_id.shape[0]]
-    scratch = dense_scratch(slot_id.shape[0], block, m)
+    capacity = slot_id.shape[0]
+    slots = slot_rows[:capacity]
+    buf = scan_scratch(capacity, block)
+    ynorm = np.empty(capacity, np.float32)
+    lo1 = np.empty(SCAN_LANES, np.float32)
+    lo2 = np.empty(SCAN_LANES, np.float32)
+    sel = np.empty(capacity, np.int64)
+    cs = np.empty(capacity + block, np.int64)
+    cr = np.empty(capacity + block, np.int64)
+    ca = np.empty(capacity + block, np.float64)
+    bsq = np.empty(2, np.float64)
+    breq = np.empty(2, np.int64)
+    bslot = np.empty(2, np.int64)
+    lanes = np.empty(LANES, np.float64)
+    ins_pos = np.empty(block, np.int64)  # block positions of the requests inserted so far
+    ins_slot = np.empty(block, np.int64)
+    ins_ver = np.empty(block, np.int64)
+    inf = np.float32(np.inf)
     for b0 in range(0, n, block):
         b1 = min(n, b0 + block)
-        gram, cand_slot, cand_ver, cand_sq = dense_search_block(
-            q, qnorm2, b0, b1, parallel, slot_rows, slot_version, counters, slot_norm2, scratch
-        )
-        serve_block(
-            q[b0:b1], owner[b0:b1], t0 + b0, cand_slot, cand_ver, cand_sq, gram, qnorm2[b0:b1], tol[b0:b1], True,
-            keep, metric, key, fpar,
-            decide, touch, insert, remove, victim, meta, fmeta, glob,
-            slots, slot_id, slot_version, slot_owner, counters, slot_norm2,
-            out_outcome[b0:b1], out_served[b0:b1], out_distance[b0:b1], out_inserted[b0:b1], out_evicted[b0:b1],
-        )  # fmt: skip
+        n0 = counters[N_USED]
+        g = block_products(q, b0, b1, parallel, slot_rows, counters, buf)
+        gram = g[:, n0:]
+        qn = qnorm2[b0:b1]
+        ynorm[:n0] = slot_norm2[:n0]
+        n_ins = 0
+        for i in range(b1 - b0):
+            r = b0 + i
+            x = q[r]
+            u = owner[r]
+            row = g[i]
+            if u >= 0:
+                hide_owned(row, n0, u, slot_owner)
+            a1, a2 = row_smallest(row, qn[i], ynorm, n0, keep, lo1, lo2)
+            nc, a1, a2 = collect_inblock(i, u, gram, qn, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version,
+                                         slot_owner, cs, cr, ca, 0, keep, tol[r], a1, a2)  # fmt: skip
+            limit = threshold(a1, a2, keep, tol[r])
+            ns = row_select(row, n0, limit, sel)
+            for c in range(ns):
+                s = sel[c]
+                cs[nc] = s
+                cr[nc] = slot_id[s]
+                ca[nc] = row[s]
+                nc += 1
+            nbest = resolve(x, cs, cr, ca, nc, limit, keep, slots, bsq, breq, bslot, lanes)
+            slot = apply_request(
+                r, t0 + r, x, nbest, bsq, breq, bslot, metric, key, fpar,
+                decide, touch, insert, remove, victim, meta, fmeta, glob,
+                slots, slot_id, slot_version, slot_owner, counters, u,
+                out_outcome, out_served, out_distance, out_inserted, out_evicted,
+            )  # fmt: skip
+            if slot >= 0:
+                slot_norm2[slot] = qn[i]
+                if slot < n0:
+                    ynorm[slot] = inf  # its block-start entry is gone
+                ins_pos[n_ins] = i
+                ins_slot[n_ins] = slot
+                ins_ver[n_ins] = slot_version[slot]
+                n_ins += 1
