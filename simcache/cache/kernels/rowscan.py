@@ -1,15 +1,17 @@
 """Block products and row scans: the search of the block engine for flat CPU caches.
 
-Per block of ``b`` requests, one BLAS product of the block against the slots used at block start
-and against itself (:func:`block_products`: the batched search's own work plus the block's Gram
-matrix), request-major, so that each request's products lie in one contiguous row. The sequential
-pass (:func:`~simcache.cache.kernels.sequential.serve_chunk_dense`) then scans each request's row
-for the smallest float32 approximations ``a_s = |q|^2 + |y_s|^2 - 2 q.y_s`` (:func:`row_smallest`),
-with a slot rewritten earlier in the block made invisible by a ``+inf`` squared norm (the
-column's entry is gone) and entries of the request's own owner by a ``-inf`` product
-(:func:`hide_owned`), and lists the slots whose approximation is at or below a threshold
-(:func:`row_select`) for the exact re-check. Every entry the cache holds at block start has its
-approximation in the row, so no candidate list needs a completeness proof.
+Per block of ``b`` requests, one BLAS product of the block against the ``n0`` slots used at block
+start and against itself (:func:`block_products`: the batched search's own work plus the block's
+Gram matrix), request-major, so that each request's products lie in one contiguous row of
+``n0 + b`` columns: column ``s < n0`` is the entry in slot ``s`` at block start, column ``n0 + p``
+the entry request ``p`` of the block inserted. The sequential pass
+(:func:`~simcache.cache.kernels.sequential.serve_chunk_dense`) keeps one squared norm per column,
+``+inf`` for a column whose entry the request may not see (evicted, or not inserted yet), hides
+the entries of the request's own owner (:func:`hide_owned`), scans the row for the smallest
+float32 approximations ``a = |q|^2 + |y|^2 - 2 q.y`` (:func:`row_smallest`) and lists the
+columns at or below a threshold (:func:`row_select`) for the exact re-check. Every entry the
+request may see has its approximation in the row, so no candidate list needs a completeness
+proof.
 """
 
 from __future__ import annotations
@@ -19,56 +21,56 @@ import numpy as np
 
 from simcache.cache.kernels.signatures import N_USED
 
-#: independent running minima of :func:`row_smallest` (two AVX-512 registers of float32)
+#: independent running minima of :func:`row_smallest` (column ``c`` goes to lane ``c % SCAN_LANES``)
 SCAN_LANES = 32
+_MAX_F32 = float(np.finfo(np.float32).max)
 
 
 @nb.njit(cache=True, inline="always")
-def hide_owned(row, n, owner, slot_owner):
-    """Set ``row[s] = -inf`` for the slots ``s < n`` whose entry ``owner`` made: the approximation
-    :func:`row_smallest` computes from the product is then ``+inf`` (``exclude_self``)."""
+def hide_owned(row, n, owner, col_owner):
+    """Set ``row[c] = -inf`` for the columns ``c < n`` whose entry ``owner`` made: the
+    approximation :func:`row_smallest` computes from the product is then ``+inf``
+    (``exclude_self``)."""
     ninf = np.float32(-np.inf)
-    for s in range(n):
-        row[s] = ninf if slot_owner[s] == owner else row[s]
+    for c in range(n):
+        row[c] = ninf if col_owner[c] == owner else row[c]
 
 
 @nb.njit(cache=True, inline="always")
-def row_smallest(row, qn, ynorm, n, keep, lo1, lo2):
-    """Overwrite the products ``row[:n]`` (``row[s] = q . y_s``) by the float32 approximations
-    ``qn + ynorm[s] - 2 row[s]`` and return the smallest and, when ``keep == 2``, the second
-    smallest of them (as a multiset; ``+inf`` when there are fewer; the second is only meaningful
-    when ``keep == 2``).
+def row_smallest(row, qn, col_norm, n, keep, lo1, lo2):
+    """Overwrite the products ``row[:n]`` (``row[c] = q . y_c``) by the float32 approximations
+    ``qn + col_norm[c] - 2 row[c]`` and return the smallest and, when ``keep == 2``, the second
+    smallest of them (as a multiset; ``+inf`` when there are fewer) as float64.
 
-    ``SCAN_LANES`` running minima (pairs of them for ``keep == 2``), one per residue of ``s``,
-    in ``lo1`` / ``lo2`` (float32 scratch of that length), so that the loop vectorises; folded
-    at the end. Values must not be NaN (``ynorm`` and ``-row`` may be ``+inf``).
+    The running minima (pairs of them for ``keep == 2``) of each lane, column ``c`` in lane
+    ``c % SCAN_LANES``, are kept in ``lo1`` / ``lo2`` (float32, ``SCAN_LANES`` long) -- independent
+    elementwise minima, which LLVM vectorises (a single running minimum it does not) -- and
+    folded at the end; ``lo1`` is left for :func:`row_select`. Values must not be NaN
+    (``col_norm`` and ``-row`` may be ``+inf``).
     """
     two = np.float32(2.0)
-    inf = np.float32(np.inf)
-    lo1[:] = inf
-    lo2[:] = inf
+    lo1[:] = np.inf
+    lo2[:] = np.inf
     full = n - n % SCAN_LANES
     if keep == 1:
         for base in range(0, full, SCAN_LANES):
             for j in range(SCAN_LANES):
-                a = qn + ynorm[base + j] - two * row[base + j]
+                a = qn + col_norm[base + j] - two * row[base + j]
                 row[base + j] = a
-                m1 = lo1[j]
-                lo1[j] = a if a < m1 else m1
+                lo1[j] = a if a < lo1[j] else lo1[j]
     else:
         for base in range(0, full, SCAN_LANES):
             for j in range(SCAN_LANES):
-                a = qn + ynorm[base + j] - two * row[base + j]
+                a = qn + col_norm[base + j] - two * row[base + j]
                 row[base + j] = a
                 m1 = lo1[j]
                 hi = a if a > m1 else m1
-                m2 = lo2[j]
-                lo2[j] = hi if hi < m2 else m2
+                lo2[j] = hi if hi < lo2[j] else lo2[j]
                 lo1[j] = a if a < m1 else m1
-    for s in range(full, n):
-        j = s - full
-        a = qn + ynorm[s] - two * row[s]
-        row[s] = a
+    for c in range(full, n):
+        j = c - full
+        a = qn + col_norm[c] - two * row[c]
+        row[c] = a
         m1 = lo1[j]
         hi = a if a > m1 else m1
         lo2[j] = hi if hi < lo2[j] else lo2[j]
@@ -88,17 +90,20 @@ def row_smallest(row, qn, ynorm, n, keep, lo1, lo2):
 
 
 @nb.njit(cache=True, inline="always")
-def row_select(row, n, threshold, sel):
-    """The slots ``s < n`` with ``row[s] <= threshold`` (float64), ascending, into ``sel``; return
-    their number. Compared in float32 against the largest float32 at or below the threshold (the
-    same outcome for float32 values), compacted without branches."""
-    t = np.float32(threshold)
-    if np.float64(t) > threshold:
-        t = np.nextafter(t, np.float32(-np.inf))
+def row_select(row, n, lo1, threshold, sel):
+    """The columns ``c < n`` with a finite ``row[c] <= threshold`` (float64) into ``sel``, lane by
+    lane; return their number. Only the lanes whose minimum (``lo1``, :func:`row_smallest`) is at
+    or below the threshold are read. ``+inf`` marks a column the request may not see, so it is
+    never selected, even when fewer than ``keep`` entries are visible and the threshold is
+    ``+inf``."""
+    limit = min(threshold, _MAX_F32)
     ns = 0
-    for s in range(n):
-        sel[ns] = s
-        ns += row[s] <= t
+    for j in range(SCAN_LANES):
+        if np.float64(lo1[j]) <= limit:
+            for c in range(j, n, SCAN_LANES):
+                if np.float64(row[c]) <= limit:
+                    sel[ns] = c
+                    ns += 1
     return ns
 
 

@@ -85,17 +85,21 @@ def two_smallest(a, a1, a2):
 
 @nb.njit(cache=True, inline="always")
 def collect_inblock(i, owner, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version, slot_owner,
-                    cs, cr, ca, nc, keep, tol, a1, a2):  # fmt: skip
+                    cs, cr, ca, nc, keep, tol):  # fmt: skip
     """Append the live entries inserted earlier in the block that may be among the nearest ``keep``;
-    return (number of candidates, the two smallest approximations seen).
+    return (number of candidates, threshold for :func:`resolve`).
 
-    ``a1 <= a2``: the two smallest approximations among the other entries the request may see
-    (those already in ``ca[:nc]`` or, in the row scan, every entry of the block start).
-    Approximations are float32-grade, within ``tol`` of the exact value, so the ``keep``-th best
-    exact value is at most the ``keep``-th smallest approximation + ``tol``, and a candidate whose
-    approximation exceeds that + ``tol`` cannot be among the nearest (:func:`threshold`). The
-    threshold only falls as entries are added, so such an entry is not collected.
+    Approximations (those already in ``ca[:nc]`` and the in-block ones) are float32-grade, within
+    ``tol`` of the exact value, so the ``keep``-th best exact value is at most the ``keep``-th
+    smallest approximation + ``tol``, and a candidate whose approximation exceeds that + ``tol``
+    cannot be among the nearest. The threshold only falls as entries are added, so such an entry
+    is not collected.
     """
+    a1 = np.inf
+    a2 = np.inf
+    for j in range(nc):
+        a1, a2 = two_smallest(ca[j], a1, a2)
+    threshold = (a1 if keep == 1 else a2) + 2.0 * tol
     qi = np.float64(qnorm2[i])
     for p in range(n_ins):
         pi = ins_pos[p]
@@ -105,32 +109,36 @@ def collect_inblock(i, owner, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, s
         if hidden(owner, slot_owner[s]):
             continue
         a = qi + np.float64(qnorm2[pi]) - 2.0 * np.float64(gram[i, pi])
-        if a > threshold(a1, a2, keep, tol):
+        if a > threshold:
             continue
         cs[nc] = s
         cr[nc] = slot_id[s]
         ca[nc] = a
         nc += 1
         a1, a2 = two_smallest(a, a1, a2)
-    return nc, a1, a2
+        threshold = (a1 if keep == 1 else a2) + 2.0 * tol
+    return nc, threshold
+
+
+@nb.njit(cache=True, inline="always")
+def resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot, lanes):
+    """Exact nearest ``keep`` among the scratch candidates, recomputing only those with an
+    approximation within ``threshold`` (see :func:`collect_inblock`)."""
+    nbest = 0
+    for j in range(nc):
+        if ca[j] <= threshold:
+            nbest = offer(sqdist(x, slots[cs[j]], lanes), cr[j], cs[j], bsq, breq, bslot, nbest, keep)
+    return nbest
 
 
 @nb.njit(cache=True, inline="always")
 def threshold(a1, a2, keep, tol):
     """Largest approximation a candidate may have and still be among the exact nearest ``keep``,
-    given the two smallest approximations ``a1 <= a2`` (see :func:`collect_inblock`)."""
+    given the two smallest approximations ``a1 <= a2`` of the entries the request may see: they
+    are within ``tol`` of the exact values, so the ``keep``-th best exact value is at most the
+    ``keep``-th smallest approximation + ``tol``, and an entry whose approximation exceeds that +
+    ``tol`` cannot be among the nearest."""
     return (a1 if keep == 1 else a2) + 2.0 * tol
-
-
-@nb.njit(cache=True, inline="always")
-def resolve(x, cs, cr, ca, nc, limit, keep, slots, bsq, breq, bslot, lanes):
-    """Exact nearest ``keep`` among the scratch candidates, recomputing only those with an
-    approximation at or below ``limit`` (:func:`threshold`)."""
-    nbest = 0
-    for j in range(nc):
-        if ca[j] <= limit:
-            nbest = offer(sqdist(x, slots[cs[j]], lanes), cr[j], cs[j], bsq, breq, bslot, nbest, keep)
-    return nbest
 
 
 @nb.njit(cache=True, inline="always")
@@ -246,13 +254,9 @@ def serve_block(
         x = q[i]
         u = owner[i]
         nc = collect_topk(i, u, cand_slot, cand_ver, cand_sq, slot_id, slot_version, slot_owner, cs, cr, ca, 0)
-        a1 = np.inf
-        a2 = np.inf
-        for j in range(nc):
-            a1, a2 = two_smallest(ca[j], a1, a2)
-        nc, a1, a2 = collect_inblock(i, u, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version,
-                                     slot_owner, cs, cr, ca, nc, keep, tol[i], a1, a2)  # fmt: skip
-        nbest = resolve(x, cs, cr, ca, nc, threshold(a1, a2, keep, tol[i]), keep, slots, bsq, breq, bslot, lanes)
+        nc, threshold = collect_inblock(i, u, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version,
+                                        slot_owner, cs, cr, ca, nc, keep, tol[i])  # fmt: skip
+        nbest = resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot, lanes)
         if not topk_complete(i, cand_slot, cand_sq, tol[i], nbest, bsq, keep, exact):
             nbest = full_scan(x, u, slots, slot_id, slot_owner, counters[N_USED], bsq, breq, bslot, keep, lanes)
             counters[N_FULL_SCANS] += 1
@@ -287,25 +291,30 @@ def serve_chunk_dense(
     """Block engine for flat CPU caches, a whole chunk per call (no return to Python between blocks).
 
     ``slot_rows``: the slot vectors (first ``capacity`` rows) followed by at least ``block`` spare
-    rows. Per block of ``block`` requests, one product of the block against the ``n0`` slots used
-    at block start and itself (:func:`~simcache.cache.kernels.rowscan.block_products`); then per
-    request: the smallest approximations in its row (:func:`~simcache.cache.kernels.rowscan.row_smallest`;
-    a slot rewritten earlier in the block has squared norm ``+inf`` in ``ynorm``, the block-start
-    norms; an entry of the request's owner is hidden by
-    :func:`~simcache.cache.kernels.rowscan.hide_owned`), the entries inserted earlier in the block
-    (:func:`collect_inblock`), the row's slots within the threshold
-    (:func:`~simcache.cache.kernels.rowscan.row_select`), the exact re-check (:func:`resolve`) and
-    the policy (:func:`apply_request`). Every entry the request may see has an approximation, so
-    the candidates are complete by construction (no fallback scan).
+    rows. Per block, one product of the block against the ``n0`` slots used at block start and
+    against itself (:func:`~simcache.cache.kernels.rowscan.block_products`): request ``i``'s row
+    has a column per entry it may have to see, the block-start entries and those requests
+    ``p < i`` of the block insert. ``col_norm`` holds each column's squared norm, ``+inf`` once its
+    entry is evicted (or while it is not inserted); ``col_slot`` the slot of each block column's
+    entry (-1: none inserted); ``slot_col`` the column of the entry in each slot rewritten in this block. Per request:
+    its own owner's entries hidden (:func:`~simcache.cache.kernels.rowscan.hide_owned`), the
+    smallest approximations of its row
+    (:func:`~simcache.cache.kernels.rowscan.row_smallest`), the columns within the threshold
+    (:func:`~simcache.cache.kernels.rowscan.row_select`, :func:`threshold`), the exact re-check
+    (:func:`resolve`) and the policy (:func:`apply_request`). Every entry the request may see has an
+    approximation, so the candidates are complete by construction (no fallback scan).
     """
     n = q.shape[0]
     capacity = slot_id.shape[0]
     slots = slot_rows[:capacity]
     buf = scan_scratch(capacity, block)
-    ynorm = np.empty(capacity, np.float32)
+    col_norm = np.empty(capacity + block, np.float32)
+    col_owner = np.empty(capacity + block, np.int64)
+    col_slot = np.empty(block, np.int64)
+    slot_col = np.arange(capacity)  # identity outside the slots rewritten in the current block
     lo1 = np.empty(SCAN_LANES, np.float32)
     lo2 = np.empty(SCAN_LANES, np.float32)
-    sel = np.empty(capacity, np.int64)
+    sel = np.empty(capacity + block, np.int64)
     cs = np.empty(capacity + block, np.int64)
     cr = np.empty(capacity + block, np.int64)
     ca = np.empty(capacity + block, np.float64)
@@ -313,48 +322,52 @@ def serve_chunk_dense(
     breq = np.empty(2, np.int64)
     bslot = np.empty(2, np.int64)
     lanes = np.empty(LANES, np.float64)
-    ins_pos = np.empty(block, np.int64)  # block positions of the requests inserted so far
-    ins_slot = np.empty(block, np.int64)
-    ins_ver = np.empty(block, np.int64)
     inf = np.float32(np.inf)
+    hiding = False
+    for r in range(n):
+        hiding = hiding or owner[r] >= 0
     for b0 in range(0, n, block):
         b1 = min(n, b0 + block)
         n0 = counters[N_USED]
         g = block_products(q, b0, b1, parallel, slot_rows, counters, buf)
-        gram = g[:, n0:]
-        qn = qnorm2[b0:b1]
-        ynorm[:n0] = slot_norm2[:n0]
-        n_ins = 0
+        col_norm[:n0] = slot_norm2[:n0]
+        col_norm[n0 : n0 + b1 - b0] = inf
+        if hiding:
+            col_owner[:n0] = slot_owner[:n0]
+            col_owner[n0 : n0 + b1 - b0] = owner[b0:b1]
         for i in range(b1 - b0):
             r = b0 + i
             x = q[r]
             u = owner[r]
             row = g[i]
+            width = n0 + i  # the block columns from i on hold no entry yet
             if u >= 0:
-                hide_owned(row, n0, u, slot_owner)
-            a1, a2 = row_smallest(row, qn[i], ynorm, n0, keep, lo1, lo2)
-            nc, a1, a2 = collect_inblock(i, u, gram, qn, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version,
-                                         slot_owner, cs, cr, ca, 0, keep, tol[r], a1, a2)  # fmt: skip
+                hide_owned(row, width, u, col_owner)
+            a1, a2 = row_smallest(row, qnorm2[r], col_norm, width, keep, lo1, lo2)
             limit = threshold(a1, a2, keep, tol[r])
-            ns = row_select(row, n0, limit, sel)
-            for c in range(ns):
-                s = sel[c]
-                cs[nc] = s
-                cr[nc] = slot_id[s]
-                ca[nc] = row[s]
-                nc += 1
+            nc = row_select(row, width, lo1, limit, sel)
+            for j in range(nc):
+                c = sel[j]
+                s = c if c < n0 else col_slot[c - n0]
+                cs[j] = s
+                cr[j] = slot_id[s]
+                ca[j] = row[c]
             nbest = resolve(x, cs, cr, ca, nc, limit, keep, slots, bsq, breq, bslot, lanes)
+            full = counters[N_USED] == capacity
             slot = apply_request(
                 r, t0 + r, x, nbest, bsq, breq, bslot, metric, key, fpar,
                 decide, touch, insert, remove, victim, meta, fmeta, glob,
                 slots, slot_id, slot_version, slot_owner, counters, u,
                 out_outcome, out_served, out_distance, out_inserted, out_evicted,
             )  # fmt: skip
+            col_slot[i] = slot
             if slot >= 0:
-                slot_norm2[slot] = qn[i]
-                if slot < n0:
-                    ynorm[slot] = inf  # its block-start entry is gone
-                ins_pos[n_ins] = i
-                ins_slot[n_ins] = slot
-                ins_ver[n_ins] = slot_version[slot]
-                n_ins += 1
+                slot_norm2[slot] = qnorm2[r]
+                if full:
+                    col_norm[slot_col[slot]] = inf  # the evicted entry's column
+                slot_col[slot] = n0 + i
+                col_norm[n0 + i] = qnorm2[r]
+        for i in range(b1 - b0):  # back to the identity for the next block
+            if col_slot[i] >= 0:
+                slot_col[col_slot[i]] = col_slot[i]
+
