@@ -18,8 +18,10 @@ the write count at the entry's insertion, which a search result must match to be
 ignore its owner's own entries (:func:`hidden`); and
 ``counters`` (:mod:`~simcache.cache.kernels.signatures`). The plain engine calls
 :func:`serve_block` with one request per block after searching the current cache, so nothing is
-ever stale for it; :func:`serve_chunk_dense` runs whole chunks of blocks with the dense search of
-:mod:`~simcache.cache.kernels.topm` without returning to Python.
+ever stale for it; :func:`serve_chunk_dense` runs whole chunks of blocks for flat CPU caches
+without returning to Python, from the block products and row scans of
+:mod:`~simcache.cache.kernels.rowscan` instead of a top-m list (every entry has its
+approximation in the row: no completeness proof, no fallback scan).
 """
 
 from __future__ import annotations
