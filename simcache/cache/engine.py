@@ -33,11 +33,13 @@ from simcache.cache.streams import request_blocks
 from simcache.cache.threads import ThreadPlan, faiss_threads, single_threaded_blas
 
 _FIELDS = ("outcome", "served", "distance", "inserted", "evicted")
-#: candidates taken from each batched search
+#: candidates taken from each batched top-m search (the FAISS path)
 N_CANDIDATES = 8
-#: up to this capacity (flat CPU index) the block engine runs its own compiled top-m search
-#: (:func:`simcache.cache.kernels.dense_search_block`) instead of a FAISS search per block
-DENSE_MAX_CAPACITY = 1024
+#: up to this capacity (flat CPU index) the block engine runs its own block products and row
+#: scans (:func:`simcache.cache.kernels.serve_chunk_dense`) instead of a FAISS top-m search per
+#: block (measured faster at every capacity up to 10,000; the products of a block take
+#: ``block * (capacity + block)`` floats)
+DENSE_MAX_CAPACITY = 16384
 #: requests read from the input (and handed to the compiled dense loop) at once
 READ_CHUNK = 8192
 
@@ -46,15 +48,14 @@ def default_block_size(capacity: int) -> int:
     """Block size when none is given (chosen from one-off timings on the replay-speed benchmark's
     trace; ``block_size=`` overrides it).
 
-    Small caches (dense search): about C / 8 rounded to a multiple of 32, within [32, 256] --
-    the block's own Gram matrix costs about B / C of the block-versus-cache products and each
-    request checks the entries inserted earlier in its block, while smaller blocks make smaller,
-    less efficient matrix products (each of the two threads takes B / 2 requests). Large caches
-    (FAISS): 1,024 queries per search amortise the search's fixed costs while few of the C
-    entries go stale within a block.
+    Row scans (flat CPU caches): about C / 8 rounded to a multiple of 32, within [64, 256] --
+    each request's row holds a column for every request of its block before it, the block's
+    Gram matrix costs about B / C of the block-versus-cache products, while smaller blocks make
+    smaller, less efficient matrix products. FAISS: 1,024 queries per search amortise the
+    search's fixed costs while few of the C entries go stale within a block.
     """
     if capacity <= DENSE_MAX_CAPACITY:
-        return int(min(256, max(32, 32 * round(capacity / 256))))
+        return int(min(256, max(64, 32 * round(capacity / 256))))
     return 1024
 
 
@@ -73,7 +74,7 @@ class _Engine:
         self.metric = K.METRIC_CODES[cfg.metric]
         self.dim = dim
         cap = cfg.capacity
-        # the dense search copies each block after the last used slot: spare rows for a full cache
+        # the block products copy each block after the last used slot: spare rows for a full cache
         spare = block_size if cap <= DENSE_MAX_CAPACITY else 0
         self.slot_rows = np.zeros((cap + spare, dim), dtype=np.float32)
         self.slots = self.slot_rows[:cap]
@@ -92,7 +93,7 @@ class _Engine:
         self.tol_coef = K.TOL_FACTOR * self.searcher.tol_scale * (dim + 4) * 2.0**-24
         self.max_norm = 0.0
         self.plan = ThreadPlan(cfg.threads)
-        self.parallel = True  # the current chunk's choice: the dense search on two threads
+        self.parallel = True  # the current chunk's choice: the block products on two threads
 
     def prepare(self, raw: np.ndarray, t0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Checked, contiguous float32 (normalised for cosine) block; its squared norms; tolerances."""
@@ -119,8 +120,8 @@ class _Engine:
 
     @contextlib.contextmanager
     def chunk(self, rows: int) -> Iterator[None]:
-        """Run one chunk with the thread count the plan chooses (:class:`ThreadPlan`): the dense
-        search on two threads or on the calling thread, FAISS on that many threads."""
+        """Run one chunk with the thread count the plan chooses (:class:`ThreadPlan`): the block
+        products on two threads or on the calling thread, FAISS on that many threads."""
         with self.plan.chunk(rows) as n, faiss_threads(n):
             self.parallel = n > 1
             yield
@@ -135,7 +136,7 @@ class _Engine:
 
     def kernel_args(self, spare_rows: bool = False) -> tuple:
         """Policy kernels and cache state as the compiled loops take them (``spare_rows``: the
-        slot vectors with the dense search's spare rows after them)."""
+        slot vectors with the block products' spare rows after them)."""
         k = self.kern
         return (k.decide, k.touch, k.insert, k.remove, k.victim, self.meta, self.fmeta, self.glob,
                 self.slot_rows if spare_rows else self.slots, self.slot_id, self.slot_version,
@@ -143,8 +144,8 @@ class _Engine:
 
     @property
     def dense(self) -> bool:
-        """Whether the block engine uses its own dense products instead of the searcher's top-m
-        search (small caches, searchers that allow it)."""
+        """Whether the block engine uses its own block products and row scans instead of the
+        searcher's top-m search (flat CPU caches up to ``DENSE_MAX_CAPACITY``)."""
         return self.searcher.dense_capable and self.policy.capacity <= DENSE_MAX_CAPACITY
 
     def fill(self, vectors: np.ndarray) -> None:
@@ -161,9 +162,8 @@ class _Engine:
 
 def _run_block(eng: _Engine, q, owner, qnorm2, tol, t0, outs) -> None:
     if eng.dense:
-        K.serve_chunk_dense(q, owner, t0, qnorm2, tol, eng.block_size, N_CANDIDATES, eng.parallel,
-                            eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(spare_rows=True),
-                            eng.slot_norm2, *outs)  # fmt: skip
+        K.serve_chunk_dense(q, owner, t0, qnorm2, tol, eng.block_size, eng.parallel, eng.keep, eng.metric, eng.key,
+                            eng.fpar, *eng.kernel_args(spare_rows=True), eng.slot_norm2, *outs)  # fmt: skip
         return
     for b0, b1, gram, (dist, slot, version) in eng.block_searches(q):
         qb = q[b0:b1]
@@ -208,7 +208,8 @@ def search_seconds(vectors: np.ndarray, capacity: int, *, block_size: int | None
     ``vectors`` searched as :func:`replay` searches it, against a cache that stays full of the
     first ``capacity`` vectors. With a replay's time it splits the replay into search and
     sequential pass (``benchmarks/replay_speed.py``). ``threads``: as in :class:`ReplayConfig`
-    (1: the dense search's serial variant, FAISS on one thread).
+    (1: the block products on the calling thread, FAISS on one thread). The row-scan path's
+    search is its block products (its row scans belong to the sequential pass).
     """
     cfg = ReplayConfig(capacity=capacity, index="flat", device="cpu", block_size=block_size, threads=threads)
     block = cfg.block_size or default_block_size(cfg.capacity)
@@ -224,8 +225,7 @@ def search_seconds(vectors: np.ndarray, capacity: int, *, block_size: int | None
             q, qnorm2, _ = eng.prepare(vectors[c0 : c0 + step], c0)
             with eng.chunk(q.shape[0]):
                 if eng.dense:
-                    K.search_chunk_dense(q, qnorm2, eng.block_size, N_CANDIDATES, eng.parallel, eng.slot_rows,
-                                         eng.slot_version, eng.counters, eng.slot_norm2)  # fmt: skip
+                    K.search_chunk_dense(q, eng.block_size, eng.parallel, eng.slot_rows, cfg.capacity, eng.counters)
                     continue
                 for _ in eng.block_searches(q):
                     pass
@@ -253,7 +253,7 @@ def replay(vectors: Any, config: ReplayConfig | None = None, /, *, owners: np.nd
         cfg = config.with_(**settings) if settings else config
     block = cfg.block_size or default_block_size(cfg.capacity)
     owners = _owner_codes(owners, cfg.exclude_self)
-    # input is read in chunks of whole blocks (bounded memory); the dense kernel runs a whole
+    # input is read in chunks of whole blocks (bounded memory); the row-scan kernel runs a whole
     # chunk per call, the top-m path one block per search
     n, dim, blocks = request_blocks(vectors, _chunk_rows(block))
     policy_description = cfg.make_policy().describe()

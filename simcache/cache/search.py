@@ -57,7 +57,7 @@ class Searcher:
     #: whether :meth:`after_insert` must be called (the searcher keeps its own copy of the entries)
     tracks_inserts = False
     #: whether the block engine may replace this searcher's search by its own compiled dense
-    #: products over the slot array (:mod:`simcache.cache.kernels.topm`): an exact CPU search that
+    #: products over the slot array (:mod:`simcache.cache.kernels.rowscan`): an exact CPU search that
     #: keeps no state of its own
     dense_capable = False
 

@@ -14,12 +14,12 @@
 
 * During a replay numpy's and scipy's OpenBLAS run on one thread (:func:`single_threaded_blas`):
   the per-block products are small, and OpenBLAS's own threads wake and wait for each of them,
-  which costs most when other jobs share the cores. The dense search splits its products between
+  which costs most when other jobs share the cores. The block products are split between
   two numba threads instead, each making single-threaded BLAS calls.
 * GNU OpenMP (numba's ``omp`` threading layer, FAISS) cannot be used again in a process forked
   after it started threads: numba terminates such a child and FAISS hangs in it. A child forked
   from a process that imported this module (e.g. a ``multiprocessing`` pool on Linux) therefore
-  replays single-threaded: FAISS gets one thread and the dense search runs its serial variant
+  replays single-threaded: FAISS gets one thread and the block products run on the calling thread
   (:func:`forked_child`). Results are the same; only the speed differs.
 """
 

@@ -7,9 +7,10 @@
   for bit);
 * :mod:`~simcache.cache.kernels.draws`: seeded uniform draws, a pure function of (seed, request,
   purpose);
-* :mod:`~simcache.cache.kernels.topm`: the dense top-m search of a block against small caches;
+* :mod:`~simcache.cache.kernels.rowscan`: the block products and row scans of the block engine
+  for flat CPU caches;
 * :mod:`~simcache.cache.kernels.sequential`: the sequential pass that applies the policy request
-  by request, given candidates from a batched search.
+  by request, given a batched search (a top-m list, or the rows of the block products).
 
 Names load from their submodule on first use (numba compiles, or reads its cache, then), so
 importing a policy, which needs only the signatures and the distance rules, stays cheap.
@@ -29,9 +30,9 @@ _WHERE = {
                      "offer", "sqdist", "to_metric", "within_radius"), "distances"),
     **dict.fromkeys(("seed_key", "splitmix64", "uniform"), "draws"),
     **dict.fromkeys(("apply_request", "collect_inblock", "collect_topk", "full_scan", "resolve", "serve_block",
-                     "serve_chunk_dense", "topk_complete", "two_smallest"), "sequential"),
-    **dict.fromkeys(("TOP_GROUP", "dense_scratch", "dense_search_block", "push_smallest", "search_chunk_dense",
-                     "top_m_block", "top_m_groups"), "topm"),
+                     "serve_chunk_dense", "threshold", "topk_complete", "two_smallest"), "sequential"),
+    **dict.fromkeys(("SCAN_LANES", "block_products", "hide_owned", "row_select", "row_smallest", "scan_scratch",
+                     "search_chunk_dense"), "rowscan"),
 }  # fmt: skip
 
 __all__ = [*_SIGNATURES, *_WHERE]

@@ -35,7 +35,7 @@ METRIC_CODES = {name: code for code, name in enumerate(METRICS)}
 #: Safety factor on the float32 error bound of FAISS / BLAS squared distances (see module doc).
 TOL_FACTOR = 4.0
 #: largest squared norm a request may have: float32 values |x|^2 + |y|^2 - 2 x.y then stay finite
-#: (no overflow, hence no NaN, in the dense search)
+#: (no overflow, hence no NaN, in the row scans)
 MAX_NORM2 = 1e37
 
 #: number of interleaved float64 partial sums in :func:`sqdist`

@@ -18,8 +18,10 @@ the write count at the entry's insertion, which a search result must match to be
 ignore its owner's own entries (:func:`hidden`); and
 ``counters`` (:mod:`~simcache.cache.kernels.signatures`). The plain engine calls
 :func:`serve_block` with one request per block after searching the current cache, so nothing is
-ever stale for it; :func:`serve_chunk_dense` runs whole chunks of blocks with the dense search of
-:mod:`~simcache.cache.kernels.topm` without returning to Python.
+ever stale for it; :func:`serve_chunk_dense` runs whole chunks of blocks for flat CPU caches
+without returning to Python, from the block products and row scans of
+:mod:`~simcache.cache.kernels.rowscan` instead of a top-m list (every entry has its
+approximation in the row: no completeness proof, no fallback scan).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from simcache.cache.kernels.signatures import (
     APPROX_HIT, DECIDE_T, EXACT_HIT, FMETA, FPAR, GLOB, HIT, INSERT, INSERT_T, META, N_FULL_SCANS, N_USED,
     N_WRITES, REFRESH, REMOVE_T, TOUCH_T, VICTIM_T,
 )  # fmt: skip
-from simcache.cache.kernels.topm import dense_scratch, dense_search_block
+from simcache.cache.kernels.rowscan import SCAN_LANES, block_products, hide_owned, row_select, row_smallest, scan_scratch
 
 
 @nb.njit(cache=True, inline="always")
@@ -129,6 +131,16 @@ def resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot, lanes):
         if ca[j] <= threshold:
             nbest = offer(sqdist(x, slots[cs[j]], lanes), cr[j], cs[j], bsq, breq, bslot, nbest, keep)
     return nbest
+
+
+@nb.njit(cache=True, inline="always")
+def threshold(a1, a2, keep, tol):
+    """Largest approximation a candidate may have and still be among the exact nearest ``keep``,
+    given the two smallest approximations ``a1 <= a2`` of the entries the request may see: they
+    are within ``tol`` of the exact values, so the ``keep``-th best exact value is at most the
+    ``keep``-th smallest approximation + ``tol``, and an entry whose approximation exceeds that +
+    ``tol`` cannot be among the nearest."""
+    return (a1 if keep == 1 else a2) + 2.0 * tol
 
 
 @nb.njit(cache=True, inline="always")
@@ -266,37 +278,98 @@ def serve_block(
 
 @nb.njit(
     nt.void(
-        _F32_2D, nt.int64[::1], nt.int64, nt.float32[::1], nt.float64[::1], nt.int64, nt.int64, nt.boolean,
+        _F32_2D, nt.int64[::1], nt.int64, nt.float32[::1], nt.float64[::1], nt.int64, nt.boolean,
         *_RULE, *_POLICY, *_STATE, nt.float32[::1], *_OUTS,
     ),
     cache=True,
 )  # fmt: skip
 def serve_chunk_dense(
-    q, owner, t0, qnorm2, tol, block, m, parallel,
+    q, owner, t0, qnorm2, tol, block, parallel,
     keep, metric, key, fpar,
     decide, touch, insert, remove, victim, meta, fmeta, glob,
     slot_rows, slot_id, slot_version, slot_owner, counters, slot_norm2,
     out_outcome, out_served, out_distance, out_inserted, out_evicted,
 ):  # fmt: skip
-    """Block engine for small caches, a whole chunk per call (no return to Python between blocks).
+    """Block engine for flat CPU caches, a whole chunk per call (no return to Python between blocks).
 
     ``slot_rows``: the slot vectors (first ``capacity`` rows) followed by at least ``block`` spare
-    rows (see :func:`~simcache.cache.kernels.topm.dense_search_block`). Per block of ``block``
-    requests: the dense search (products and top-m, on two threads when ``parallel``) replaces the
-    FAISS search, then :func:`serve_block` runs the sequential pass.
+    rows. Per block, one product of the block against the ``n0`` slots used at block start and
+    against itself (:func:`~simcache.cache.kernels.rowscan.block_products`): request ``i``'s row
+    has a column per entry it may have to see, the block-start entries and those requests
+    ``p < i`` of the block insert. ``col_norm`` holds each column's squared norm, ``+inf`` once its
+    entry is evicted (or while it is not inserted); ``col_slot`` the slot of each block column's
+    entry (-1: none inserted); ``slot_col`` the column of the entry in each slot rewritten in this block. Per request:
+    its own owner's entries hidden (:func:`~simcache.cache.kernels.rowscan.hide_owned`), the
+    smallest approximations of its row
+    (:func:`~simcache.cache.kernels.rowscan.row_smallest`), the columns within the threshold
+    (:func:`~simcache.cache.kernels.rowscan.row_select`, :func:`threshold`), the exact re-check
+    (:func:`resolve`) and the policy (:func:`apply_request`). Every entry the request may see has an
+    approximation, so the candidates are complete by construction (no fallback scan).
     """
     n = q.shape[0]
-    slots = slot_rows[: slot_id.shape[0]]
-    scratch = dense_scratch(slot_id.shape[0], block, m)
+    capacity = slot_id.shape[0]
+    slots = slot_rows[:capacity]
+    buf = scan_scratch(capacity, block)
+    col_norm = np.empty(capacity + block, np.float32)
+    col_owner = np.empty(capacity + block, np.int64)
+    col_slot = np.empty(block, np.int64)
+    slot_col = np.arange(capacity)  # identity outside the slots rewritten in the current block
+    lo1 = np.empty(SCAN_LANES, np.float32)
+    lo2 = np.empty(SCAN_LANES, np.float32)
+    sel = np.empty(capacity + block, np.int64)
+    cs = np.empty(capacity + block, np.int64)
+    cr = np.empty(capacity + block, np.int64)
+    ca = np.empty(capacity + block, np.float64)
+    bsq = np.empty(2, np.float64)
+    breq = np.empty(2, np.int64)
+    bslot = np.empty(2, np.int64)
+    lanes = np.empty(LANES, np.float64)
+    inf = np.float32(np.inf)
+    hiding = False
+    for r in range(n):
+        hiding = hiding or owner[r] >= 0
     for b0 in range(0, n, block):
         b1 = min(n, b0 + block)
-        gram, cand_slot, cand_ver, cand_sq = dense_search_block(
-            q, qnorm2, b0, b1, parallel, slot_rows, slot_version, counters, slot_norm2, scratch
-        )
-        serve_block(
-            q[b0:b1], owner[b0:b1], t0 + b0, cand_slot, cand_ver, cand_sq, gram, qnorm2[b0:b1], tol[b0:b1], True,
-            keep, metric, key, fpar,
-            decide, touch, insert, remove, victim, meta, fmeta, glob,
-            slots, slot_id, slot_version, slot_owner, counters, slot_norm2,
-            out_outcome[b0:b1], out_served[b0:b1], out_distance[b0:b1], out_inserted[b0:b1], out_evicted[b0:b1],
-        )  # fmt: skip
+        n0 = counters[N_USED]
+        g = block_products(q, b0, b1, parallel, slot_rows, counters, buf)
+        col_norm[:n0] = slot_norm2[:n0]
+        col_norm[n0 : n0 + b1 - b0] = inf
+        if hiding:
+            col_owner[:n0] = slot_owner[:n0]
+            col_owner[n0 : n0 + b1 - b0] = owner[b0:b1]
+        for i in range(b1 - b0):
+            r = b0 + i
+            x = q[r]
+            u = owner[r]
+            row = g[i]
+            width = n0 + i  # the block columns from i on hold no entry yet
+            if u >= 0:
+                hide_owned(row, width, u, col_owner)
+            a1, a2 = row_smallest(row, qnorm2[r], col_norm, width, keep, lo1, lo2)
+            limit = threshold(a1, a2, keep, tol[r])
+            nc = row_select(row, width, lo1, limit, sel)
+            for j in range(nc):
+                c = sel[j]
+                s = c if c < n0 else col_slot[c - n0]
+                cs[j] = s
+                cr[j] = slot_id[s]
+                ca[j] = row[c]
+            nbest = resolve(x, cs, cr, ca, nc, limit, keep, slots, bsq, breq, bslot, lanes)
+            full = counters[N_USED] == capacity
+            slot = apply_request(
+                r, t0 + r, x, nbest, bsq, breq, bslot, metric, key, fpar,
+                decide, touch, insert, remove, victim, meta, fmeta, glob,
+                slots, slot_id, slot_version, slot_owner, counters, u,
+                out_outcome, out_served, out_distance, out_inserted, out_evicted,
+            )  # fmt: skip
+            col_slot[i] = slot
+            if slot >= 0:
+                slot_norm2[slot] = qnorm2[r]
+                if full:
+                    col_norm[slot_col[slot]] = inf  # the evicted entry's column
+                slot_col[slot] = n0 + i
+                col_norm[n0 + i] = qnorm2[r]
+        for i in range(b1 - b0):  # back to the identity for the next block
+            if col_slot[i] >= 0:
+                slot_col[col_slot[i]] = col_slot[i]
+

@@ -181,6 +181,7 @@ def test_one_thread_replay_equals_the_parallel_one(capacity):
 @pytest.mark.parametrize(("capacity", "searched"), [(20, [1300]), (1100, [1024, 276])])  # dense / FAISS
 def test_search_seconds_searches_every_request_as_the_replay_does(capacity, searched, monkeypatch):
     """One dense call per input chunk, or one FAISS search per 1,024-request block."""
+    monkeypatch.setattr(engine_module, "DENSE_MAX_CAPACITY", 1024)  # C = 1100 takes the FAISS path
     x = np.random.default_rng(0).standard_normal((1300, 8)).astype(np.float32)
     rows: list[int] = []
     dense, flat = K.search_chunk_dense, FlatCPU.search

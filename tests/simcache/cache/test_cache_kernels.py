@@ -1,5 +1,5 @@
-"""Kernels against plain references: the dense search (top-m selection, candidates, Gram matrix)
-and row normalisation."""
+"""Kernels against plain references: the row scans (smallest approximations, selection within a
+threshold, hidden owners), the block products and row normalisation."""
 
 from __future__ import annotations
 
@@ -11,83 +11,103 @@ from simcache.cache import kernels as K
 from tests.simcache.cache.reference_policies import normalise
 
 
-def reference_top_m(g, qnorm2, slot_norm2, n0, slot_req, m):
-    """(slots, reqs, values) per request: the m smallest float32 |q|^2 + |y|^2 - 2 g, ties by slot."""
-    two = np.float32(2.0)
-    h = g.shape[1]
-    slots = np.full((h, m), -1, np.int64)
-    reqs = np.full((h, m), -1, np.int64)
-    vals = np.full((h, m), np.inf, np.float32)
-    for j in range(h):
-        a = [(qnorm2[j] + slot_norm2[s] - two * g[s, j], s) for s in range(n0)]
-        for p, (v, s) in enumerate(sorted(a)[:m]):
-            slots[j, p], reqs[j, p], vals[j, p] = s, slot_req[s], v
-    return slots, reqs, vals
+def reference_row(row, qn, col_norm, n):
+    """float32 approximations ``qn + col_norm[c] - 2 row[c]`` of the first ``n`` columns."""
+    return (np.float32(qn) + col_norm[:n]) - np.float32(2.0) * row[:n]
 
 
-@settings(max_examples=150, deadline=None)
-@given(
-    n0=st.integers(0, 400),
-    h=st.integers(1, 20),
-    m=st.sampled_from([1, 2, 8, 16, 17, 40]),
-    levels=st.integers(1, 50),
+ROWS = dict(
+    n=st.integers(0, 300),
+    keep=st.sampled_from([1, 2]),
+    levels=st.integers(1, 40),
+    stale=st.floats(0.0, 1.0),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_top_m_block_equals_sorting(n0, h, m, levels, seed):
-    """Same lists as sorting every value (few distinct ``levels`` force ties; groups of 1 to 16
-    slots; fewer groups than m; n0 < m)."""
+
+
+def _row(n, levels, stale, seed):
+    """Products on a coarse grid (few ``levels`` force ties) and column norms, a share ``stale``
+    of them +inf; spare columns after the first ``n``, which must be left alone."""
     rng = np.random.default_rng(seed)
-    g = rng.integers(0, levels, size=(n0, h)).astype(np.float32) / 4
-    qnorm2 = rng.integers(0, levels, size=h).astype(np.float32)
-    slot_norm2 = rng.integers(0, levels, size=n0).astype(np.float32)
-    slot_req = rng.permutation(1000)[:n0].astype(np.int64)
-    want = reference_top_m(g, qnorm2, slot_norm2, n0, slot_req, m)
-
-    rows = h + 3  # the block's requests start at row r0 = 3 of the candidate arrays
-    cand_slot = np.zeros((rows, m), np.int64)
-    cand_req = np.zeros((rows, m), np.int64)
-    cand_sq = np.zeros((rows, m), np.float32)
-    qn = np.concatenate([np.zeros(3, np.float32), qnorm2])
-    groups = max(4 * m, -(-n0 // K.TOP_GROUP))  # the bound top_m_groups documents
-    K.top_m_block(g.copy(), qn, slot_norm2, n0, slot_req, 3, np.full((groups, h), np.nan, np.float32),
-                  np.empty((m, h), np.float32), np.empty(h, np.float32), np.empty(groups, np.int64),
-                  np.empty(n0, np.int64), cand_slot, cand_req, cand_sq)  # fmt: skip
-    np.testing.assert_array_equal(cand_slot[3:], want[0])
-    np.testing.assert_array_equal(cand_req[3:], want[1])
-    np.testing.assert_array_equal(cand_sq[3:], want[2])
+    row = (rng.integers(-levels, levels + 1, size=n + 5) / 4).astype(np.float32)
+    col_norm = rng.integers(0, levels, size=n + 5).astype(np.float32)
+    col_norm[rng.random(n + 5) < stale] = np.inf
+    return row, np.float32(rng.integers(0, levels)), col_norm
 
 
-def test_dense_search_block_finds_the_nearest_and_the_gram_matrix():
-    """A block's candidates against a static cache are its m nearest by exact distance (random
-    data: no near-ties), the Gram matrix is q @ q.T, and both thread variants agree bit for bit."""
+@settings(max_examples=200, deadline=None)
+@given(**ROWS)
+def test_row_smallest_equals_sorting(n, keep, levels, stale, seed):
+    """The row becomes the float32 approximations; the smallest (and second smallest, as a
+    multiset) equal sorting them; +inf when there are fewer; lane minima for row_select."""
+    row, qn, col_norm = _row(n, levels, stale, seed)
+    want = reference_row(row, qn, col_norm, n)
+    got = row.copy()
+    lo1 = np.full(K.SCAN_LANES, np.nan, np.float32)
+    a1, a2 = K.row_smallest(got, qn, col_norm, n, keep, lo1, np.full(K.SCAN_LANES, np.nan, np.float32))
+    np.testing.assert_array_equal(got[:n], want)
+    np.testing.assert_array_equal(got[n:], row[n:])
+    ordered = np.sort(want.astype(np.float64))
+    assert a1 == (ordered[0] if n >= 1 else np.inf)
+    if keep == 2:
+        assert a2 == (ordered[1] if n >= 2 else np.inf)
+    for j in range(K.SCAN_LANES):
+        assert lo1[j] == (want[j::K.SCAN_LANES].min() if j < n else np.inf)
+
+
+@settings(max_examples=200, deadline=None)
+@given(**ROWS, above=st.sampled_from([0.0, 0.25, 1.0, 5.0, np.inf]))
+def test_row_select_lists_every_visible_column_within_the_threshold(n, keep, levels, stale, seed, above):
+    """Exactly the finite approximations at or below the threshold (ties at the threshold
+    included; +inf columns never, even for an infinite threshold)."""
+    row, qn, col_norm = _row(n, levels, stale, seed)
+    lo1 = np.empty(K.SCAN_LANES, np.float32)
+    a1, a2 = K.row_smallest(row, qn, col_norm, n, keep, lo1, np.empty(K.SCAN_LANES, np.float32))
+    limit = (a1 if keep == 1 else a2) + above
+    sel = np.full(n + 1, -1, np.int64)
+    got = sel[: K.row_select(row, n, lo1, limit, sel)]
+    want = [c for c in range(n) if np.isfinite(row[c]) and row[c] <= limit]
+    assert sorted(got.tolist()) == want
+    assert len(set(got.tolist())) == len(got)
+
+
+def test_hide_owned_makes_the_owners_columns_infinite():
+    rng = np.random.default_rng(3)
+    n = 70
+    row = rng.standard_normal(n).astype(np.float32)
+    owners = rng.integers(0, 4, size=n)
+    col_norm = np.abs(rng.standard_normal(n)).astype(np.float32)
+    want = reference_row(row, np.float32(1.0), col_norm, n)
+    K.hide_owned(row, n - 3, 2, owners)  # the last three columns are outside the scan
+    lo = np.empty(K.SCAN_LANES, np.float32)
+    K.row_smallest(row, np.float32(1.0), col_norm, n, 1, lo, lo.copy())
+    hidden = (owners == 2) & (np.arange(n) < n - 3)
+    assert np.all(np.isposinf(row[hidden]))
+    np.testing.assert_array_equal(row[~hidden], want[~hidden])
+
+
+def test_block_products_are_the_cache_and_gram_products():
+    """One (b, n0 + b) product per block, cache columns then the block's own, equal on one and two
+    threads (bit for bit); the cache rows are left alone."""
     rng = np.random.default_rng(7)
-    cap, d, block, m, n = 60, 24, 16, 8, 40
+    cap, d, block, n0 = 60, 24, 16, 45
     cache = rng.standard_normal((cap, d)).astype(np.float32)
-    q = rng.standard_normal((n, d)).astype(np.float32)
+    q = rng.standard_normal((40, d)).astype(np.float32)
     slot_rows = np.zeros((cap + block, d), np.float32)
     slot_rows[:cap] = cache
-    slot_req = np.arange(100, 100 + cap, dtype=np.int64)
     counters = np.zeros(K.N_COUNTERS, np.int64)
-    counters[K.N_USED] = cap
-    slot_norm2 = (cache.astype(np.float64) ** 2).sum(1).astype(np.float32)
-    qnorm2 = (q.astype(np.float64) ** 2).sum(1).astype(np.float32)
-    b0, b1 = 16, 30  # a partial block
+    counters[K.N_USED] = n0
+    b0, b1 = 16, 29  # a partial block
     results = []
     for parallel in (True, False):
-        scratch = K.dense_scratch(cap, block, m)
-        out = K.dense_search_block(q, qnorm2, b0, b1, parallel, slot_rows, slot_req, counters, slot_norm2, scratch)
-        results.append([a.copy() for a in out])
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
-    gram, cand_slot, cand_req, cand_sq = results[0]
-    exact = ((q[b0:b1, None, :].astype(np.float64) - cache[None].astype(np.float64)) ** 2).sum(-1)
-    np.testing.assert_array_equal(cand_slot, np.argsort(exact, axis=1)[:, :m])
-    np.testing.assert_array_equal(cand_req, slot_req[cand_slot])
-    np.testing.assert_allclose(cand_sq, np.sort(exact, axis=1)[:, :m], rtol=1e-4, atol=1e-4)
+        buf = K.scan_scratch(cap, block)
+        results.append(K.block_products(q, b0, b1, parallel, slot_rows, counters, buf).copy())
+    np.testing.assert_array_equal(results[0], results[1])
     qb = q[b0:b1].astype(np.float64)
-    low = np.tril_indices(b1 - b0, -1)
-    np.testing.assert_allclose(gram[low], (qb @ qb.T)[low], rtol=1e-5, atol=1e-4)
-    np.testing.assert_array_equal(slot_rows[:cap], cache)  # the cache rows are left alone
+    want = qb @ np.concatenate([cache[:n0], q[b0:b1]]).astype(np.float64).T
+    assert results[0].shape == (b1 - b0, n0 + b1 - b0)
+    np.testing.assert_allclose(results[0], want, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(slot_rows[:n0], cache[:n0])
 
 
 def test_normalize_rows_matches_the_reference_and_flags_the_first_zero_row():

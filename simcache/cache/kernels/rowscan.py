@@ -1,0 +1,164 @@
+"""Block products and row scans: the search of the block engine for flat CPU caches.
+
+Per block of ``b`` requests, one BLAS product of the block against the ``n0`` slots used at block
+start and against itself (:func:`block_products`: the batched search's own work plus the block's
+Gram matrix), request-major, so that each request's products lie in one contiguous row of
+``n0 + b`` columns: column ``s < n0`` is the entry in slot ``s`` at block start, column ``n0 + p``
+the entry request ``p`` of the block inserted. The sequential pass
+(:func:`~simcache.cache.kernels.sequential.serve_chunk_dense`) keeps one squared norm per column,
+``+inf`` for a column whose entry the request may not see (evicted, or not inserted yet), hides
+the entries of the request's own owner (:func:`hide_owned`), scans the row for the smallest
+float32 approximations ``a = |q|^2 + |y|^2 - 2 q.y`` (:func:`row_smallest`) and lists the
+columns at or below a threshold (:func:`row_select`) for the exact re-check. Every entry the
+request may see has its approximation in the row, so no candidate list needs a completeness
+proof.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from simcache.cache.kernels.signatures import N_USED
+
+#: independent running minima of :func:`row_smallest` (column ``c`` goes to lane ``c % SCAN_LANES``)
+SCAN_LANES = 32
+_MAX_F32 = float(np.finfo(np.float32).max)
+
+
+@nb.njit(cache=True, inline="always")
+def hide_owned(row, n, owner, col_owner):
+    """Set ``row[c] = -inf`` for the columns ``c < n`` whose entry ``owner`` made: the
+    approximation :func:`row_smallest` computes from the product is then ``+inf``
+    (``exclude_self``)."""
+    ninf = np.float32(-np.inf)
+    for c in range(n):
+        row[c] = ninf if col_owner[c] == owner else row[c]
+
+
+@nb.njit(cache=True, inline="always")
+def row_smallest(row, qn, col_norm, n, keep, lo1, lo2):
+    """Overwrite the products ``row[:n]`` (``row[c] = q . y_c``) by the float32 approximations
+    ``qn + col_norm[c] - 2 row[c]`` and return the smallest and, when ``keep == 2``, the second
+    smallest of them (as a multiset; ``+inf`` when there are fewer) as float64.
+
+    The running minima (pairs of them for ``keep == 2``) of each lane, column ``c`` in lane
+    ``c % SCAN_LANES``, are kept in ``lo1`` / ``lo2`` (float32, ``SCAN_LANES`` long) -- independent
+    elementwise minima, which LLVM vectorises (a single running minimum it does not) -- and
+    folded at the end; ``lo1`` is left for :func:`row_select`. Values must not be NaN
+    (``col_norm`` and ``-row`` may be ``+inf``).
+    """
+    two = np.float32(2.0)
+    lo1[:] = np.inf
+    lo2[:] = np.inf
+    full = n - n % SCAN_LANES
+    if keep == 1:
+        for base in range(0, full, SCAN_LANES):
+            for j in range(SCAN_LANES):
+                a = qn + col_norm[base + j] - two * row[base + j]
+                row[base + j] = a
+                lo1[j] = a if a < lo1[j] else lo1[j]
+    else:
+        for base in range(0, full, SCAN_LANES):
+            for j in range(SCAN_LANES):
+                a = qn + col_norm[base + j] - two * row[base + j]
+                row[base + j] = a
+                m1 = lo1[j]
+                hi = a if a > m1 else m1
+                lo2[j] = hi if hi < lo2[j] else lo2[j]
+                lo1[j] = a if a < m1 else m1
+    for c in range(full, n):
+        j = c - full
+        a = qn + col_norm[c] - two * row[c]
+        row[c] = a
+        m1 = lo1[j]
+        hi = a if a > m1 else m1
+        lo2[j] = hi if hi < lo2[j] else lo2[j]
+        lo1[j] = a if a < m1 else m1
+    a1 = np.inf
+    a2 = np.inf
+    for j in range(SCAN_LANES):
+        v = np.float64(lo1[j])
+        if v < a1:
+            a1, a2 = v, a1
+        elif v < a2:
+            a2 = v
+        v = np.float64(lo2[j])
+        if v < a2:
+            a2 = v
+    return a1, a2
+
+
+@nb.njit(cache=True, inline="always")
+def row_select(row, n, lo1, threshold, sel):
+    """The columns ``c < n`` with a finite ``row[c] <= threshold`` (float64) into ``sel``, lane by
+    lane; return their number. Only the lanes whose minimum (``lo1``, :func:`row_smallest`) is at
+    or below the threshold are read. ``+inf`` marks a column the request may not see, so it is
+    never selected, even when fewer than ``keep`` entries are visible and the threshold is
+    ``+inf``."""
+    limit = min(threshold, _MAX_F32)
+    ns = 0
+    for j in range(SCAN_LANES):
+        if np.float64(lo1[j]) <= limit:
+            for c in range(j, n, SCAN_LANES):
+                if np.float64(row[c]) <= limit:
+                    sel[ns] = c
+                    ns += 1
+    return ns
+
+
+@nb.njit(cache=True, inline="always")
+def _products(qb, slot_rows, g):
+    """``g = qb @ slot_rows[:g.shape[1]].T`` (one BLAS call; a part with no rows is skipped)."""
+    if qb.shape[0] > 0:
+        np.dot(qb, slot_rows[: g.shape[1]].T, g)
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def _products_parallel(qb, slot_rows, g):
+    """:func:`block_products`'s product in two halves of the requests on two threads."""
+    b = qb.shape[0]
+    half = (b + 1) // 2
+    for part in nb.prange(2):
+        r0 = min(b, part * half)
+        r1 = min(b, r0 + half)
+        _products(qb[r0:r1], slot_rows, g[r0:r1])
+
+
+@nb.njit(cache=True)
+def scan_scratch(capacity, block):
+    """Products buffer of :func:`block_products` for blocks of up to ``block`` requests."""
+    return np.empty(block * (capacity + block), np.float32)
+
+
+@nb.njit(cache=True, inline="always")
+def block_products(q, b0, b1, parallel, slot_rows, counters, buf):
+    """Products of requests ``b0 .. b1 - 1`` with the ``n0`` used slots and with each other: a
+    (b, n0 + b) view ``g`` of ``buf`` with ``g[i, s] = q_{b0+i} . y_s`` for ``s < n0`` and
+    ``g[i, n0 + p] = q_{b0+i} . q_{b0+p}`` (the block's Gram matrix).
+
+    The block is copied into ``slot_rows[n0 : n0 + b]`` (free slots or the spare rows after the
+    last slot) so that one BLAS call gives both. Split in two halves of the requests on two
+    threads when ``parallel`` (each with single-threaded BLAS), else one call on the calling
+    thread (no OpenMP: safe in a forked child).
+    """
+    b = b1 - b0
+    n0 = counters[N_USED]
+    qb = q[b0:b1]
+    g = buf[: b * (n0 + b)].reshape((b, n0 + b))
+    slot_rows[n0 : n0 + b] = qb
+    if parallel:
+        _products_parallel(qb, slot_rows, g)
+    else:
+        _products(qb, slot_rows, g)
+    return g
+
+
+@nb.njit(cache=True)
+def search_chunk_dense(q, block, parallel, slot_rows, capacity, counters):
+    """Only the block products of :func:`~simcache.cache.kernels.sequential.serve_chunk_dense`
+    (the cache never changes): its search share, timed by
+    :func:`simcache.cache.engine.search_seconds`."""
+    buf = scan_scratch(capacity, block)
+    for b0 in range(0, q.shape[0], block):
+        block_products(q, b0, min(q.shape[0], b0 + block), parallel, slot_rows, counters, buf)
