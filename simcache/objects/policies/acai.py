@@ -94,9 +94,12 @@ def acai_threshold(all_h, y_cand, n_all, k, c_f) -> float:
 
 @nb.njit(cache=True)
 def y_of(o, fstate, n_obj) -> float:
+    """y_o = min(1, s w_o) (capped objects: 1); the min keeps rounding errors of an object at the
+    cap's boundary inside [0, 1]."""
     if fstate[HEADER + n_obj + o] != 0.0:
         return 1.0
-    return fstate[F_S] * fstate[HEADER + o]
+    v = fstate[F_S] * fstate[HEADER + o]
+    return v if v < 1.0 else 1.0
 
 
 @nb.njit(cache=True)
@@ -297,4 +300,4 @@ def fractional_state(fstate: np.ndarray, n_objects: int, lazy: bool = True) -> n
     if not lazy:
         return w.copy()
     capped = fstate[HEADER + n_objects : HEADER + 2 * n_objects] != 0.0
-    return np.where(capped, 1.0, fstate[F_S] * w)
+    return np.where(capped, 1.0, np.minimum(1.0, fstate[F_S] * w))
