@@ -66,7 +66,10 @@ def capped_projection(z_desc, rest, capacity):
         tail[i] = tail[i + 1] + z_desc[i]
     top = min(n, capacity)
     for j in range(top + 1):
-        s = (capacity - j) / (rest + tail[j])
+        mass = rest + tail[j]
+        if mass <= 0.0:
+            return j, 0.0  # nothing left below the cap to scale: those objects keep y = 0
+        s = (capacity - j) / mass
         if j == n or z_desc[j] * s < 1.0:
             return j, s
     return top, 0.0
@@ -178,7 +181,9 @@ def lazy_step(all_obj, g, n_all, eta, fstate, n_obj, capacity) -> None:
     for i in range(n):
         zs[i] = z[order[i]]
     j, s = capped_projection(zs, S * W, capacity)
-    S_new = S * s
+    # when the capped objects take the whole capacity (s = 0) every other object has y = 0: keep
+    # the scale, and their weights become 0
+    S_new = S * s if s > 0.0 else S
     for r in range(n):
         o = ids[order[r]]
         if r < j:
