@@ -134,10 +134,16 @@ def load_model(
         check_vocabulary(ckpt, expect)
     model = model_from(ckpt, device)
     model.eval()
+    info = {"config": ckpt["train_config"], "model_config": ckpt["model_config"], **checkpoint_record(ckpt),
+            "identity": checkpoint_identity(ckpt)}  # fmt: skip
+    return model, info
+
+
+def checkpoint_record(ckpt: dict) -> dict:
+    """What every model's checkpoint says about itself: the dataset it was trained on (name,
+    manifest, vocabulary), epochs and best score, history, kind, path and file sha256."""
     rec = ckpt["dataset"]
-    info = {
-        "config": ckpt["train_config"],
-        "model_config": ckpt["model_config"],
+    return {
         "dataset": rec["name"],
         "manifest": rec["manifest"],
         "vocabulary_fingerprint": rec["vocabulary_fingerprint"],
@@ -150,9 +156,7 @@ def load_model(
         "kind": ckpt.get("kind"),
         "path": ckpt["path"],
         "sha256": sha256_file(ckpt["path"]),
-        "identity": checkpoint_identity(ckpt),
     }
-    return model, info
 
 
 def training_data(info: dict, data_dir: str | os.PathLike | None = None) -> PreparedData:

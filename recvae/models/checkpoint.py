@@ -24,7 +24,7 @@ import torch
 
 from recvae.checkpoint import FORMAT as RECVAE_FORMAT
 from recvae.errors import UserError
-from recvae.storage import atomic_path, sha256_file
+from recvae.storage import atomic_path
 
 FORMAT = "simcache-model"
 VERSION = 1
@@ -101,27 +101,11 @@ def load(path: str | os.PathLike, expect_type: str | None = None, device: torch.
     ``info`` has the keys of :func:`recvae.checkpoint.load_model`'s dict plus ``model_type``.
     ``expect`` (a PreparedData): another item vocabulary is a UserError.
     """
-    from recvae.checkpoint import check_vocabulary
+    from recvae.checkpoint import check_vocabulary, checkpoint_record
 
     ckpt = read(path, expect_type)
     if expect is not None:
         check_vocabulary(ckpt, expect)
     model = build(ckpt).to(device)
-    rec = ckpt["dataset"]
-    info = {
-        "model_type": model_type(ckpt),
-        "config": ckpt["config"],
-        "dataset": rec["name"],
-        "manifest": rec["manifest"],
-        "vocabulary_fingerprint": rec["vocabulary_fingerprint"],
-        "items": rec["items"],
-        "n_items": rec["n_items"],
-        "epoch": ckpt["epoch"],
-        "best_epoch": ckpt.get("best_epoch"),
-        "best_score": ckpt.get("best_score"),
-        "history": ckpt.get("history", []),
-        "kind": ckpt.get("kind"),
-        "path": ckpt["path"],
-        "sha256": sha256_file(ckpt["path"]),
-    }
+    info = {"model_type": model_type(ckpt), "config": ckpt["config"], **checkpoint_record(ckpt)}
     return model, info
