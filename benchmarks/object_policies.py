@@ -213,7 +213,7 @@ def plot(path: Path, conv: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     for p, vals in conv["windows"].items():
         t = (np.arange(len(vals)) + 1) * conv["window"]
         ax.plot(t, vals, "k--" if p == "greedy" else "-", label=p)
@@ -221,7 +221,7 @@ def plot(path: Path, conv: dict) -> None:
     ax.set_ylabel(f"mean gain / c_f per {conv['window']:,} requests")
     ax.set_title(f"stationary clusters, k = 1, C = {conv['capacity']}")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)  # off the data
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")

@@ -59,21 +59,35 @@ def check_metric(metric: str) -> int:
     return K.METRICS[metric]
 
 
+def _prepared_rows(x: np.ndarray, metric: str, what: str, row: str, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """(contiguous writeable float32 rows, unit-normalised for ``cosine``; their exact squared norms)
+    of catalogue objects or requests; a non-float dtype, a non-finite row or (cosine) a zero row is
+    a UserError naming ``row`` and its index plus ``offset``."""
+    if not np.issubdtype(x.dtype, np.floating):
+        raise UserError(f"{what} must be floating point, got {x.dtype}")
+    v = np.ascontiguousarray(x, dtype=np.float32)
+    if not v.flags.writeable:
+        v = v.copy()
+    norm2 = np.empty(v.shape[0], np.float64)
+    bad = K.sq_norms(v, norm2)
+    if bad >= 0:
+        raise UserError(f"{row}{offset + bad} has a non-finite (NaN or inf) component")
+    if metric == "cosine":
+        out = np.empty_like(v)
+        zero = K.normalize_rows(v, out)
+        if zero >= 0:
+            raise UserError(f"{row}{offset + zero} is the zero vector, which has no cosine distance")
+        v = out
+        K.sq_norms(v, norm2)
+    return v, norm2
+
+
 def prepare_catalogue(vectors: np.ndarray, bias: np.ndarray | None, metric: str) -> PreparedCatalogue:
     """Validate the object vectors (2-D, finite, non-zero for cosine) and prepare them for ``metric``."""
     check_metric(metric)
     v = np.asarray(vectors)
     if v.ndim != 2 or v.shape[0] < 1 or v.shape[1] < 1:
         raise UserError(f"catalogue vectors must be a non-empty (n, d) matrix, got shape {tuple(v.shape)}")
-    if not np.issubdtype(v.dtype, np.floating):
-        raise UserError(f"catalogue vectors must be floating point, got {v.dtype}")
-    v = np.ascontiguousarray(v, dtype=np.float32)
-    if not v.flags.writeable:
-        v = v.copy()
-    norm2 = np.empty(v.shape[0], np.float64)
-    bad = K.sq_norms(v, norm2)
-    if bad >= 0:
-        raise UserError(f"catalogue object {bad} has a non-finite (NaN or inf) component")
     b = np.zeros(v.shape[0], np.float64)
     if bias is not None and metric == "ip":
         b = np.asarray(bias, dtype=np.float32).astype(np.float64)
@@ -81,13 +95,7 @@ def prepare_catalogue(vectors: np.ndarray, bias: np.ndarray | None, metric: str)
             raise UserError(f"catalogue bias must have one value per object ({v.shape[0]}), got shape {b.shape}")
         if not np.isfinite(b).all():
             raise UserError(f"catalogue bias of object {int(np.flatnonzero(~np.isfinite(b))[0])} is not finite")
-    if metric == "cosine":
-        out = np.empty_like(v)
-        zero = K.normalize_rows(v, out)
-        if zero >= 0:
-            raise UserError(f"catalogue object {zero} is the zero vector, which has no cosine distance")
-        v = out
-        K.sq_norms(v, norm2)
+    v, norm2 = _prepared_rows(v, metric, "catalogue vectors", "catalogue object ", 0)
     return PreparedCatalogue(metric, v, b, norm2, float(np.sqrt(norm2.max())) * (1 + 1e-6))
 
 
@@ -95,22 +103,7 @@ def prepare_queries(raw: np.ndarray, cat: PreparedCatalogue, t0: int = 0) -> tup
     """(prepared float32 block, exact squared norms, per-request tolerance) for the kernels."""
     if raw.ndim != 2 or raw.shape[1] != cat.dim:
         raise UserError(f"request vectors must have the catalogue's dimension {cat.dim}, got shape {tuple(raw.shape)}")
-    if not np.issubdtype(raw.dtype, np.floating):
-        raise UserError(f"request vectors must be floating point, got {raw.dtype}")
-    q = np.ascontiguousarray(raw, dtype=np.float32)
-    if not q.flags.writeable:
-        q = q.copy()
-    n2 = np.empty(q.shape[0], np.float64)
-    bad = K.sq_norms(q, n2)
-    if bad >= 0:
-        raise UserError(f"request {t0 + bad} has a non-finite (NaN or inf) component")
-    if cat.metric == "cosine":
-        out = np.empty_like(q)
-        zero = K.normalize_rows(q, out)
-        if zero >= 0:
-            raise UserError(f"request {t0 + zero} is the zero vector, which has no cosine distance")
-        q = out
-        K.sq_norms(q, n2)
+    q, n2 = _prepared_rows(raw, cat.metric, "request vectors", "request ", t0)
     norm = np.sqrt(n2)
     coef = K.TOL_FACTOR * (cat.dim + 4) * K.U32
     if cat.metric == "ip":
