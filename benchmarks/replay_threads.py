@@ -18,7 +18,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,26 +101,11 @@ def blas_kernels() -> dict[str, str]:
             if i.get("internal_api") == "openblas"}  # fmt: skip
 
 
-def fair_ceiling(argv: list[str]) -> None:
-    """Re-run this benchmark with ``OPENBLAS_CORETYPE`` set when FAISS's bundled OpenBLAS does not
-    know this CPU and falls back to its generic SSE3 (``Prescott``) kernels while numpy's knows it:
-    the ceiling would otherwise be several times slower than FAISS on a CPU it recognises."""
-    kernels = blas_kernels()
-    known = sorted({k for k in kernels.values() if k not in ("Prescott", "None")})
-    if "OPENBLAS_CORETYPE" in os.environ or "Prescott" not in kernels.values() or not known:
-        return
-    print(f"FAISS's OpenBLAS uses generic kernels here ({kernels}); re-running with OPENBLAS_CORETYPE={known[0]}",
-          flush=True)  # fmt: skip
-    os.execve(sys.executable, [sys.executable, "-m", "benchmarks.replay_threads", *argv],
-              {**os.environ, "OPENBLAS_CORETYPE": known[0]})  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small trace, for a smoke run")
     parser.add_argument("--hogs", type=int, default=2, help="busy-loop processes for the loaded run")
     args = parser.parse_args(argv)
-    fair_ceiling(sys.argv[1:] if argv is None else argv)
     grid = QUICK if args.quick else FULL
     x = synthetic_trace(grid["n"], grid["dim"], **{k: v for k, v in TRACE.items() if k != "radius"})
     radius = TRACE["radius"]
