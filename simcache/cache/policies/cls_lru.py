@@ -8,7 +8,7 @@ joins y*'s cluster and the key is updated (``update``):
 
 * ``mean`` (default): the key is the running mean of the requests the entry served, its first
   (inserting) request included: ``y <- y + (x - y) / (n + 1)`` with n members before x;
-* ``step``: ``y <- y + alpha (x - y)``, computed as ``(x - y) / (1 / alpha)`` (an exponentially
+* ``step``: ``y <- y + rate (x - y)``, computed as ``(x - y) / (1 / rate)`` (an exponentially
   weighted mean that follows a drifting cluster);
 * ``none``: the key stays: exactly SIM-LRU.
 
@@ -44,7 +44,7 @@ def cls_insert(slot, t, meta, fmeta, glob):
 @nb.njit(MOVE_SIG, cache=True)
 def cls_move(slot, t, meta, fmeta, glob, fpar):
     """The request joins the cluster; the key moves by (x - y) / m with m from ``update``
-    (fpar = [r, update code, 1 / alpha])."""
+    (fpar = [r, update code, 1 / rate])."""
     n = meta[slot, MEMBERS]
     meta[slot, MEMBERS] = n + 1
     kind = int(fpar[1])
@@ -62,8 +62,8 @@ class ClsLRU(Policy):
     summary = "SIM-LRU whose entries are clusters: a hit moves the key toward the request"
     params = (
         Param("update", str, "mean", "key update on a hit: mean (running mean of the served requests), step "
-              "(y += alpha (x - y)), none (SIM-LRU)", tuple(UPDATES)),
-        Param("alpha", float, 0.5, "step size of update=step, in (0, 1]"),
+              "(y += rate (x - y)), none (SIM-LRU)", tuple(UPDATES)),
+        Param("rate", float, 0.5, "step size of update=step, in (0, 1]"),
     )
     defaults_note = ("update=mean: the key is the running mean of the requests the entry served (its first "
                      "included), a rule chosen here because the WWW 2009 paper's text could not be checked; "
@@ -72,7 +72,7 @@ class ClsLRU(Policy):
     examples = (
         Example(),
         Example({"update": "none"}, hard_radius=True),
-        Example({"update": "step", "alpha": 0.3}),
+        Example({"update": "step", "rate": 0.3}),
     )
     meta_fields = 3
     glob_size = 2
@@ -82,7 +82,7 @@ class ClsLRU(Policy):
         return Kernels(decide_radius, lru_touch, cls_insert, list_unlink, list_tail, cls_move)
 
     def rule_parameters(self) -> np.ndarray:
-        alpha = float(self.values["alpha"])
-        if not 0.0 < alpha <= 1.0:
-            raise UserError(f"cls-lru alpha must be in (0, 1], got {alpha}")
-        return np.array([self.radius, UPDATES[self.values["update"]], 1.0 / alpha], dtype=np.float64)
+        rate = float(self.values["rate"])
+        if not 0.0 < rate <= 1.0:
+            raise UserError(f"cls-lru rate must be in (0, 1], got {rate}")
+        return np.array([self.radius, UPDATES[self.values["update"]], 1.0 / rate], dtype=np.float64)

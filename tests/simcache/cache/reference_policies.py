@@ -164,14 +164,14 @@ class RandomOrder(FifoOrder):
 class ClusterOrder(Order):
     """CLS-LRU: LRU order; the served key moves toward the request, ``y + (x - y) / m`` per
     component in float64 rounded to float32, m = members (running mean, ``update=mean``) or
-    1 / alpha (``update=step``); for cosine the moved key is unit-normalised (unless zero)."""
+    1 / rate (``update=step``); for cosine the moved key is unit-normalised (unless zero)."""
 
     def move(self, entry, x, params, metric):
         entry.members += 1
         update = params.get("update", "mean")
         if update == "none":
             return
-        m = float(entry.members) if update == "mean" else 1.0 / float(params.get("alpha", 0.5))
+        m = float(entry.members) if update == "mean" else 1.0 / float(params.get("rate", 0.5))
         key = [float(np.float32(y + (a - y) / m)) for y, a in zip(entry.vec, x)]
         if metric == "cosine":
             s = squared(key, [0.0] * len(key))

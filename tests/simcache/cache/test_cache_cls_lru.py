@@ -64,7 +64,7 @@ def _check_against_reference(x, metric, radius, params, capacities=(1, 5, 23)):
         assert any(not np.array_equal(np.float32(key), x[e]) for e, key in cached), "no key moved"
 
 
-@pytest.mark.parametrize("params", [{}, {"update": "step", "alpha": 0.3}])
+@pytest.mark.parametrize("params", [{}, {"update": "step", "rate": 0.3}])
 @pytest.mark.parametrize(("metric", "radius"), [("l2", 0.7), ("cosine", 0.03)])
 def test_engines_and_keys_equal_the_reference(params, metric, radius, block_mode):
     x = clustered(240, 5, 30, 0.25, seed=5)
@@ -118,3 +118,34 @@ def test_keys_stay_in_their_clusters_bounding_box(seed, n, dim, capacity, radius
     assert_same_log(replay(x, policy="cls-lru", capacity=capacity, radius=radius, block_size=block,
                            params={"update": "none"}),
                     replay(x, policy="lru", capacity=capacity, radius=radius, block_size=block), "none = lru")
+
+
+@pytest.mark.parametrize("index", ["hnsw", "ivf"])
+def test_approximate_indexes_reindex_moved_keys(index):
+    """The HNSW/IVF searchers keep their own copy of the keys: a moved key is re-indexed, so on a
+    cache small enough for the index to be exact both engines equal the flat reference."""
+    x = clustered(400, 6, 40, 0.25, seed=1)
+    kw = dict(policy="cls-lru", capacity=30, radius=0.6)
+    ref = reference_replay(x, "cls-lru", 30, 0.6, "l2", {})
+    for engine in ("plain", "block"):
+        log, keys = replay_keeping_keys(x, engine=engine, index=index, **kw)
+        assert_same_log(log, ref, f"{index} {engine}")
+        assert_same_keys(keys, ref.keys, f"{index} {engine}")
+
+
+def test_listed_by_the_cli_and_sweepable(tmp_path):
+    from typer.testing import CliRunner
+
+    from simcache.cli.app import app
+    from simcache.replay.sweep import run_sweep
+
+    res = CliRunner().invoke(app, ["policies"])
+    assert res.exit_code == 0 and "cls-lru" in res.output and "update:" in res.output
+    x = clustered(300, 4, 30, 0.25, seed=2)
+    np.save(tmp_path / "x.npy", x)
+    df = run_sweep(tmp_path / "x.npy", policies="lru,cls-lru", capacities="10", radii="0.6",
+                   params={"update": "step", "rate": 0.3}, out=tmp_path / "sw", jobs=1, progress=False, plots=False)
+    row = df[df["policy"] == "cls-lru"].iloc[0]
+    assert row["params"] == "rate=0.3;update=step"
+    want = replay(x, policy="cls-lru", capacity=10, radius=0.6, params={"update": "step", "rate": 0.3})
+    assert row["hit_ratio"] == pytest.approx(want.hit_ratio)

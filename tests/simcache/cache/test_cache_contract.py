@@ -104,13 +104,13 @@ class TestClsLRU:
         log = replay(x, policy="cls-lru", capacity=2, radius=1.2)
         assert log.outcome.tolist() == [0, 2, 2, 1]  # the key (0, 0) -> (0.5, 0) -> (1/3, 1/3)
         assert log.served.tolist() == [-1, 0, 0, 0] and not log.inserted[1:].any()
-        step = replay(x, policy="cls-lru", capacity=2, radius=1.2, params={"update": "step", "alpha": 1.0})
-        assert step.outcome.tolist() == [0, 2, 0, 2]  # alpha = 1: the key jumps to (1, 0), sqrt(2) from (0, 1)
+        step = replay(x, policy="cls-lru", capacity=2, radius=1.2, params={"update": "step", "rate": 1.0})
+        assert step.outcome.tolist() == [0, 2, 0, 2]  # rate = 1: the key jumps to (1, 0), sqrt(2) from (0, 1)
         assert step.served[3] == 0 and np.isclose(step.distance[3], np.hypot(1 / 3, 2 / 3))  # tie: the oldest
 
     def test_moving_keys_change_the_hits(self):
         assert not np.array_equal(run("cls-lru", params={}).outcome, run("lru").outcome)
 
-    def test_alpha_is_checked(self):
-        with pytest.raises(UserError, match="alpha"):
-            replay(np.zeros((2, 2), np.float32), policy="cls-lru", capacity=2, params={"update": "step", "alpha": 0})
+    def test_rate_is_checked(self):
+        with pytest.raises(UserError, match="rate"):
+            replay(np.zeros((2, 2), np.float32), policy="cls-lru", capacity=2, params={"update": "step", "rate": 0})
