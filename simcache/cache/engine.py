@@ -7,8 +7,8 @@ hit rules, and :mod:`simcache.cache.policies` for the policies):
 * ``block`` (default): one batched search of a whole block of requests against the cache as it
   was at the start of the block, then a compiled sequential pass that applies the policy request
   by request, ignoring candidates evicted inside the block and checking entries inserted (or
-  whose key moved, CLS-LRU) inside the block directly. Its hit/miss sequence, served entries, distances, insertions and evictions
-  are identical to the plain engine's (tested).
+  whose key moved, CLS-LRU) inside the block directly. Its hit/miss sequence, served entries,
+  distances, insertions and evictions are identical to the plain engine's (tested).
 
 Input is streamed block by block (a memory-mapped array is never copied whole); memory is
 O((capacity + block_size) * (d + block_size)) floats and the per-request log (22 bytes a request).
@@ -79,7 +79,7 @@ class _Engine:
         self.slot_rows = np.zeros((cap + spare, dim), dtype=np.float32)
         self.slots = self.slot_rows[:cap]
         self.slot_id = np.full(cap, -1, dtype=np.int64)  # what the log records (inserting request)
-        self.slot_version = np.full(cap, -1, dtype=np.int64)  # write count at insertion or key move (staleness)
+        self.slot_version = np.full(cap, -1, dtype=np.int64)  # write count at insertion / key move (staleness)
         self.slot_owner = np.full(cap, -1, dtype=np.int64)  # user code of the inserting request
         self.counters = np.zeros(K.N_COUNTERS, dtype=np.int64)
         self.meta, self.fmeta, self.glob = self.policy.new_state()

@@ -34,14 +34,6 @@ DECIDE_SIG = nt.int64(nt.boolean, nt.float64, nt.boolean, nt.float64, nt.float64
 #: after the request's insertion, if any, on every hit that leaves the entry cached); its key y
 #: becomes ``y + (x - y) / m`` (m = n + 1: the running mean of n + 1 requests), or stays when
 #: ``m <= 0`` (every policy but the moving ones).
-MOVE_SIG = nt.void(nt.int64, META, FMETA, GLOB)
-#: victim(t, u, meta, fmeta, glob) -> slot: which slot to evict for request ``t`` (cache full; u ~ U[0,1)).
-VICTIM_SIG = nt.int64(nt.int64, nt.float64, META, FMETA, GLOB)
-#: decide(has1, d1, has2, d2, u0, u1, fpar) -> flags (HIT | REFRESH | INSERT).
-DECIDE_SIG = nt.int64(nt.boolean, nt.float64, nt.boolean, nt.float64, nt.float64, nt.float64, FPAR)
-#: move(slot, t, meta, fmeta, glob, fpar) -> m: the entry in ``slot`` served request ``t`` (after the
-#: request's insertion, if any, on every hit that leaves it cached); its key y becomes ``y + (x - y) / m`` (m = n + 1: the running mean of
-#: n + 1 requests), or stays when ``m <= 0`` (every policy but the moving ones).
 MOVE_SIG = nt.float64(nt.int64, nt.int64, META, FMETA, GLOB, FPAR)
 
 TOUCH_T = nt.FunctionType(TOUCH_SIG)

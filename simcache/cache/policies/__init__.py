@@ -20,4 +20,5 @@ from simcache.cache.policies.rnd_lru import RndLRU
 
 POLICIES: dict[str, type[Policy]] = {cls.name: cls for cls in (LRU, FIFO, LFU, Random, RndLRU, QLRUDC, ClsLRU)}
 
-__all__ = ["POLICIES", "Example", "Kernels", "Param", "Policy", "ClsLRU", "FIFO", "LFU", "LRU", "QLRUDC", "Random", "RndLRU"]
+__all__ = ["POLICIES", "Example", "Kernels", "Param", "Policy", "ClsLRU", "FIFO", "LFU", "LRU", "QLRUDC", "Random",
+           "RndLRU"]  # fmt: skip

@@ -1,14 +1,15 @@
-"""The query-cache policy interface: a small Python class around five compiled kernels.
+"""The query-cache policy interface: a small Python class around five (or six) compiled kernels.
 
 A policy is an *eviction order* (which entry leaves when the cache is full: kernels ``touch``,
 ``insert``, ``remove``, ``victim`` over per-slot integer and float state it owns) plus a
 *decision rule* (``decide``: hit or not, refresh or not, insert or not, from the distances to the
 two nearest cached entries and two uniform draws), and optionally a *key update* (``move``: how
-far the served entry's key moves toward the request; CLS-LRU; default: keys never move). The engines call only these kernels
-(signatures in :mod:`simcache.cache.kernels.signatures`), so adding a policy is one module with
-one class, one entry in :data:`simcache.cache.policies.POLICIES`, and one test class; never an
-engine change. The class is also the policy's registry record: the CLI options, ``simcache
-policies``, the test parametrisation and the benchmark grids are read from its attributes.
+far the served entry's key moves toward the request, CLS-LRU; by default keys never move). The
+engines call only these kernels (signatures in :mod:`simcache.cache.kernels.signatures`), so
+adding a policy is one module with one class, one entry in
+:data:`simcache.cache.policies.POLICIES`, and one test class; never an engine change. The class
+is also the policy's registry record: the CLI options, ``simcache policies``, the test
+parametrisation and the benchmark grids are read from its attributes.
 """
 
 from __future__ import annotations
