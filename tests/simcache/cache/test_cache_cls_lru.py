@@ -149,3 +149,20 @@ def test_listed_by_the_cli_and_sweepable(tmp_path):
     assert row["params"] == "rate=0.3;update=step"
     want = replay(x, policy="cls-lru", capacity=10, radius=0.6, params={"update": "step", "rate": 0.3})
     assert row["hit_ratio"] == pytest.approx(want.hit_ratio)
+
+
+def test_torch_searcher_uploads_moved_keys(monkeypatch):
+    """The torch searcher (the GPU path, run here on the CPU) keeps a device copy of the keys: a
+    moved key is uploaded like a new entry, on both engines."""
+    pytest.importorskip("torch")
+    from simcache.cache.search import FlatTorch
+
+    x = clustered(400, 6, 40, 0.25, seed=1)
+    ref = reference_replay(x, "cls-lru", 30, 0.6, "l2", {})
+    monkeypatch.setattr(engine_module, "make_searcher",
+                        lambda index, device, slots, version, counters: FlatTorch(slots, version, counters, "cpu"))
+    for engine in ("plain", "block"):
+        log, keys = replay_keeping_keys(x, policy="cls-lru", capacity=30, radius=0.6, engine=engine)
+        assert log.stats["searcher"] == "flat-torch"
+        assert_same_log(log, ref, f"torch {engine}")
+        assert_same_keys(keys, ref.keys, f"torch {engine}")
