@@ -6,9 +6,9 @@ hit rules, and :mod:`simcache.cache.policies` for the policies):
 * ``plain``: the reference. One search of the *current* cache per request, then the policy.
 * ``block`` (default): one batched search of a whole block of requests against the cache as it
   was at the start of the block, then a compiled sequential pass that applies the policy request
-  by request, ignoring candidates evicted inside the block and checking entries inserted inside
-  the block directly. Its hit/miss sequence, served entries, distances, insertions and evictions
-  are identical to the plain engine's (tested).
+  by request, ignoring candidates evicted inside the block and checking entries inserted (or
+  whose key moved, CLS-LRU) inside the block directly. Its hit/miss sequence, served entries,
+  distances, insertions and evictions are identical to the plain engine's (tested).
 
 Input is streamed block by block (a memory-mapped array is never copied whole); memory is
 O((capacity + block_size) * (d + block_size)) floats and the per-request log (22 bytes a request).
@@ -79,7 +79,7 @@ class _Engine:
         self.slot_rows = np.zeros((cap + spare, dim), dtype=np.float32)
         self.slots = self.slot_rows[:cap]
         self.slot_id = np.full(cap, -1, dtype=np.int64)  # what the log records (inserting request)
-        self.slot_version = np.full(cap, -1, dtype=np.int64)  # write count at insertion (staleness)
+        self.slot_version = np.full(cap, -1, dtype=np.int64)  # write count at insertion / key move (staleness)
         self.slot_owner = np.full(cap, -1, dtype=np.int64)  # user code of the inserting request
         self.counters = np.zeros(K.N_COUNTERS, dtype=np.int64)
         self.meta, self.fmeta, self.glob = self.policy.new_state()
@@ -138,7 +138,7 @@ class _Engine:
         """Policy kernels and cache state as the compiled loops take them (``spare_rows``: the
         slot vectors with the block products' spare rows after them)."""
         k = self.kern
-        return (k.decide, k.touch, k.insert, k.remove, k.victim, self.meta, self.fmeta, self.glob,
+        return (k.decide, k.touch, k.insert, k.remove, k.victim, k.move, self.meta, self.fmeta, self.glob,
                 self.slot_rows if spare_rows else self.slots, self.slot_id, self.slot_version,
                 self.slot_owner, self.counters)  # fmt: skip
 
@@ -180,14 +180,15 @@ def _run_block(eng: _Engine, q, owner, qnorm2, tol, t0, outs) -> None:
 def _run_plain(eng: _Engine, q, owner, qnorm2, tol, t0, outs) -> None:
     no_gram = np.zeros((1, 1), dtype=np.float32)  # a one-request block has no earlier insertions
     for i in range(q.shape[0]):
+        writes = int(eng.counters[K.N_WRITES])
         dist, slot, version = eng.searcher.search(q[i : i + 1], N_CANDIDATES)
         K.serve_block(
             q[i : i + 1], owner[i : i + 1], t0 + i, slot, version, dist, no_gram, qnorm2[i : i + 1], tol[i : i + 1],
             eng.searcher.exact, eng.keep, eng.metric, eng.key, eng.fpar, *eng.kernel_args(), eng.slot_norm2,
             *(o[i : i + 1] for o in outs),
         )  # fmt: skip
-        if eng.searcher.tracks_inserts and outs[3][i]:
-            eng.searcher.after_insert(np.flatnonzero(eng.slot_id == t0 + i))
+        if eng.searcher.tracks_inserts and eng.counters[K.N_WRITES] != writes:  # inserted or moved a key
+            eng.searcher.after_insert(np.flatnonzero(eng.slot_version >= writes))
 
 
 def _owner_codes(owners: np.ndarray | None, exclude_self: bool) -> np.ndarray | None:

@@ -22,21 +22,33 @@ ever stale for it; :func:`serve_chunk_dense` runs whole chunks of blocks for fla
 without returning to Python, from the block products and row scans of
 :mod:`~simcache.cache.kernels.rowscan` instead of a top-m list (every entry has its
 approximation in the row: no completeness proof, no fallback scan).
+
+Moving keys (a policy whose ``move`` kernel returns m > 0, CLS-LRU): a hit that moves the served
+entry's key (:func:`move_key`) gives the slot a new version, like a rewrite, so the block's
+precomputed distances to it (top-m list, Gram column, row column) are stale and skipped from then
+on; the moved entry is listed with its new version and every later request of the block computes
+its distance to it directly (:func:`moved_candidates`), until it moves again or is evicted. The
+searchers that keep their own copy of the entries (``after_insert``) get the moved slot like a
+rewritten one.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba as nb
 import numpy as np
 from numba import types as nt
 
-from simcache.cache.kernels.distances import LANES, offer, sqdist, to_metric
+from simcache.cache.kernels.distances import LANES, METRIC_CODES, fold_lanes, offer, sqdist, to_metric
 from simcache.cache.kernels.draws import uniform
 from simcache.cache.kernels.signatures import (
-    APPROX_HIT, DECIDE_T, EXACT_HIT, FMETA, FPAR, GLOB, HIT, INSERT, INSERT_T, META, N_FULL_SCANS, N_USED,
-    N_WRITES, REFRESH, REMOVE_T, TOUCH_T, VICTIM_T,
+    APPROX_HIT, DECIDE_T, EXACT_HIT, FMETA, FPAR, GLOB, HIT, INSERT, INSERT_T, META, MOVE_T, N_FULL_SCANS,
+    N_USED, N_WRITES, REFRESH, REMOVE_T, TOUCH_T, VICTIM_T,
 )  # fmt: skip
 from simcache.cache.kernels.rowscan import SCAN_LANES, block_products, hide_owned, row_select, row_smallest, scan_scratch
+
+_COSINE = METRIC_CODES["cosine"]
 
 
 @nb.njit(cache=True, inline="always")
@@ -123,6 +135,25 @@ def collect_inblock(i, owner, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, s
 
 
 @nb.njit(cache=True, inline="always")
+def moved_candidates(x, owner, mv_slot, mv_ver, n_mv, slots, slot_id, slot_version, slot_owner, cs, cr, ca, nc,
+                     lanes):  # fmt: skip
+    """Append the live, visible entries whose key moved earlier in the block, with their exact
+    squared distance as the approximation (the block's precomputed ones are stale); return the
+    number of candidates."""
+    for p in range(n_mv):
+        s = mv_slot[p]
+        if slot_version[s] != mv_ver[p]:
+            continue  # moved again (listed again) or evicted since
+        if hidden(owner, slot_owner[s]):
+            continue
+        cs[nc] = s
+        cr[nc] = slot_id[s]
+        ca[nc] = sqdist(x, slots[s], lanes)
+        nc += 1
+    return nc
+
+
+@nb.njit(cache=True, inline="always")
 def resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot, lanes):
     """Exact nearest ``keep`` among the scratch candidates, recomputing only those with an
     approximation within ``threshold`` (see :func:`collect_inblock`)."""
@@ -162,15 +193,45 @@ def topk_complete(i, cand_slot, cand_sq, tol, nbest, bsq, keep, exact):
 
 
 @nb.njit(cache=True, inline="always")
+def key_norm2(y, lanes):
+    """Squared norm of ``y`` summed as :func:`~simcache.cache.kernels.distances.sqdist` sums it to
+    the origin (component k into partial sum k % LANES, then pairwise)."""
+    lanes[:] = 0.0
+    for k in range(y.shape[0]):
+        v = np.float64(y[k])
+        lanes[k % LANES] += v * v
+    return fold_lanes(lanes)
+
+
+@nb.njit(cache=True, inline="always")
+def move_key(y, x, m, metric, lanes):
+    """Move key ``y`` toward request ``x``: ``float32(y_k + (x_k - y_k) / m)`` in float64 (m = n + 1:
+    the running mean of n + 1 requests); for ``cosine`` the result is unit-normalised again as
+    :func:`~simcache.cache.kernels.distances.normalize_rows` normalises requests (left as it is if
+    it is the zero vector)."""
+    for k in range(y.shape[0]):
+        yk = np.float64(y[k])
+        y[k] = np.float32(yk + (np.float64(x[k]) - yk) / m)
+    if metric == _COSINE:
+        s = key_norm2(y, lanes)
+        if s > 0.0:
+            n = math.sqrt(s)
+            for k in range(y.shape[0]):
+                y[k] = np.float32(np.float64(y[k]) / n)
+
+
+@nb.njit(cache=True, inline="always")
 def apply_request(
     i, t, x, nbest, bsq, breq, bslot, metric, key, fpar,
     decide, touch, insert, remove, victim, meta, fmeta, glob,
     slots, slot_id, slot_version, slot_owner, counters, owner,
     out_outcome, out_served, out_distance, out_inserted, out_evicted,
 ):  # fmt: skip
-    """Decide request ``t`` (row ``i`` of the output views) and update the cache; return the slot
-    written (-1 if nothing was inserted). A new entry gets id ``t``, the next version and the
-    request's owner."""
+    """Decide request ``t`` (row ``i`` of the output views) and update the cache; return (the slot
+    written, -1 if nothing was inserted; the slot of the entry that served it and is still cached,
+    -1 if none: :func:`apply_move`'s input). A new entry gets id ``t``, the next version and the
+    request's owner. (At most 30 arguments: CPython passes more as ``*args``, which numba cannot
+    inline.)"""
     has1 = nbest >= 1
     has2 = nbest >= 2
     d1 = to_metric(bsq[0], metric) if has1 else np.inf
@@ -182,8 +243,11 @@ def apply_request(
         out_served[i] = breq[0]
         if (flags & REFRESH) != 0:
             touch(bslot[0], t, meta, fmeta, glob)
+        served = bslot[0]
+    else:
+        served = -1
     if (flags & INSERT) == 0:
-        return -1
+        return -1, served
     capacity = slots.shape[0]
     n_used = counters[N_USED]
     if n_used < capacity:
@@ -200,13 +264,31 @@ def apply_request(
     counters[N_WRITES] += 1
     insert(slot, t, meta, fmeta, glob)
     out_inserted[i] = True
-    return slot
+    return slot, (-1 if served == slot else served)
+
+
+@nb.njit(cache=True, inline="always")
+def apply_move(served, t, x, metric, fpar, move, meta, fmeta, glob, slots, slot_version, counters, slot_norm2,
+               lanes):  # fmt: skip
+    """The policy's key update after request ``t`` was served by the entry in slot ``served``
+    (-1: a miss, nothing to do), after the request's insertion if any. Return the slot whose key
+    moved (-1: none); it gets the next version and its squared norm is kept in ``slot_norm2``."""
+    if served < 0:
+        return -1
+    m = move(served, t, meta, fmeta, glob, fpar)
+    if not m > 0.0:
+        return -1
+    move_key(slots[served], x, m, metric, lanes)
+    slot_version[served] = counters[N_WRITES]
+    counters[N_WRITES] += 1
+    slot_norm2[served] = np.float32(key_norm2(slots[served], lanes))
+    return served
 
 
 _F32_2D = nt.float32[:, ::1]
 _I64_2D = nt.int64[:, ::1]
 _OUTS = (nt.int8[::1], nt.int64[::1], nt.float32[::1], nt.boolean[::1], nt.int64[::1])
-_POLICY = (DECIDE_T, TOUCH_T, INSERT_T, REMOVE_T, VICTIM_T, META, FMETA, GLOB)
+_POLICY = (DECIDE_T, TOUCH_T, INSERT_T, REMOVE_T, VICTIM_T, MOVE_T, META, FMETA, GLOB)
 _STATE = (_F32_2D, nt.int64[::1], nt.int64[::1], nt.int64[::1], nt.int64[::1])  # slots, id, version, owner, counters
 _RULE = (nt.int64, nt.int64, nt.uint64, FPAR)  # keep, metric, key, fpar
 
@@ -221,7 +303,7 @@ _RULE = (nt.int64, nt.int64, nt.uint64, FPAR)  # keep, metric, key, fpar
 def serve_block(
     q, owner, t0, cand_slot, cand_ver, cand_sq, gram, qnorm2, tol, exact,
     keep, metric, key, fpar,
-    decide, touch, insert, remove, victim, meta, fmeta, glob,
+    decide, touch, insert, remove, victim, move, meta, fmeta, glob,
     slots, slot_id, slot_version, slot_owner, counters, slot_norm2,
     out_outcome, out_served, out_distance, out_inserted, out_evicted,
 ):  # fmt: skip
@@ -241,9 +323,9 @@ def serve_block(
     """
     n = q.shape[0]
     m = cand_slot.shape[1]
-    cs = np.empty(m + n, np.int64)
-    cr = np.empty(m + n, np.int64)
-    ca = np.empty(m + n, np.float64)
+    cs = np.empty(m + 2 * n, np.int64)  # top-m, in-block insertions, moved keys
+    cr = np.empty(m + 2 * n, np.int64)
+    ca = np.empty(m + 2 * n, np.float64)
     bsq = np.empty(2, np.float64)
     breq = np.empty(2, np.int64)
     bslot = np.empty(2, np.int64)
@@ -252,22 +334,33 @@ def serve_block(
     ins_slot = np.empty(n, np.int64)
     ins_ver = np.empty(n, np.int64)
     n_ins = 0
+    mv_slot = np.empty(n, np.int64)  # slots whose key moved in this block, with the version it gave them
+    mv_ver = np.empty(n, np.int64)
+    n_mv = 0
     for i in range(n):
         x = q[i]
         u = owner[i]
         nc = collect_topk(i, u, cand_slot, cand_ver, cand_sq, slot_id, slot_version, slot_owner, cs, cr, ca, 0)
+        nc = moved_candidates(x, u, mv_slot, mv_ver, n_mv, slots, slot_id, slot_version, slot_owner, cs, cr, ca, nc,
+                              lanes)  # fmt: skip
         nc, threshold = collect_inblock(i, u, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version,
                                         slot_owner, cs, cr, ca, nc, keep, tol[i])  # fmt: skip
         nbest = resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot, lanes)
         if not topk_complete(i, cand_slot, cand_sq, tol[i], nbest, bsq, keep, exact):
             nbest = full_scan(x, u, slots, slot_id, slot_owner, counters[N_USED], bsq, breq, bslot, keep, lanes)
             counters[N_FULL_SCANS] += 1
-        slot = apply_request(
+        slot, served = apply_request(
             i, t0 + i, x, nbest, bsq, breq, bslot, metric, key, fpar,
             decide, touch, insert, remove, victim, meta, fmeta, glob,
             slots, slot_id, slot_version, slot_owner, counters, u,
             out_outcome, out_served, out_distance, out_inserted, out_evicted,
         )  # fmt: skip
+        moved = apply_move(served, t0 + i, x, metric, fpar, move, meta, fmeta, glob, slots, slot_version, counters,
+                           slot_norm2, lanes)  # fmt: skip
+        if moved >= 0:
+            mv_slot[n_mv] = moved
+            mv_ver[n_mv] = slot_version[moved]
+            n_mv += 1
         if slot >= 0:
             slot_norm2[slot] = qnorm2[i]
             ins_pos[n_ins] = i
@@ -286,7 +379,7 @@ def serve_block(
 def serve_chunk_dense(
     q, owner, t0, qnorm2, tol, block, parallel,
     keep, metric, key, fpar,
-    decide, touch, insert, remove, victim, meta, fmeta, glob,
+    decide, touch, insert, remove, victim, move, meta, fmeta, glob,
     slot_rows, slot_id, slot_version, slot_owner, counters, slot_norm2,
     out_outcome, out_served, out_distance, out_inserted, out_evicted,
 ):  # fmt: skip
@@ -324,6 +417,8 @@ def serve_chunk_dense(
     breq = np.empty(2, np.int64)
     bslot = np.empty(2, np.int64)
     lanes = np.empty(LANES, np.float64)
+    mv_slot = np.empty(block, np.int64)  # slots whose key moved in the current block, with their new version
+    mv_ver = np.empty(block, np.int64)
     inf = np.float32(np.inf)
     hiding = False
     for r in range(n):
@@ -331,6 +426,7 @@ def serve_chunk_dense(
     for b0 in range(0, n, block):
         b1 = min(n, b0 + block)
         n0 = counters[N_USED]
+        n_mv = 0
         g = block_products(q, b0, b1, parallel, slot_rows, counters, buf)
         col_norm[:n0] = slot_norm2[:n0]
         col_norm[n0 : n0 + b1 - b0] = inf
@@ -346,23 +442,35 @@ def serve_chunk_dense(
             if u >= 0:
                 hide_owned(row, width, u, col_owner)
             a1, a2 = row_smallest(row, qnorm2[r], col_norm, width, keep, lo1, lo2)
+            # the moved keys' columns are +inf (not in the row's minima): their exact distances join here
+            nm = moved_candidates(x, u, mv_slot, mv_ver, n_mv, slots, slot_id, slot_version, slot_owner, cs, cr, ca,
+                                  0, lanes)  # fmt: skip
+            for j in range(nm):
+                a1, a2 = two_smallest(ca[j], a1, a2)
             limit = threshold(a1, a2, keep, tol[r])
             nc = row_select(row, width, lo1, limit, sel)
             for j in range(nc):
                 c = sel[j]
                 s = c if c < n0 else col_slot[c - n0]
-                cs[j] = s
-                cr[j] = slot_id[s]
-                ca[j] = row[c]
-            nbest = resolve(x, cs, cr, ca, nc, limit, keep, slots, bsq, breq, bslot, lanes)
+                cs[nm + j] = s
+                cr[nm + j] = slot_id[s]
+                ca[nm + j] = row[c]
+            nbest = resolve(x, cs, cr, ca, nm + nc, limit, keep, slots, bsq, breq, bslot, lanes)
             full = counters[N_USED] == capacity
-            slot = apply_request(
+            slot, served = apply_request(
                 r, t0 + r, x, nbest, bsq, breq, bslot, metric, key, fpar,
                 decide, touch, insert, remove, victim, meta, fmeta, glob,
                 slots, slot_id, slot_version, slot_owner, counters, u,
                 out_outcome, out_served, out_distance, out_inserted, out_evicted,
             )  # fmt: skip
+            moved = apply_move(served, t0 + r, x, metric, fpar, move, meta, fmeta, glob, slots, slot_version, counters,
+                               slot_norm2, lanes)  # fmt: skip
             col_slot[i] = slot
+            if moved >= 0:
+                col_norm[slot_col[moved]] = inf  # its products are stale: seen through the moved list
+                mv_slot[n_mv] = moved
+                mv_ver[n_mv] = slot_version[moved]
+                n_mv += 1
             if slot >= 0:
                 slot_norm2[slot] = qnorm2[r]
                 if full:

@@ -30,12 +30,18 @@ REMOVE_SIG = nt.void(nt.int64, META, FMETA, GLOB)
 VICTIM_SIG = nt.int64(nt.int64, nt.float64, META, FMETA, GLOB)
 #: decide(has1, d1, has2, d2, u0, u1, fpar) -> flags (HIT | REFRESH | INSERT).
 DECIDE_SIG = nt.int64(nt.boolean, nt.float64, nt.boolean, nt.float64, nt.float64, nt.float64, FPAR)
+#: move(slot, t, meta, fmeta, glob, fpar) -> m: the entry in ``slot`` served request ``t`` (called
+#: after the request's insertion, if any, on every hit that leaves the entry cached); its key y
+#: becomes ``y + (x - y) / m`` (m = n + 1: the running mean of n + 1 requests), or stays when
+#: ``m <= 0`` (every policy but the moving ones).
+MOVE_SIG = nt.float64(nt.int64, nt.int64, META, FMETA, GLOB, FPAR)
 
 TOUCH_T = nt.FunctionType(TOUCH_SIG)
 INSERT_T = nt.FunctionType(INSERT_SIG)
 REMOVE_T = nt.FunctionType(REMOVE_SIG)
 VICTIM_T = nt.FunctionType(VICTIM_SIG)
 DECIDE_T = nt.FunctionType(DECIDE_SIG)
+MOVE_T = nt.FunctionType(MOVE_SIG)
 
 
 class KernelRef:
@@ -72,6 +78,7 @@ N_USED, N_FULL_SCANS, N_WRITES, N_COUNTERS = 0, 1, 2, 4
 
 __all__ = [
     "APPROX_HIT", "DECIDE_SIG", "DECIDE_T", "EXACT_HIT", "FMETA", "FPAR", "GLOB", "HIT", "INSERT",
-    "INSERT_SIG", "INSERT_T", "META", "MISS", "N_COUNTERS", "N_FULL_SCANS", "N_USED", "N_WRITES",
+    "INSERT_SIG", "INSERT_T", "META", "MISS", "MOVE_SIG", "MOVE_T", "N_COUNTERS", "N_FULL_SCANS", "N_USED",
+    "N_WRITES",
     "REFRESH", "REMOVE_SIG", "REMOVE_T", "TOUCH_SIG", "TOUCH_T", "VICTIM_SIG", "VICTIM_T", "KernelRef",
 ]  # fmt: skip

@@ -1,13 +1,15 @@
-"""The query-cache policy interface: a small Python class around five compiled kernels.
+"""The query-cache policy interface: a small Python class around five (or six) compiled kernels.
 
 A policy is an *eviction order* (which entry leaves when the cache is full: kernels ``touch``,
 ``insert``, ``remove``, ``victim`` over per-slot integer and float state it owns) plus a
 *decision rule* (``decide``: hit or not, refresh or not, insert or not, from the distances to the
-two nearest cached entries and two uniform draws). The engines call only these kernels
-(signatures in :mod:`simcache.cache.kernels.signatures`), so adding a policy is one module with
-one class, one entry in :data:`simcache.cache.policies.POLICIES`, and one test class; never an
-engine change. The class is also the policy's registry record: the CLI options, ``simcache
-policies``, the test parametrisation and the benchmark grids are read from its attributes.
+two nearest cached entries and two uniform draws), and optionally a *key update* (``move``: how
+far the served entry's key moves toward the request, CLS-LRU; by default keys never move). The
+engines call only these kernels (signatures in :mod:`simcache.cache.kernels.signatures`), so
+adding a policy is one module with one class, one entry in
+:data:`simcache.cache.policies.POLICIES`, and one test class; never an engine change. The class
+is also the policy's registry record: the CLI options, ``simcache policies``, the test
+parametrisation and the benchmark grids are read from its attributes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from simcache.cache.kernels.signatures import (
     HIT,
     INSERT,
     INSERT_SIG,
+    MOVE_SIG,
     REFRESH,
     REMOVE_SIG,
     TOUCH_SIG,
@@ -87,6 +90,12 @@ def resolve_params(policy: str, declared: tuple[Param, ...], given: dict[str, An
     return values
 
 
+@nb.njit(MOVE_SIG, cache=True)
+def no_move(slot, t, meta, fmeta, glob, fpar):
+    """Keys never move (every policy whose entries are the requests that inserted them)."""
+    return 0.0
+
+
 class Kernels(NamedTuple):
     """The compiled functions the engines call (see kernels.*_SIG for their signatures)."""
 
@@ -95,12 +104,13 @@ class Kernels(NamedTuple):
     insert: Any
     remove: Any
     victim: Any
+    move: Any = no_move
 
     def refs(self) -> Kernels:
         """The same kernels wrapped for cheap passing to the compiled loops (cached)."""
         key = tuple(id(f) for f in self)
         if key not in _REFS:
-            sigs = (DECIDE_SIG, TOUCH_SIG, INSERT_SIG, REMOVE_SIG, VICTIM_SIG)
+            sigs = (DECIDE_SIG, TOUCH_SIG, INSERT_SIG, REMOVE_SIG, VICTIM_SIG, MOVE_SIG)
             _REFS[key] = Kernels(*(KernelRef(f, sig) for f, sig in zip(self, sigs)))
         return _REFS[key]
 

@@ -55,6 +55,7 @@ class Entry:
     last: int = 0
     score: float = 1.0  # float state of orders that keep one (a new entry starts at 1)
     owner: int = -1  # user of the inserting request (exclude_self)
+    members: int = 1  # requests the entry has served, its inserting request included (CLS-LRU)
 
 
 @dataclass
@@ -64,6 +65,8 @@ class RefLog:
     distance: list[float] = field(default_factory=list)
     inserted: list[bool] = field(default_factory=list)
     evicted: list[int] = field(default_factory=list)
+    #: the cache at the end: entry id (inserting request) -> key (float32 values)
+    keys: dict[int, list[float]] = field(default_factory=dict)
 
 
 def approx_cost(d: float, kind: str, scale: float, exponent: float) -> float:
@@ -135,6 +138,9 @@ class Order:
     def victim(self, slots: list[Entry], recency: list[int], u2: float) -> int:
         return recency[0]
 
+    def move(self, entry: Entry, x: list[float], params: dict, metric: str) -> None:
+        """After a hit that left ``entry`` cached (and after the insertion, if any): keys stay."""
+
 
 class FifoOrder(Order):
     def refresh(self, slots, recency, pos, t):
@@ -155,6 +161,25 @@ class RandomOrder(FifoOrder):
         return min(int(u2 * len(slots)), len(slots) - 1)
 
 
+class ClusterOrder(Order):
+    """CLS-LRU: LRU order; the served key moves toward the request, ``y + (x - y) / m`` per
+    component in float64 rounded to float32, m = members (running mean, ``update=mean``) or
+    1 / rate (``update=step``); for cosine the moved key is unit-normalised (unless zero)."""
+
+    def move(self, entry, x, params, metric):
+        entry.members += 1
+        update = params.get("update", "mean")
+        if update == "none":
+            return
+        m = float(entry.members) if update == "mean" else 1.0 / float(params.get("rate", 0.5))
+        key = [float(np.float32(y + (a - y) / m)) for y, a in zip(entry.vec, x)]
+        if metric == "cosine":
+            s = squared(key, [0.0] * len(key))
+            if s > 0.0:
+                key = [float(np.float32(v / math.sqrt(s))) for v in key]
+        entry.vec = key
+
+
 #: policy name -> (decision rule, eviction order); the lookup the engine-equality tests use
 #: (a test module that registers a policy adds its reference here too)
 REFERENCES: dict[str, tuple] = {
@@ -164,6 +189,7 @@ REFERENCES: dict[str, tuple] = {
     "random": (radius_rule, RandomOrder()),
     "rnd-lru": (rnd_lru_rule, Order()),
     "qlru-dc": (qlru_dc_rule, Order()),
+    "cls-lru": (radius_rule, ClusterOrder()),
 }
 
 
@@ -210,6 +236,7 @@ def reference_replay(
             log.outcome.append(0)
             log.served.append(-1)
         evicted = -1
+        served = ranked[0][2] if hit else -1
         if insert:
             entry = Entry(req=t, vec=x, freq=1, last=t, owner=me)
             if len(slots) < capacity:
@@ -222,6 +249,11 @@ def reference_replay(
                 if pos in recency:
                     recency.remove(pos)
                 recency.append(pos)
+                if pos == served:
+                    served = -1  # the entry that served the request left the cache
+        if served >= 0:
+            order.move(slots[served], x, params, metric)
         log.inserted.append(insert)
         log.evicted.append(evicted)
+    log.keys = {e.req: list(e.vec) for e in slots}
     return log

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recvae.errors import UserError
 from simcache.cache import POLICIES, CostModel, replay
 from tests.simcache.cache.contract import PolicyContract, run
 from tests.simcache.cache.helpers import assert_same_log
@@ -90,3 +91,26 @@ class TestQLRUDC:
         hits = log.outcome == 2
         assert (hits & log.inserted).any()  # insertion probability q * h(d) / C_r > 0 on a hit
         assert np.all(log.distance[hits] < 1.0)  # h(d) < C_r on every hit
+
+
+class TestClsLRU:
+    name = "cls-lru"
+
+    def test_update_none_is_sim_lru(self):
+        assert_same_log(run("cls-lru", params={"update": "none"}), run("lru"), "none")
+
+    def test_key_is_the_running_mean_and_the_answer_stays_the_first(self):
+        x = np.array([[0, 0], [1, 0], [0, 1], [1 / 3, 1 / 3]], dtype=np.float32)
+        log = replay(x, policy="cls-lru", capacity=2, radius=1.2)
+        assert log.outcome.tolist() == [0, 2, 2, 1]  # the key (0, 0) -> (0.5, 0) -> (1/3, 1/3)
+        assert log.served.tolist() == [-1, 0, 0, 0] and not log.inserted[1:].any()
+        step = replay(x, policy="cls-lru", capacity=2, radius=1.2, params={"update": "step", "rate": 1.0})
+        assert step.outcome.tolist() == [0, 2, 0, 2]  # rate = 1: the key jumps to (1, 0), sqrt(2) from (0, 1)
+        assert step.served[3] == 0 and np.isclose(step.distance[3], np.hypot(1 / 3, 2 / 3))  # tie: the oldest
+
+    def test_moving_keys_change_the_hits(self):
+        assert not np.array_equal(run("cls-lru", params={}).outcome, run("lru").outcome)
+
+    def test_rate_is_checked(self):
+        with pytest.raises(UserError, match="rate"):
+            replay(np.zeros((2, 2), np.float32), policy="cls-lru", capacity=2, params={"update": "step", "rate": 0})
