@@ -32,7 +32,14 @@ scale ``S`` and an explicit list of the (at most C) capped objects, so a request
 candidates and the capped objects, O((m + C) log(m + C)), instead of the whole catalogue;
 ``"full"`` is the straightforward form (multiplicative update of all N coordinates, then a full
 sort-based projection) with the same results up to float rounding. Every 256 requests the lazy
-form folds ``S`` into ``w`` and recomputes its sums exactly.
+form folds ``S`` into ``w`` and recomputes its sums exactly. The lazy form also rounds without
+the O(N) pass: a sum tree over the catalogue (per node: the sum of ``w`` over its uncapped
+objects and the number of capped ones, so a prefix of ``y`` is ``S * w_sum + capped``) updated
+only at the objects the mirror step touched; each of the ``C`` points finds its object by one
+descent, O(C log N) per rounding. The selection rule is the same (the first object after the
+previous selection whose cumulative ``y`` exceeds the point, then the fill-up); only the float
+grouping of the cumulative sums differs, so the two forms agree unless a point lies within
+rounding error (about 1e-13) of an interval boundary.
 """
 
 from __future__ import annotations
@@ -48,7 +55,9 @@ from simcache.objects.kernels import ENV_CF, ENV_K, UPDATE_SIG, cache_evict, cac
 from simcache.objects.policies.base import ObjectPolicy
 
 #: fstate header: global scale S, sum W of w over the uncapped objects, number capped, requests
-#: since the last refresh; then w (N), capped flags (N), capped list (C)
+#: since the last refresh; then w (N), capped flags (N), capped list (C), and the lazy form's sum
+#: tree (P = the power of two >= N leaves, node 1 the root, leaf o at P + o; per node its sum of w
+#: and its number of capped objects, interleaved: 4P)
 F_S, F_W, F_NCAP, F_SINCE, HEADER = 0, 1, 2, 3, 4
 #: fpar: eta, period, coupled, lazy
 P_ETA, P_PERIOD, P_COUPLED, P_LAZY = 0, 1, 2, 3
@@ -78,7 +87,30 @@ def capped_projection(z_desc, rest, capacity):
 @nb.njit(cache=True)
 def acai_threshold(all_h, y_cand, n_all, k, c_f) -> float:
     """``c*``: the cost at which local copies (mass y) and remote copies (mass 1) of the
-    candidates, ordered by cost (stable: local_0, remote_0, local_1, ...), first reach mass k."""
+    candidates, ordered by cost (stable: local_0, remote_0, local_1, ...), first reach mass k.
+    Candidates come in (key, index) order, so ``all_h`` is non-decreasing and the order is a merge
+    of the two sorted lists (local_i before remote_j on a tie iff i <= j); a sort otherwise."""
+    ordered = True
+    for c in range(1, n_all):
+        if all_h[c] < all_h[c - 1]:
+            ordered = False
+            break
+    if ordered and n_all > 0:
+        i = 0
+        j = 0
+        cum = 0.0
+        while j < n_all:
+            if i < n_all and (all_h[i] < all_h[j] + c_f or (all_h[i] == all_h[j] + c_f and i <= j)):
+                cum += y_cand[i]
+                if cum >= k:
+                    return all_h[i]
+                i += 1
+            else:
+                cum += 1.0
+                if cum >= k:
+                    return all_h[j] + c_f
+                j += 1
+        return all_h[n_all - 1] + c_f
     costs = np.empty(2 * n_all, np.float64)
     mass = np.empty(2 * n_all, np.float64)
     for c in range(n_all):
@@ -132,8 +164,97 @@ def systematic_round(y, capacity, u, sel) -> None:
 
 
 @nb.njit(cache=True)
-def refresh(fstate, n_obj) -> None:
-    """Fold S into w and recompute W exactly."""
+def tree_leaves(n_obj) -> int:
+    """P: the sum tree's number of leaves (the power of two >= N)."""
+    p = 1
+    while p < n_obj:
+        p *= 2
+    return p
+
+
+@nb.njit(cache=True)
+def tree_set(fstate, n_obj, capacity, o) -> None:
+    """Write object o's leaf (w, or capped 1) and recompute its ancestors from their children."""
+    p = tree_leaves(n_obj)
+    tw = HEADER + 2 * n_obj + capacity
+    tc = tw + 1
+    node = p + o
+    if fstate[HEADER + n_obj + o] != 0.0:
+        fstate[tw + 2 * node] = 0.0
+        fstate[tc + 2 * node] = 1.0
+    else:
+        fstate[tw + 2 * node] = fstate[HEADER + o]
+        fstate[tc + 2 * node] = 0.0
+    node //= 2
+    while node >= 1:
+        fstate[tw + 2 * node] = fstate[tw + 4 * node] + fstate[tw + 4 * node + 2]
+        fstate[tc + 2 * node] = fstate[tc + 4 * node] + fstate[tc + 4 * node + 2]
+        node //= 2
+
+
+@nb.njit(cache=True)
+def tree_build(fstate, n_obj, capacity) -> None:
+    """All leaves from the state, then every inner node from its children."""
+    p = tree_leaves(n_obj)
+    tw = HEADER + 2 * n_obj + capacity
+    tc = tw + 1
+    for o in range(p):
+        capped = o < n_obj and fstate[HEADER + n_obj + o] != 0.0
+        fstate[tw + 2 * (p + o)] = fstate[HEADER + o] if o < n_obj and not capped else 0.0
+        fstate[tc + 2 * (p + o)] = 1.0 if capped else 0.0
+    for node in range(p - 1, 0, -1):
+        fstate[tw + 2 * node] = fstate[tw + 4 * node] + fstate[tw + 4 * node + 2]
+        fstate[tc + 2 * node] = fstate[tc + 4 * node] + fstate[tc + 4 * node + 2]
+
+
+@nb.njit(cache=True)
+def tree_round(fstate, n_obj, capacity, u, out) -> None:
+    """The systematic rounding of ``y`` (same rule as :func:`systematic_round`) from the sum tree:
+    the ``capacity`` selected objects into ``out``, ascending."""
+    p = tree_leaves(n_obj)
+    tw = HEADER + 2 * n_obj + capacity
+    tc = tw + 1
+    s_glob = fstate[F_S]
+    step = (s_glob * fstate[tw + 2] + fstate[tc + 2]) / capacity
+    prev = -1
+    cnt = 0
+    for i in range(capacity):
+        point = (u + i) * step
+        node = 1
+        acc = 0.0
+        while node < p:
+            left = 2 * node
+            mass = s_glob * fstate[tw + 2 * left] + fstate[tc + 2 * left]
+            if point < acc + mass:
+                node = left
+            else:
+                acc += mass
+                node = left + 1
+        o = node - p
+        if not point < acc + s_glob * fstate[tw + 2 * node] + fstate[tc + 2 * node]:
+            break  # past the total: no later point falls in an interval either
+        if o <= prev:
+            o = prev + 1  # the point lies in an already selected interval: the next object
+        if o >= n_obj:
+            break
+        out[cnt] = o
+        cnt += 1
+        prev = o
+    o = n_obj - 1
+    r = cnt - 1
+    while cnt < capacity:  # fill-up: the last unselected objects
+        if r >= 0 and out[r] == o:
+            r -= 1
+        else:
+            out[cnt] = o
+            cnt += 1
+        o -= 1
+    out.sort()
+
+
+@nb.njit(cache=True)
+def refresh(fstate, n_obj, capacity) -> None:
+    """Fold S into w, recompute W exactly and rebuild the sum tree."""
     s = fstate[F_S]
     w_sum = 0.0
     for o in range(n_obj):
@@ -143,6 +264,7 @@ def refresh(fstate, n_obj) -> None:
     fstate[F_S] = 1.0
     fstate[F_W] = w_sum
     fstate[F_SINCE] = 0.0
+    tree_build(fstate, n_obj, capacity)
 
 
 @nb.njit(cache=True)
@@ -199,7 +321,11 @@ def lazy_step(all_obj, g, n_all, eta, fstate, n_obj, capacity) -> None:
     fstate[F_NCAP] = j
     fstate[F_SINCE] += 1.0
     if fstate[F_SINCE] >= REFRESH or S_new < 1e-100:
-        refresh(fstate, n_obj)
+        refresh(fstate, n_obj, capacity)
+    else:
+        for r in range(n):
+            if r >= j or order[r] >= ncap:  # an object capped before and after keeps its leaf
+                tree_set(fstate, n_obj, capacity, ids[order[r]])
 
 
 @nb.njit(cache=True)
@@ -239,10 +365,21 @@ def acai_update(t, key, ans_obj, ans_local, ans_h, all_obj, all_e, all_h, n_all,
         full_step(all_obj, g, n_all, fpar[P_ETA], fstate, n_obj, capacity)
     if t % int(fpar[P_PERIOD]) != 0:
         return
-    y = np.empty(n_obj, np.float64)
-    for o in range(n_obj):
-        y[o] = y_of(o, fstate, n_obj) if lazy else fstate[HEADER + o]
     u = uniform(key, 0, 0) if fpar[P_COUPLED] != 0.0 else uniform(key, t, 0)
+    if lazy:
+        chosen = np.empty(capacity, np.int64)
+        tree_round(fstate, n_obj, capacity, u, chosen)
+        for s in range(capacity):
+            o = slot_obj[s]
+            if o >= 0:
+                r = np.searchsorted(chosen, o)
+                if r == capacity or chosen[r] != o:
+                    cache_evict(s, slot_obj, obj_slot, slot_req, free, cstate)
+        for r in range(capacity):
+            if obj_slot[chosen[r]] < 0:
+                cache_insert(chosen[r], t, slot_obj, obj_slot, slot_req, free, cstate)
+        return
+    y = fstate[HEADER : HEADER + n_obj]
     sel = np.empty(n_obj, np.bool_)
     systematic_round(y, capacity, u, sel)
     for s in range(capacity):
@@ -291,12 +428,17 @@ class Acai(ObjectPolicy):
 
     def new_state(self):
         meta, glob, _ = super().new_state()
-        n, c = self.n_objects, self.capacity
-        fstate = np.zeros(HEADER + 2 * n + c, np.float64)
-        fstate[F_S] = 1.0
-        fstate[HEADER : HEADER + n] = c / n
-        fstate[F_W] = float(np.sum(fstate[HEADER : HEADER + n]))
-        return meta, glob, fstate
+        return meta, glob, new_fstate(self.n_objects, self.capacity)
+
+
+def new_fstate(n_objects: int, capacity: int) -> np.ndarray:
+    """AÇAI's initial state: ``y = C / N`` everywhere, nothing capped, the sum tree built."""
+    fstate = np.zeros(HEADER + 2 * n_objects + capacity + 4 * int(tree_leaves(n_objects)), np.float64)
+    fstate[F_S] = 1.0
+    fstate[HEADER : HEADER + n_objects] = capacity / n_objects
+    fstate[F_W] = float(np.sum(fstate[HEADER : HEADER + n_objects]))
+    tree_build(fstate, n_objects, capacity)
+    return fstate
 
 
 def fractional_state(fstate: np.ndarray, n_objects: int, lazy: bool = True) -> np.ndarray:

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simcache.objects import ObjectReplayConfig, replay_objects
-from simcache.objects.policies.acai import (F_S, F_W, HEADER, capped_projection, fractional_state, full_step,
-                                            lazy_step, systematic_round)  # fmt: skip
+from simcache.objects.policies.acai import (acai_threshold, capped_projection, fractional_state, full_step,
+                                            lazy_step, new_fstate, systematic_round, tree_round)  # fmt: skip
 from tests.simcache.objects.conftest import make_instance
 from tests.simcache.objects.test_engine_reference import assert_same, run_both
 
@@ -72,11 +72,7 @@ def test_projection_equals_bisection(n, data):
 
 
 def new_state(n, capacity):
-    f = np.zeros(HEADER + 2 * n + capacity)
-    f[F_S] = 1.0
-    f[HEADER : HEADER + n] = capacity / n
-    f[F_W] = f[HEADER : HEADER + n].sum()
-    return f
+    return new_fstate(n, capacity)
 
 
 @settings(max_examples=25, deadline=None)
@@ -138,3 +134,70 @@ def test_acai_with_an_approximate_index():
     y = fractional_state(log.fstate, 320)
     assert abs(y.sum() - 10) < 1e-9 and y.min() >= 0 and y.max() <= 1
     assert log.local.any()
+
+
+def random_lazy_state(rng, n, capacity, eta, steps):
+    """A lazy state after ``steps`` mirror steps on random candidate sets and gradients."""
+    f = new_state(n, capacity)
+    for _ in range(steps):
+        m = int(rng.integers(1, n + 1))
+        cand = rng.choice(n, m, replace=False).astype(np.int64)
+        g = np.where(rng.random(m) < 0.7, rng.random(m), 0.0)
+        lazy_step(cand, g, m, eta, f, n, capacity)
+    return f
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31), st.integers(2, 70), st.floats(0.05, 5.0), st.integers(0, 300))
+def test_tree_rounding_equals_systematic_rounding(seed, n, eta, steps):
+    """The lazy form's sum-tree rounding selects the same C objects as the systematic rounding of
+    y over the whole catalogue (incremental tree updates and refreshes included), for random offsets
+    (a structured offset such as u = 0 on the uniform initial state puts points exactly on interval
+    boundaries, where the two float groupings of the cumulative sums may decide differently)."""
+    rng = np.random.default_rng(seed)
+    capacity = int(rng.integers(1, n))
+    f = random_lazy_state(rng, n, capacity, eta, steps)
+    y = fractional_state(f, n)
+    sel = np.empty(n, bool)
+    out = np.empty(capacity, np.int64)
+    for u in rng.random(10):
+        systematic_round(y, capacity, u, sel)
+        tree_round(f, n, capacity, u, out)
+        np.testing.assert_array_equal(out, np.flatnonzero(sel))
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.integers(0, 2**31))
+def test_tree_rounding_has_marginals_y(seed):
+    """8,000 seeded tree roundings of a lazy state: C distinct objects each time, and every
+    object's inclusion frequency within 5 standard errors sqrt(y (1 - y) / R) of y (+1e-3)."""
+    rng = np.random.default_rng(seed)
+    n, capacity, rounds = 40, 9, 8000
+    f = random_lazy_state(rng, n, capacity, 3.0, 40)
+    y = fractional_state(f, n)
+    out = np.empty(capacity, np.int64)
+    counts = np.zeros(n)
+    for u in rng.random(rounds):
+        tree_round(f, n, capacity, u, out)
+        assert len(set(out.tolist())) == capacity
+        counts[out] += 1
+    bound = 5 * np.sqrt(y * (1 - y) / rounds) + 1e-3
+    assert np.all(np.abs(counts / rounds - y) <= bound)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=30), st.integers(1, 5), st.integers(0, 3), st.data())
+def test_threshold_merge_equals_stable_sort(h_int, k, c_f, data):
+    """The threshold's merge of the two sorted cost lists (ties included: integer costs, c_f >= 0)
+    equals a stable sort of local_0, remote_0, local_1, ... by cost (the documented order)."""
+    h = np.sort(np.array(h_int, np.float64))
+    y = np.array(data.draw(st.lists(st.floats(0.0, 1.0), min_size=len(h), max_size=len(h))))
+    elements = sorted([el for i in range(len(h)) for el in ((h[i], y[i]), (h[i] + c_f, 1.0))], key=lambda e: e[0])
+    cum, want = 0.0, elements[-1][0]
+    for cost, mass in elements:
+        cum += mass
+        if cum >= k:
+            want = cost
+            break
+    assert acai_threshold(h, y, len(h), k, float(c_f)) == want
+    assert acai_threshold(h[::-1].copy(), y[::-1].copy(), len(h), k, float(c_f)) <= h[-1] + c_f  # the sort path
