@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -336,6 +337,8 @@ def prepare(
         "heldout_proportion": HELDOUT_PROPORTION,
         "min_items_to_split": MIN_ITEMS_TO_SPLIT,
     }
+    if eff["threshold"] is not None and not math.isfinite(eff["threshold"]):
+        raise UserError(f"--threshold must be a finite number, got {threshold!r}")
     if eff["min_items_per_user"] < 0 or eff["min_users_per_item"] < 0:
         raise UserError("--min-items-per-user and --min-users-per-item must be >= 0")
     if eff["heldout_users"] is not None and eff["heldout_users"] < 1:
