@@ -253,7 +253,7 @@ def _check_last_line(block: bytes, first_line: int, src: Source, report: ParseRe
                      names: Sequence[str]) -> bool:
     """For an unterminated last line: True to keep it (reported as a note), False if cut short."""
     got = _fields(block, sep)
-    if got < len(names) and block.strip():
+    if got < len(names):
         report.add(src.display, "truncated", first_line, detail=f"{got} of {len(names)} fields")
         return False
     report.add(src.display, "unterminated", first_line)
@@ -265,12 +265,15 @@ def _check_last_line(block: bytes, first_line: int, src: Source, report: ParseRe
 
 _KIND_TYPES = {"id": pa.int64(), "ts": pa.int64(), "float": pa.float32(), "str": pa.string(), "date": pa.date32()}
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_INT_RE = re.compile(r"^[+-]?\d+$")
+_INT_RE = re.compile(r"^-?\d+$")  # as pyarrow reads integers (no "+")
 
 
 def _field_problem(kind: str, name: str, text: str) -> str | None:
-    """Why ``text`` is not a valid value of column ``name`` of ``kind`` (None: it is)."""
-    text = text.strip()
+    """Why ``text`` is not a valid value of column ``name`` of ``kind`` (None: it is).
+
+    Spaces and tabs around a number are allowed, as pyarrow reads numbers.
+    """
+    text = text.strip(" \t")
     if kind == "str":
         return None if text else f"column {name} is not a non-empty id: {text[:40]!r}"
     if kind in ("id", "ts"):
@@ -310,11 +313,17 @@ def _diagnose(block: bytes, first_line: int, sep: str, names: Sequence[str], kin
     if lines and lines[-1] == b"":
         lines.pop()
     for k, raw in enumerate(lines):
-        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        where = f"line {first_line + k}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"{where}: not UTF-8 text: {raw[:40]!r}"
+        line = line[:-1] if line.endswith("\r") else line
         if not line:
             continue
         parts = line.split(sep)
-        where = f"line {first_line + k}"
+        if "\r" in line:
+            return f"{where}: carriage return inside the line"
         if len(parts) != len(names):
             return (f"{where}: expected {len(names)} {label}-separated columns "
                     f"({', '.join(names)}), got {len(parts)}: {line[:80]!r}")
@@ -328,6 +337,8 @@ def _diagnose(block: bytes, first_line: int, sep: str, names: Sequence[str], kin
 def _read_block(block: bytes, first_line: int, src: Source, sep: str, names: Sequence[str],
                 kinds: Sequence[str], sep_label: str | None = None) -> pa.Table:
     """Parse one block of delimited lines (no header) into a table with the given column kinds."""
+    if block.startswith(_BOM):  # pyarrow would drop it silently: here it is inside the file
+        raise UserError(f"{src.display}: {_diagnose(block, first_line, sep, names, kinds, sep_label)}")
     try:
         table = pacsv.read_csv(
             io.BytesIO(block),
@@ -345,7 +356,20 @@ def _read_block(block: bytes, first_line: int, src: Source, sep: str, names: Seq
     if _out_of_range(table, names, kinds):
         why = _diagnose(block, first_line, sep, names, kinds, sep_label) or "empty or non-finite value"
         raise UserError(f"{src.display}: {why}")
+    _check_cr(block, first_line, src)
     return table
+
+
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _check_cr(block: bytes, first_line: int, src: Source) -> None:
+    """Refuse a carriage return inside a line (pyarrow would take it for a line end)."""
+    if b"\r" in block:
+        m = _LONE_CR.search(block)
+        if m is not None:
+            line = first_line + block.count(b"\n", 0, m.start())
+            raise UserError(f"{src.display}: line {line}: carriage return inside the line")
 
 
 def _out_of_range(table: pa.Table, names: Sequence[str], kinds: Sequence[str]) -> bool:
@@ -355,6 +379,8 @@ def _out_of_range(table: pa.Table, names: Sequence[str], kinds: Sequence[str]) -
     for n, k in zip(names, kinds):
         col = table.column(n)
         if k == "float" and not pc.all(pc.is_finite(col)).as_py():
+            return True
+        if k == "str" and pc.min(pc.utf8_length(pc.utf8_trim(col, " "))).as_py() == 0:
             return True
         if k in ("id", "ts"):
             mm = pc.min_max(col).as_py()
@@ -486,6 +512,8 @@ def _netflix_block(block: bytes, first_line: int, src: Source, movie: int | None
     Header lines ``N:`` are rewritten to ``N:,,`` so that the whole block is one 3-column CSV;
     header rows are then recognised by the trailing colon and forward-filled onto their ratings.
     """
+    if block.startswith(_BOM):  # pyarrow would drop it silently: here it is inside the file
+        raise UserError(f"{src.display}: {_netflix_diagnose(block, first_line)}")
     text = _NF_HEADER.sub(rb"\1:,,", block)
     try:
         t = pacsv.read_csv(
@@ -522,9 +550,10 @@ def _netflix_block(block: bytes, first_line: int, src: Source, movie: int | None
     values = t.column("value").filter(mask)
     dates = t.column("date").filter(mask)
     try:
-        users = pc.cast(ucol.filter(mask), pa.int64())
+        users = pc.cast(pc.utf8_trim(ucol.filter(mask), " \t"), pa.int64())
     except pa.ArrowInvalid:
         users = None
+    _check_cr(block, first_line, src)
     days = dates.cast(pa.int32()).fill_null(0).to_numpy().astype(np.int64) if len(dates) else np.zeros(0, np.int64)
     if users is None or values.null_count or dates.null_count or (
         len(values) and not pc.all(pc.is_finite(values)).as_py()
