@@ -322,7 +322,7 @@ def _check_strict(d: Path) -> None:
     """Refuse a cached ingest that needed repairs (``strict``)."""
     for r in repairs_of(json.loads((d / MANIFEST_NAME).read_text())):
         if r.kind in parsers.STRICT_REFUSES:
-            raise UserError(f"{r.message()}; --strict refuses repaired input (--lenient repairs and reports)")
+            raise UserError(f"{r.message()}; --strict refuses repaired input (without it: repaired and reported)")
 
 
 def ingest(name: str, data_dir: str | Path | None = None, *, progress: bool | None = None, strict: bool = False,

@@ -109,7 +109,7 @@ class ParseReport:
     def add(self, file: str, kind: str, line: int | None, count: int = 1, detail: str = "") -> None:
         rep = Repair(file, kind, line, count, detail)
         if self.strict and kind in STRICT_REFUSES:
-            raise UserError(f"{rep.message()}; --strict refuses repaired input (--lenient repairs and reports)")
+            raise UserError(f"{rep.message()}; --strict refuses repaired input (without it: repaired and reported)")
         for r in self.repairs:
             if r.file == file and r.kind == kind:
                 r.count += count

@@ -20,22 +20,22 @@ DataDirOpt = Annotated[
         "Without it MovieLens and MSD are downloaded into the cache folder.",
     ),
 ]
-HeldoutOpt = Annotated[Optional[int], typer.Option("--heldout-users", help="Validation users = test users = H (default: per dataset).", min=1)]
-MinItemsOpt = Annotated[Optional[int], typer.Option("--min-items-per-user", help="Keep users with at least this many positives (default: per dataset).", min=0)]
-MinUsersOpt = Annotated[Optional[int], typer.Option("--min-users-per-item", help="Keep items with at least this many positives, applied first (default: per dataset).", min=0)]
+HeldoutOpt = Annotated[Optional[int], typer.Option("--heldout-users", help="Validation users = test users = H (default: per dataset).")]
+MinItemsOpt = Annotated[Optional[int], typer.Option("--min-items-per-user", help="Keep users with at least this many positives (default: per dataset).")]
+MinUsersOpt = Annotated[Optional[int], typer.Option("--min-users-per-item", help="Keep items with at least this many positives, applied first (default: per dataset).")]
 ThresholdOpt = Annotated[Optional[float], typer.Option("--threshold", help="Positives are rows with value > threshold (default: per dataset; MSD: all).")]
-NUsersOpt = Annotated[Optional[int], typer.Option("--n-users", help="synthetic only: number of users.", min=1)]
-NItemsOpt = Annotated[Optional[int], typer.Option("--n-items", help="synthetic only: number of items.", min=2)]
-NClustersOpt = Annotated[Optional[int], typer.Option("--n-clusters", help="synthetic only: latent taste clusters.", min=1)]
+NUsersOpt = Annotated[Optional[int], typer.Option("--n-users", help="synthetic only: number of users.")]
+NItemsOpt = Annotated[Optional[int], typer.Option("--n-items", help="synthetic only: number of items.")]
+NClustersOpt = Annotated[Optional[int], typer.Option("--n-clusters", help="synthetic only: latent taste clusters.")]
 MeanItemsOpt = Annotated[Optional[float], typer.Option("--mean-items", help="synthetic only: mean items per user.")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="synthetic only: generator seed.")]
 #: The generator seed where ``--seed`` already means something else (training, embedding).
 DataSeedOpt = Annotated[Optional[int], typer.Option("--data-seed", help="synthetic only: generator seed.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Recompute even when a cached result exists.")]
 StrictOpt = Annotated[bool, typer.Option(
-    "--strict/--lenient",
-    help="--strict refuses raw files that need a repair (byte-order mark, blank lines, a last line cut "
-    "short, duplicate rows); --lenient (default) repairs them and reports each repair.")]
+    "--strict",
+    help="Refuse raw files that need a repair (byte-order mark, blank lines, a last line cut short, "
+    "duplicate rows); without it they are repaired and each repair is reported.")]
 
 
 def _gen(n_users: int | None, n_items: int | None, n_clusters: int | None, mean_items: float | None, seed: int | None) -> dict:

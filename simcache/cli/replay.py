@@ -57,7 +57,7 @@ CostOpt = Annotated[str | None, typer.Option("--cost", help=f"Approximation cost
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Threads of one replay (default: chosen by "
                                                                    "measurement between one and all available "
                                                                    "cores; 1 on a shared machine).",
-                                                min=1, show_default=False)]
+                                                show_default=False)]
 ExcludeSelfOpt = Annotated[bool, typer.Option("--exclude-self", help="A request never sees the entries its own user "
                                                                      "inserted: hits are reuse across users "
                                                                      "(needs a user_id column).")]
@@ -69,15 +69,15 @@ IndexOpt = Annotated[str, typer.Option("--index", help=f"Nearest-neighbour index
 EngineOpt = Annotated[str, typer.Option("--engine", help=f"{' or '.join(ENGINES)}: batched searches (fast) "
                                                          "or one search per request (reference).")]
 BlockOpt = Annotated[int | None, typer.Option("--block-size", help="Requests per batched search "
-                                                                   "(default: adaptive).", min=1, show_default=False)]
+                                                                   "(default: adaptive).", show_default=False)]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random choice of the policy.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help=f"{', '.join(DEVICES)} (for the flat search).")]
 WindowOpt = Annotated[int | None, typer.Option("--window", help="Requests per hit-ratio window "
                                                                 "(default: about 100 windows).",
-                                               min=1, show_default=False)]
+                                               show_default=False)]
 OverlapOpt = Annotated[int | None, typer.Option("--overlap-k", help="k of overlap@k when the trace has "
                                                                     "top-k lists (default: all of them).",
-                                                min=1, show_default=False)]
+                                                show_default=False)]
 VectorColOpt = Annotated[str | None, typer.Option("--vector-column", help="Vector column of a generic "
                                                                           "Arrow/Parquet file.",
                                                   show_default=False)]

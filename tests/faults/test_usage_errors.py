@@ -69,7 +69,7 @@ def test_the_cases_cover_the_app():
     """A generator that found nothing would pass vacuously."""
     flags = {flag for _, flag, _, _ in CASES}
     assert len(flags) > 30
-    assert {"--bins", "--threads", "--n-users", "--sample", "--capacity"} <= flags
+    assert {"--bins", "--threads", "--n-users", "--sample", "--capacity", "--perplexity"} <= flags
 
 
 @pytest.mark.parametrize("path, flag, value, needle", CASES, ids=[f"{' '.join(c[0])} {c[1]}={c[2]}" for c in CASES])
