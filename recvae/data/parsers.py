@@ -231,6 +231,8 @@ _BLANK_RE = re.compile(rb"(?:\A|\n)(?=\r?\n)")
 
 def _count_blank(block: bytes, first_line: int, src: Source, report: ParseReport) -> None:
     """Report the empty lines of ``block`` (pyarrow skips them; a line of spaces is an error)."""
+    if b"\n\n" not in block and b"\n\r\n" not in block and not block.startswith((b"\n", b"\r\n")):
+        return  # the common case, at memchr speed
     found = _BLANK_RE.search(block)
     if found is None:
         return
