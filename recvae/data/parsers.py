@@ -227,12 +227,19 @@ def _line_blocks(src: Source, block_bytes: int | None, progress: Progress,
 
 
 _BLANK_RE = re.compile(rb"(?:\A|\n)(?=\r?\n)")
+_CONTENT_RE = re.compile(rb"[^\r\n]")
+
+
+def _has_content(block: bytes) -> bool:
+    """Whether ``block`` holds anything but line ends (without copying it)."""
+    return _CONTENT_RE.search(block) is not None
 
 
 def _count_blank(block: bytes, first_line: int, src: Source, report: ParseReport) -> None:
     """Report the empty lines of ``block`` (pyarrow skips them; a line of spaces is an error)."""
-    if b"\n\n" not in block and b"\n\r\n" not in block and not block.startswith((b"\n", b"\r\n")):
-        return  # the common case, at memchr speed
+    if (b"\n\n" not in block and (b"\r" not in block or b"\n\r\n" not in block)
+            and not block.startswith((b"\n", b"\r\n"))):
+        return  # the common case: one fast scan
     found = _BLANK_RE.search(block)
     if found is None:
         return
@@ -446,10 +453,12 @@ def _delimited(src: Source, sep: str, header: str | None, transform: Callable[[b
             block = transform(block)
         if unterminated and not _check_last_line(block, first, src, report, sep.encode(), names):
             continue
-        _count_blank(block, first, src, report)
-        if not block.strip(b"\r\n"):
+        if not _has_content(block):
+            _count_blank(block, first, src, report)
             continue
         table = _read_block(block, first, src, sep, names, kinds, sep_label)
+        if table.num_rows != block.count(b"\n"):  # pyarrow skipped empty lines
+            _count_blank(block, first, src, report)
         rows += table.num_rows
         yield from batcher.add(table)
     if rows == 0:
@@ -592,7 +601,7 @@ def parse_netflix(srcs: Sequence[Source], progress: Progress = None, report: Par
             if unterminated and _NF_HEADER.match(block.rstrip(b"\n")):
                 report.add(src.display, "unterminated", first)
             _count_blank(block, first, src, report)
-            if not block.strip(b"\r\n"):
+            if not _has_content(block):
                 continue
             table, movie = _netflix_block(block, first, src, movie)
             rows += table.num_rows
