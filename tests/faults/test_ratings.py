@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -302,6 +302,9 @@ def _parquet_rows(name: str, path: Path) -> list[tuple]:
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(damaged())
+@example(("ml100k", GOOD["ml100k"][1].encode()[:-12]))  # cut short: skipped and reported
+@example(("netflix", GOOD["netflix"][1].replace("2:", "\n2:").encode()))  # a blank line
+@example(("msd", GOOD["msd"][1].replace("\t1\n", "\t1\r0\n").encode()))  # a CR inside a line
 def test_damaged_files_are_repaired_exactly_or_refused_cleanly(case):
     name, data = case
     root = Path(tempfile.mkdtemp(prefix="ratings-"))
