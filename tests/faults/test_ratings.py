@@ -306,8 +306,12 @@ def _parquet_rows(name: str, path: Path) -> list[tuple]:
 @example(("netflix", GOOD["netflix"][1].replace("2:", "\n2:").encode()))  # a blank line
 @example(("msd", GOOD["msd"][1].replace("\t1\n", "\t1\r0\n").encode()))  # a CR inside a line
 def test_damaged_files_are_repaired_exactly_or_refused_cleanly(case):
+    with tempfile.TemporaryDirectory(prefix="ratings-") as tmp:
+        _check_damaged(case, Path(tmp))
+
+
+def _check_damaged(case: tuple[str, bytes], root: Path) -> None:
     name, data = case
-    root = Path(tempfile.mkdtemp(prefix="ratings-"))
     os.environ["SIMCACHE_CACHE_DIR"] = str(root / "cache")
     path = _put(root / "raw", name, data)
     try:
