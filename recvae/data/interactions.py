@@ -44,7 +44,7 @@ from recvae.errors import UserError
 from recvae.storage import atomic_path, cache_dir
 
 #: Bump when parsing changes what ends up in the Parquet file (invalidates cached ingests).
-PARSER_VERSION = 1
+PARSER_VERSION = 2
 PARQUET_NAME = "interactions.parquet"
 MANIFEST_NAME = "manifest.json"
 _MAX_LISTED_FILES = 32
@@ -185,6 +185,7 @@ class _Stats:
         self.tmin: int | None = None
         self.tmax: int | None = None
         self.hist: dict[float, int] | None = {}
+        self._pairs: list[np.ndarray] = []
 
     @staticmethod
     def _mark(seen: np.ndarray | set, col: pa.ChunkedArray | pa.Array) -> np.ndarray | set:
@@ -204,7 +205,27 @@ class _Stats:
         seen[vals] = True
         return seen
 
+    def _pair_keys(self, t: pa.Table) -> np.ndarray:
+        """One uint64 per (user, item) row: exact for 32-bit integer ids, else a 64-bit hash."""
+        if self.integer_ids:
+            u = t.column("user").to_numpy().astype(np.uint64)
+            i = t.column("item").to_numpy().astype(np.uint64)
+            if not u.size or (u.max() < 2**32 and i.max() < 2**32):
+                return (u << np.uint64(32)) | i
+        frame = pd.DataFrame({"u": t.column("user").to_pandas(), "i": t.column("item").to_pandas()})
+        return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+    def duplicates(self) -> int:
+        """Rows whose (user, item) pair appeared on an earlier row."""
+        if not self._pairs:
+            return 0
+        keys = np.concatenate(self._pairs)
+        self._pairs = []
+        keys.sort()
+        return int(np.count_nonzero(keys[1:] == keys[:-1]))
+
     def add(self, t: pa.Table) -> None:
+        self._pairs.append(self._pair_keys(t))
         self.rows += t.num_rows
         self.users = self._mark(self.users, t.column("user"))
         self.items = self._mark(self.items, t.column("item"))
@@ -292,12 +313,34 @@ def _source_bytes(s: Source) -> int:
         return 0
 
 
-def ingest(name: str, data_dir: str | Path | None = None, *, progress: bool | None = None, **params: object) -> Path:
+def repairs_of(manifest: dict) -> list[parsers.Repair]:
+    """The repairs (and notes) recorded when the raw files of ``manifest`` were parsed."""
+    return [parsers.Repair.from_dict(r) for r in manifest.get("source", {}).get("repairs", [])]
+
+
+def _check_strict(d: Path) -> None:
+    """Refuse a cached ingest that needed repairs (``strict``)."""
+    for r in repairs_of(json.loads((d / MANIFEST_NAME).read_text())):
+        if r.kind in parsers.STRICT_REFUSES:
+            raise UserError(f"{r.message()}; --strict refuses repaired input (without it: repaired and reported)")
+
+
+def ingest(name: str, data_dir: str | Path | None = None, *, progress: bool | None = None, strict: bool = False,
+           **params: object) -> Path:
     """Make sure the canonical Parquet of ``name`` is in the cache; return its folder.
 
     ``params`` are the generator options for ``synthetic`` (rejected for other datasets).
-    ``progress``: show progress bars (None: only on a terminal).
+    ``progress``: show progress bars (None: only on a terminal). ``strict``: refuse raw files
+    that need a repair (a byte-order mark, blank lines, a truncated last line, duplicate rows)
+    instead of repairing them and recording the repairs in the manifest.
     """
+    out = _ingest(name, data_dir, progress=progress, strict=strict, **params)
+    if strict:
+        _check_strict(out)
+    return out
+
+
+def _ingest(name: str, data_dir: str | Path | None, *, progress: bool | None, strict: bool, **params: object) -> Path:
     spec = get_dataset(name)
     if spec.format == "synthetic":
         if data_dir is not None:
@@ -322,6 +365,7 @@ def ingest(name: str, data_dir: str | Path | None = None, *, progress: bool | No
 
     with atomic_path(out, is_dir=True) as tmp:
         stats = _Stats(spec.integer_ids)
+        report = parsers.ParseReport(strict=strict)
         if cfg is not None:
             source = {"origin": "generated", "digest": key, "generator": cfg.as_dict()}
             tables: Iterator[pa.Table] = iter([generate(cfg)])
@@ -331,13 +375,17 @@ def ingest(name: str, data_dir: str | Path | None = None, *, progress: bool | No
             source = _source_record(spec, srcs, origin)
             schema = parsers.schema_for(spec.format)
             bar = _progress_bar(sum(_source_bytes(s) for s in srcs), f"parse {name}", progress)
-            tables = parsers.parse(spec.format, srcs, progress=bar.update)
+            tables = parsers.parse(spec.format, srcs, progress=bar.update, report=report)
         try:
             with pq.ParquetWriter(tmp / PARQUET_NAME, schema) as writer:
                 for t in tables:
                     t = t.select(schema.names).cast(schema)
                     stats.add(t)
                     writer.write_table(t, row_group_size=parsers.BATCH_ROWS)
+            n_dup = stats.duplicates()
+            if n_dup and cfg is None:
+                label = srcs[0].display if len(srcs) == 1 else f"{name} ({len(srcs)} files)"
+                report.add(label, "duplicates", None, n_dup)
         except UserError:
             if origin.get("origin") == "download":
                 for s in srcs:  # a download that cannot be parsed is removed, not reused
@@ -346,6 +394,8 @@ def ingest(name: str, data_dir: str | Path | None = None, *, progress: bool | No
         finally:
             if bar is not None:
                 bar.close()
+        if cfg is None:
+            source["repairs"] = [r.as_dict() for r in report.repairs]
         manifest = {
             "dataset": name,
             "format": spec.format,
@@ -387,7 +437,8 @@ def load_interactions(name: str, data_dir: str | Path | None = None, **params: o
     ``params`` are the synthetic generator's options (:class:`SyntheticConfig` fields).
     """
     progress = params.pop("progress", None)
-    d = ingest(name, data_dir, progress=progress, **params)  # type: ignore[arg-type]
+    strict = bool(params.pop("strict", False))
+    d = ingest(name, data_dir, progress=progress, strict=strict, **params)  # type: ignore[arg-type]
     spec = get_dataset(name)
     table = pq.read_table(d / PARQUET_NAME, read_dictionary=None if spec.integer_ids else ["user", "item"])
     return table.to_pandas()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -315,6 +316,7 @@ def prepare(
     threshold: float | None = None,
     force: bool = False,
     progress: bool | None = None,
+    strict: bool = False,
     **params: object,
 ) -> PreparedData:
     """Run the protocol on dataset ``name`` (None options = the dataset's defaults), with caching.
@@ -322,6 +324,7 @@ def prepare(
     The result is saved under ``cache_dir()/prepared/<name>-<hash>/`` and reused when the source
     content (digest), the effective parameters and the protocol version are unchanged.
     ``params`` are the synthetic generator's options. ``force`` recomputes even when cached.
+    ``strict`` refuses raw files that need a repair (see :func:`~recvae.data.interactions.ingest`).
     """
     spec = get_dataset(name)
     eff = {
@@ -334,12 +337,14 @@ def prepare(
         "heldout_proportion": HELDOUT_PROPORTION,
         "min_items_to_split": MIN_ITEMS_TO_SPLIT,
     }
+    if eff["threshold"] is not None and not math.isfinite(eff["threshold"]):
+        raise UserError(f"--threshold must be a finite number, got {threshold!r}")
     if eff["min_items_per_user"] < 0 or eff["min_users_per_item"] < 0:
         raise UserError("--min-items-per-user and --min-users-per-item must be >= 0")
     if eff["heldout_users"] is not None and eff["heldout_users"] < 1:
         raise UserError(f"--heldout-users must be >= 1, got {eff['heldout_users']}")
 
-    inter_dir = ingest(name, data_dir, progress=progress, **params)
+    inter_dir = ingest(name, data_dir, progress=progress, strict=strict, **params)
     inter = json.loads((inter_dir / MANIFEST_NAME).read_text())
     generator = inter["source"].get("generator")
     key = _prepared_key(name, inter["source"]["digest"], eff, generator)

@@ -44,6 +44,12 @@ _LIKED = np.array([0.01, 0.04, 0.10, 0.40, 0.45])
 _OTHER = np.array([0.10, 0.20, 0.35, 0.25, 0.10])
 
 
+def _available_memory() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
 @dataclass(frozen=True)
 class SyntheticConfig:
     """Options of the generator; every field can be passed to ``load_interactions("synthetic", ...)``."""
@@ -77,6 +83,12 @@ class SyntheticConfig:
         return cfg
 
     def validate(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise UserError(f"synthetic: {f.name} must be a number, got {v!r}")
+            if not np.isfinite(v):
+                raise UserError(f"synthetic: {f.name} must be a finite number, got {v!r}")
         if self.n_users < 1 or self.n_items < 2:
             raise UserError(f"synthetic: need n_users >= 1 and n_items >= 2 (got {self.n_users}, {self.n_items})")
         if self.n_clusters < 1:
@@ -90,6 +102,22 @@ class SyntheticConfig:
                 f"synthetic: min_items={self.min_items} exceeds max_items_fraction * n_items "
                 f"= {self.max_items_fraction * self.n_items:g}"
             )
+        if not 0 < self.max_items_fraction <= 1:
+            raise UserError(f"synthetic: max_items_fraction must be in (0, 1], got {self.max_items_fraction}")
+        need, have = self.memory_bytes(), _available_memory()
+        if need > have:
+            raise UserError(
+                f"synthetic: n_users={self.n_users:,} x about {self.expected_items():,.0f} items each needs about "
+                f"{need / 2**30:.3g} GiB of memory to generate, {have / 2**30:.3g} GiB available; lower --n-users or --mean-items"
+            )
+
+    def expected_items(self) -> float:
+        """Expected distinct items per user (the mean activity, within its clipping bounds)."""
+        return float(min(max(self.mean_items, self.min_items), self.max_items_fraction * self.n_items))
+
+    def memory_bytes(self) -> int:
+        """An estimate of the peak memory of :func:`generate`: about 64 bytes a row plus the items."""
+        return int(64 * self.n_users * self.expected_items() + 64 * self.n_items + 64 * self.n_users)
 
     def as_dict(self) -> dict:
         return asdict(self)

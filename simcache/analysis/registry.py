@@ -29,7 +29,7 @@ RUN_OPTIONS: tuple[Option, ...] = (SEED, BASELINE_CENTER)
 # Options read by one or more analyses -------------------------------------------------------------
 BINS = Option("bins", int, 60, "Histogram bins.", min=5)
 MAX_COMPONENTS = Option("max_components", int, 8, "gmm: fit K = 1..this many components first; the range "
-                        "grows until the BIC minimum lies inside it.", min=1)
+                        "grows until the BIC minimum lies inside it.", min=1, points="<=", sample="gmm_sample")
 COVARIANCE = Option("covariance", str, "full", "gmm: covariance type of the mixtures.", choices=COVARIANCE_TYPES)
 PCA_DIMS = Option("pca_dims", int, 50, "gmm/map: project on this many principal components first (0: no "
                   "projection).", min=0)
@@ -146,8 +146,8 @@ register(Analysis(
     "knn-radius", "Intrinsic dimension: log R(k) = (1/d) log k + c, Levina-Bickel MLE and TwoNN.",
     "Intrinsic dimension", intrinsic_dim.compute, intrinsic_dim.plot_intrinsic_dim, intrinsic_dim.report,
     options=(Option("k_min", int, 5, "knn-radius: smallest k of the log R(k) fit.", min=1),
-             Option("k_max", int, 20, "knn-radius: largest k of the log R(k) fit.", min=2),
-             Option("k_mle", int, 20, "knn-radius: neighbours for the Levina-Bickel MLE.", min=2)),
+             Option("k_max", int, 20, "knn-radius: largest k of the log R(k) fit.", min=2, points="<"),
+             Option("k_mle", int, 20, "knn-radius: neighbours for the Levina-Bickel MLE.", min=2, points="<")),
     check=intrinsic_dim.check_options))
 register(Analysis(
     "angles", "Angles to the coordinate axes and between random pairs, against the isotropic density h(θ).",
@@ -170,9 +170,9 @@ register(Analysis(
     "map", "2-D t-SNE (and UMAP, if installed) views coloured by Gaussian-mixture component.",
     "2-D maps", maps.compute, maps.plot_map, maps.report,
     options=(Option("map_sample", int, 5_000, "map: points embedded per set (0: all).", min=0, zero_means_none=True),
-             Option("perplexity", float, 30.0, "map: t-SNE perplexity.", min=2.0),
+             Option("perplexity", float, 30.0, "map: t-SNE perplexity.", min=2.0, points="<", sample="map_sample"),
              Option("components", int, None, "map: mixture components for the colours (default: chosen by BIC).",
-                    min=1),
+                    min=1, points="<=", sample="map_sample"),
              MAX_COMPONENTS, COVARIANCE, PCA_DIMS,
              Option("umap", bool, True, "map: skip the UMAP view.", flag="--no-umap"),
              Option("baseline_maps", bool, True, "map: skip the baselines' t-SNE maps.", flag="--no-baseline-maps"),

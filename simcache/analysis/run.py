@@ -26,7 +26,7 @@ from simcache.analysis.inputs import AnalysisInput
 from simcache.analysis.plotting import note_figure
 from simcache.analysis.registry import AnalysisOptions, get, names
 from simcache.analysis.report import write_report
-from simcache.analysis.spec import AnalysisContext
+from simcache.analysis.spec import AnalysisContext, check_against_data
 from simcache.jsonout import write_json
 
 __all__ = ["AnalysisOptions", "names", "plot_result", "run_analyses", "run_one"]
@@ -52,6 +52,16 @@ def run_one(name: str, inp: AnalysisInput, opts: AnalysisOptions, baselines: Any
     return spec.compute(ctx)
 
 
+def check_options(names: Sequence[str], opts: AnalysisOptions, n_points: int) -> None:
+    """Refuse options that no run of ``names`` on ``n_points`` points can use (a UserError)."""
+    values = opts.asdict()
+    for name in names:
+        spec = get(name)
+        if spec.check is not None:
+            spec.check(opts)
+        check_against_data(spec.options, values, n_points)
+
+
 def run_analyses(inp: AnalysisInput, names: Sequence[str], out_dir: str | os.PathLike, opts: AnalysisOptions,
                  *, report: bool = False, log: Callable[[str], None] | None = None,
                  progress: bool | None = None) -> dict[str, dict[str, Any]]:
@@ -61,9 +71,7 @@ def run_analyses(inp: AnalysisInput, names: Sequence[str], out_dir: str | os.Pat
     """
     out = Path(out_dir)
     specs = [get(n) for n in names]
-    for spec in specs:
-        if spec.check is not None:
-            spec.check(opts)
+    check_options(names, opts, len(inp.points))
     out.mkdir(parents=True, exist_ok=True)
     say = log or (lambda _msg: None)
     baselines = matched_baselines(inp.points, seed=opts.seed, center=opts.baseline_center)

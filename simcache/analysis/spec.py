@@ -10,9 +10,11 @@ derived from them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from recvae.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,9 @@ class Option:
 
     The command line spells it ``flag`` (default ``--`` + the name with dashes). A boolean whose
     default is ``True`` is switched off by a ``--no-...`` flag. ``zero_means_none``: the command
-    line's ``0`` stands for ``None`` ("no limit").
+    line's ``0`` stands for ``None`` ("no limit"). ``points``: the value is bounded by the number of
+    points analysed (``"<="`` or ``"<"``), counted after the subsample option named ``sample``;
+    :func:`check_against_data` checks it (a default value is left to the analysis, which bounds it).
     """
 
     name: str
@@ -32,6 +36,8 @@ class Option:
     min: float | None = None
     choices: tuple[str, ...] = ()
     zero_means_none: bool = False
+    points: str = ""  # "", "<=" or "<": bounded by the number of points analysed
+    sample: str = ""  # the option that subsamples the points this option applies to
 
     @property
     def cli_flag(self) -> str:
@@ -59,6 +65,28 @@ class Option:
         if self.zero_means_none and value == 0:
             return None
         return value
+
+
+def check_against_data(options: Iterable[Option], values: Mapping[str, Any], n_points: int) -> None:
+    """Refuse option values the data cannot support (``--max-components`` above the points, ...).
+
+    One place for every analysis: each :class:`Option` declares its bound (``points``); the
+    error names the flag, the problem and the allowed range, like a command-line usage error.
+    """
+    for opt in options:
+        value = values.get(opt.name)
+        if not opt.points or value is None or value == opt.default:
+            continue
+        n = n_points
+        if opt.sample:
+            cap = values.get(opt.sample)
+            n = n if cap is None else min(n, int(cap))
+        lo = "" if opt.min is None else f"{opt.min:g}"
+        if opt.points == "<=" and value > n:
+            raise UserError(f"{opt.cli_flag}: {value:g} exceeds the {n:,} points analysed (allowed: {lo} .. {n:,})")
+        if opt.points == "<" and value >= n:
+            raise UserError(f"{opt.cli_flag}: {value:g} must be below the {n:,} points analysed "
+                            f"(allowed: {lo} .. < {n:,})")
 
 
 @dataclass(frozen=True)

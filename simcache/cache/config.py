@@ -138,3 +138,50 @@ class ReplayConfig:
         out["params"] = dict(self.params)
         out["cost"] = self.cost_model.to_dict()
         return out
+
+
+#: Bytes per cache entry besides its vector: slot metadata, index bookkeeping, version tags.
+ENTRY_OVERHEAD_BYTES = 96
+
+
+def cache_memory_bytes(config: ReplayConfig, dim: int) -> int:
+    """An estimate of the memory a cache of ``config.capacity`` entries of dimension ``dim`` takes.
+
+    Each entry holds its float32 vector twice (the slots and the search index) plus the policy's
+    per-slot metadata; the engine's block products add ``block * (capacity + block)`` floats.
+    """
+    cls = config.policy_class
+    per_entry = 2 * 4 * dim + 8 * (max(1, cls.meta_fields) + max(1, cls.float_fields)) + ENTRY_OVERHEAD_BYTES
+    block = config.block_size or 256
+    return int(config.capacity) * (per_entry + 4 * block) + 4 * block * block
+
+
+def available_memory_bytes() -> int:
+    """Memory available to this process now (psutil), for refusing what cannot fit."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def fit_to_trace(config: ReplayConfig, n_requests: int, dim: int) -> tuple[ReplayConfig, str | None]:
+    """The config to simulate ``n_requests`` requests of dimension ``dim`` with, and a note or None.
+
+    A query cache inserts at most one entry a request, so a capacity above ``n_requests`` never
+    fills: with an exact (flat) index it is simulated with ``n_requests`` entries, which gives the
+    same result, and the note says so. A cache that would not fit in the available memory is
+    refused with the estimate (a :class:`UserError`).
+    """
+    note = None
+    if config.capacity > max(1, n_requests) and config.index == "flat":
+        note = (f"capacity {config.capacity:,} exceeds the trace's {n_requests:,} requests: the cache never "
+                f"fills, simulated with {max(1, n_requests):,} entries (same results)")
+        config = dataclasses.replace(config, capacity=max(1, n_requests))
+    need, have = cache_memory_bytes(config, dim), available_memory_bytes()
+    if need > have:
+        raise UserError(f"capacity {config.capacity:,} (dimension {dim}) needs about {_gib(need)} of memory, "
+                        f"{_gib(have)} available; lower --capacity")
+    return config, note

@@ -63,7 +63,7 @@ def analyze(names: Sequence[str], input: Path, *, out: Path | None = None, repor
     """
     from recvae.errors import UserError
     from simcache.analysis.inputs import prepare_input
-    from simcache.analysis.run import run_analyses
+    from simcache.analysis.run import check_options, run_analyses
 
     def say(msg: str) -> None:
         typer.echo(msg, err=True)
@@ -80,6 +80,7 @@ def analyze(names: Sequence[str], input: Path, *, out: Path | None = None, repor
     latest = False if every_row or all_rows else (True if latest_per_user else None)
     inp = prepare_input(input, vector_column=vector_column, latest=latest, sample=sample or None, seed=opts.seed)
     info = inp.info
+    check_options(names, opts, len(inp.points))
     say(f"input: {info['path']} ({info['rows']:,} rows, dimension {info['dim']}); rows: {info['row_selection']}")
     if info["subsampled"]:
         say(f"subsampled: analysing {info['rows_analysed']:,} of {info['rows_selected']:,} rows "

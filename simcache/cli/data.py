@@ -32,6 +32,10 @@ SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="synthetic only: 
 #: The generator seed where ``--seed`` already means something else (training, embedding).
 DataSeedOpt = Annotated[Optional[int], typer.Option("--data-seed", help="synthetic only: generator seed.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Recompute even when a cached result exists.")]
+StrictOpt = Annotated[bool, typer.Option(
+    "--strict",
+    help="Refuse raw files that need a repair (byte-order mark, blank lines, a last line cut short, "
+    "duplicate rows); without it they are repaired and each repair is reported.")]
 
 
 def _gen(n_users: int | None, n_items: int | None, n_clusters: int | None, mean_items: float | None, seed: int | None) -> dict:
@@ -50,6 +54,14 @@ def _sparsity(events: int, users: int, items: int) -> str:
 
 def _day(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d")
+
+
+def _echo_repairs(manifest: dict) -> None:
+    """One line per repair or note recorded when the raw files were parsed."""
+    from recvae.data.interactions import repairs_of
+
+    for r in repairs_of(manifest):
+        typer.echo(f"repaired: {r.message()}" if r.kind != "unterminated" else f"note: {r.message()}")
 
 
 def _rows(pairs: list[tuple[str, str]]) -> str:
@@ -78,15 +90,17 @@ def fetch_cmd(
     n_clusters: NClustersOpt = None,
     mean_items: MeanItemsOpt = None,
     seed: SeedOpt = None,
+    strict: StrictOpt = False,
 ) -> None:
     """Download (or read from --data-dir) and ingest DATASET into the cache as Parquet."""
     from recvae.data.interactions import MANIFEST_NAME, PARQUET_NAME, ingest
     import json
 
-    d = ingest(dataset, data_dir, **_gen(n_users, n_items, n_clusters, mean_items, seed))
+    d = ingest(dataset, data_dir, strict=strict, **_gen(n_users, n_items, n_clusters, mean_items, seed))
     m = json.loads((d / MANIFEST_NAME).read_text())
     c = m["counts"]
     typer.echo(f"{dataset}: {_n(c['rows'])} interactions, {_n(c['users'])} users, {_n(c['items'])} items")
+    _echo_repairs(m)
     typer.echo(f"{d / PARQUET_NAME}")
 
 
@@ -103,13 +117,14 @@ def prepare_cmd(
     mean_items: MeanItemsOpt = None,
     seed: SeedOpt = None,
     force: ForceOpt = False,
+    strict: StrictOpt = False,
 ) -> None:
     """Apply the Mult-VAE strong-generalization protocol to DATASET and cache the result."""
     from recvae.data.preprocess import prepare, prepared_dir
 
     p = prepare(
         dataset, data_dir, heldout_users=heldout_users, min_items_per_user=min_items_per_user,
-        min_users_per_item=min_users_per_item, threshold=threshold, force=force,
+        min_users_per_item=min_users_per_item, threshold=threshold, force=force, strict=strict,
         **_gen(n_users, n_items, n_clusters, mean_items, seed),
     )
     c = p.manifest["counts"]
@@ -118,6 +133,7 @@ def prepare_cmd(
         f"{_n(c['heldout_users'])} test users, {_n(c['items'])} items"
     )
     typer.echo(str(prepared_dir(dataset, p.manifest["key"])))
+    _echo_repairs(p.manifest)
 
 
 def info_cmd(
@@ -132,15 +148,17 @@ def info_cmd(
     n_clusters: NClustersOpt = None,
     mean_items: MeanItemsOpt = None,
     seed: SeedOpt = None,
+    strict: StrictOpt = False,
 ) -> None:
     """Counts before and after filtering, sparsity, time span (prepares DATASET if needed)."""
     from recvae.data import get_dataset
+    from recvae.data.interactions import repairs_of
     from recvae.data.preprocess import prepare, prepared_dir
 
     spec = get_dataset(dataset)
     p = prepare(
         dataset, data_dir, heldout_users=heldout_users, min_items_per_user=min_items_per_user,
-        min_users_per_item=min_users_per_item, threshold=threshold,
+        min_users_per_item=min_users_per_item, threshold=threshold, strict=strict,
         **_gen(n_users, n_items, n_clusters, mean_items, seed),
     )
     m = p.manifest
@@ -183,6 +201,8 @@ def info_cmd(
         pairs.append(("time span", f"{_day(t['min'])} .. {_day(t['max'])} UTC ({days:,.0f} days; resolution: {m['time_resolution']})"))
     else:
         pairs.append(("time span", "no timestamps (file order only)"))
+    for r in repairs_of(m):
+        pairs.append(("repaired" if r.kind != "unterminated" else "note", r.message()))
     pairs.append(("cache", str(prepared_dir(dataset, m["key"]))))
     typer.echo(_rows(pairs))
 

@@ -251,6 +251,12 @@ def _progress(flag: bool | None) -> bool:
     return sys.stderr.isatty() if flag is None else flag
 
 
+def _capacity_note(result: Any) -> None:
+    note = getattr(result, "parameters", {}).get("capacity_note")
+    if note:
+        typer.echo(f"note: {note}", err=True)
+
+
 # Commands ---------------------------------------------------------------------------------------------
 def replay(
     trace: TraceArg,
@@ -306,13 +312,16 @@ def replay(
     options = RunOptions(vector_column=vector_column, sort=sort, limit=limit, window=window, overlap_k=overlap_k,
                          catalogue=catalogue)  # fmt: skip
     if out is None:
-        typer.echo(run_replay(trace, config, options, progress=_progress(progress)).table())
+        result = run_replay(trace, config, options, progress=_progress(progress))
+        typer.echo(result.table())
+        _capacity_note(result)
         return
     with fresh_folder(out, known=(SUMMARY_FILE, PER_USER_FILE, REQUEST_LOG_FILE), overwrite=overwrite,
                       command="simcache replay", echo=lambda m: typer.echo(m, err=True)) as tmp:  # fmt: skip
         result = run_replay(trace, config, options, progress=_progress(progress))
         written = result.save(tmp, request_log=log)
     typer.echo(result.table())
+    _capacity_note(result)
     typer.echo("")
     for path in written.values():
         typer.echo(f"wrote {out / path.name}")

@@ -175,8 +175,11 @@ def run_query_replay(requests: Requests, config: ReplayConfig, options: RunOptio
                      progress: bool = False) -> ReplayResult:  # fmt: skip
     """Replay loaded ``requests`` through the query cache ``config`` (the query family's run)."""
     from simcache.cache import replay as cache_replay
+    from simcache.cache.config import fit_to_trace
 
     t1 = time.perf_counter()
+    asked = config
+    config, capacity_note = fit_to_trace(config, len(requests), requests.dim)
     topk = requests.topk
     check_overlap_k(options.overlap_k, topk)
 
@@ -202,7 +205,9 @@ def run_query_replay(requests: Requests, config: ReplayConfig, options: RunOptio
     )
     t3 = time.perf_counter()
     parameters = {
-        **config.describe(),
+        **asked.describe(),
+        "capacity_simulated": config.capacity,
+        "capacity_note": capacity_note,
         "params": dict(log.params),
         "window": accounts.summary.windows["window"],
         "overlap_k": None if accounts.summary.overlap is None else accounts.summary.overlap["k"],

@@ -139,6 +139,16 @@ def _parse_number(text: str, kind: type, name: str) -> Any:
     return x
 
 
+#: Most values one range may expand to (a sweep point each).
+MAX_RANGE_VALUES = 100_000
+
+
+def _check_count(part: str, name: str, n: int) -> None:
+    """Refuse a range of more than :data:`MAX_RANGE_VALUES` values before building it."""
+    if n > MAX_RANGE_VALUES:
+        raise UserError(f"bad {name} range {part!r}: {n:,} values, at most {MAX_RANGE_VALUES:,} allowed")
+
+
 def _parse_range(part: str, kind: type, name: str) -> list[Any]:
     bits = part.split(":")
     if len(bits) != 3:
@@ -154,16 +164,16 @@ def _parse_range(part: str, kind: type, name: str) -> list[Any]:
         if start <= 0 or step <= 1:
             raise UserError(f"bad {name} range {part!r}: a geometric range needs START > 0 and FACTOR > 1")
         n = int(math.floor(math.log(stop / start) / math.log(step) + 1e-9)) + 1 if stop >= start else 0
+        _check_count(part, name, n)
         raw = [start * step**i for i in range(max(n, 0))]
     else:
         if step <= 0:
             raise UserError(f"bad {name} range {part!r}: STEP must be > 0")
         n = int(math.floor((stop - start) / step + 1e-9)) + 1 if stop >= start else 0
+        _check_count(part, name, n)
         raw = [start + i * step for i in range(max(n, 0))]
     if not raw:
         raise UserError(f"bad {name} range {part!r}: STOP is below START")
-    if len(raw) > 100_000:
-        raise UserError(f"bad {name} range {part!r}: too many values ({len(raw)})")
     if kind is int:
         return [int(round(v)) for v in raw]
     return [float(f"{v:.12g}") for v in raw]  # 0.1 + 2*0.1 -> 0.3, not 0.30000000000000004

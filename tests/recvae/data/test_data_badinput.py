@@ -56,7 +56,7 @@ def test_unknown_dataset_lists_names(runner, leftovers):
 
 
 def test_synthetic_options_only_for_synthetic(runner, leftovers, tmp_path):
-    _put(tmp_path / "u.data", "1\t2\t3\t4\n")
+    _put(tmp_path / "u.data", "1\t2\t3\t881250949\n")
     _fails(runner, leftovers, ["data", "fetch", "ml100k", "--data-dir", str(tmp_path), "--n-users", "5"], "synthetic only")
 
 
@@ -65,18 +65,18 @@ def test_synthetic_options_only_for_synthetic(runner, leftovers, tmp_path):
     [
         # wrong column layout
         ("ml20m", "ratings.csv", "user,item,rating\n1,2,3\n", ["ratings.csv", "line 1: unexpected header", "userId,movieId,rating,timestamp"]),
-        ("ml20m", "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3.5,10\n1,3,4\n", ["ratings.csv", "line 3", "expected 4", "got 3"]),
-        ("ml100k", "u.data", "1\t2\t3\t4\n1\t2\t3\n", ["u.data", "line 2", "expected 4 tab-separated columns", "got 3"]),
+        ("ml20m", "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3.5,1112486027\n1,3,4\n", ["ratings.csv", "line 3", "expected 4", "got 3"]),
+        ("ml100k", "u.data", "1\t2\t3\t881250949\n1\t2\t3\n", ["u.data", "line 2", "expected 4 tab-separated columns", "got 3"]),
         ("ml100k", "u.data", "1,2,3,4\n", ["u.data", "line 1", "expected 4 tab-separated columns", "got 1"]),
-        ("ml1m", "ratings.dat", "1::2::3::4\n1,2,3,4\n", ["ratings.dat", "line 2", "'::'-separated", "got 1"]),
+        ("ml1m", "ratings.dat", "1::2::3::978300760\n1,2,3,4\n", ["ratings.dat", "line 2", "'::'-separated", "got 1"]),
         ("msd", "train_triplets.txt", "u1\tS1\t3\nu2\tS2\n", ["train_triplets.txt", "line 2", "expected 3 tab-separated", "got 2"]),
         ("netflix", "training_set/mv_0000001.txt", "1:\n5,3,2005-01-01\n6,3\n", ["mv_0000001.txt", "line 3", "expected 3 comma-separated", "got 2"]),
         ("netflix", "training_set/mv_0000001.txt", "5,3,2005-01-01\n", ["mv_0000001.txt", "line 1", "'MovieID:' line first"]),
         # non-numeric values
-        ("ml100k", "u.data", "1\t2\t3\t4\n1\t2\tx\t4\n", ["u.data", "line 2", "column value is not a number", "'x'"]),
-        ("ml100k", "u.data", "1\t2\t3\t4\nabc\t2\t3\t4\n", ["u.data", "line 2", "column user is not an integer", "'abc'"]),
-        ("ml20m", "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3.5,10\n1,2,3.5,soon\n", ["line 3", "column timestamp is not an integer"]),
-        ("ml100k", "u.data", "1\t2\t3\t4\n1\t2\tnan\t4\n", ["u.data", "line 2", "column value is not a number"]),
+        ("ml100k", "u.data", "1\t2\t3\t881250949\n1\t2\tx\t4\n", ["u.data", "line 2", "column value is not a number", "'x'"]),
+        ("ml100k", "u.data", "1\t2\t3\t881250949\nabc\t2\t3\t4\n", ["u.data", "line 2", "column user is not an integer", "'abc'"]),
+        ("ml20m", "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3.5,1112486027\n1,2,3.5,soon\n", ["line 3", "column timestamp is not an integer"]),
+        ("ml100k", "u.data", "1\t2\t3\t881250949\n1\t2\tnan\t4\n", ["u.data", "line 2", "column value is not a number"]),
         ("ml100k", "u.data", "1\t2\t\t4\n", ["u.data", "line 1", "column value is not a number"]),
         ("msd", "train_triplets.txt", "u1\tS1\tmany\n", ["train_triplets.txt", "line 1", "column value is not a number"]),
         ("netflix", "training_set/mv_0000001.txt", "1:\n5,3,2005-01-01\n6,3,2005-13-45\n", ["mv_0000001.txt", "line 3", "column date is not a date"]),
@@ -138,7 +138,7 @@ def test_local_official_zip_checksum_mismatch(runner, leftovers, tmp_path):
     z = tmp_path / "dl" / "ml-100k.zip"
     z.parent.mkdir()
     with zipfile.ZipFile(z, "w") as zf:
-        zf.writestr("ml-100k/u.data", "1\t2\t3\t4\n")
+        zf.writestr("ml-100k/u.data", "1\t2\t3\t881250949\n")
     _fails(runner, leftovers, ["data", "fetch", "ml100k", "--data-dir", str(z.parent)], str(z), "checksum mismatch",
            "0e33842e24a9c977be4e0107933c0723")
 

@@ -181,7 +181,7 @@ def test_factorize_sorted_int_and_str():
 
 def test_prepare_cache_reuse_and_invalidation(cache, tmp_path):
     rng = np.random.default_rng(0)
-    lines = [f"{u}\t{i}\t{int(rng.integers(1, 6))}\t{1000 + k}\n" for k, (u, i) in
+    lines = [f"{u}\t{i}\t{int(rng.integers(1, 6))}\t{880000000 + k}\n" for k, (u, i) in
              enumerate((u, i) for u in range(1, 60) for i in rng.choice(np.arange(1, 80), 15, replace=False))]
     d = tmp_path / "ml-100k"
     d.mkdir()
@@ -232,7 +232,7 @@ def test_sparse_huge_integer_ids_match_reference(tmp_path):
     lines = ["userId,movieId,rating,timestamp"]
     for u in rng.choice(10**12, size=80, replace=False):
         for i in rng.choice(np.arange(1, 60) * 10**10, size=int(rng.integers(3, 20)), replace=False):
-            lines.append(f"{u},{i},{rng.choice([2.0, 4.0, 4.5])},1")
+            lines.append(f"{u},{i},{rng.choice([2.0, 4.0, 4.5])},1112486027")
     d = tmp_path / "ml-20m"
     d.mkdir()
     (d / "ratings.csv").write_text("\n".join(lines) + "\n")
