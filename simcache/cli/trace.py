@@ -100,8 +100,11 @@ def build_trace_cmd(
 
     Each user is embedded on growing prefixes of their time-ordered history; rows are sorted by the time of the newest interaction included. See traces/README.md for the format.
     """
+    from recvae.outputs import check_output
     from recvae.trace.build import build_trace_stats
 
+    if out is not None:
+        check_output(out, kind="file")
     prep = {
         "heldout_users": heldout_users, "min_items_per_user": min_items_per_user,
         "min_users_per_item": min_users_per_item, "threshold": threshold, "n_users": n_users,
