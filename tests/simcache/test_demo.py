@@ -93,7 +93,7 @@ def test_demo_refuses_non_empty_output_folder(tmp_path) -> None:
     (tmp_path / "keep.txt").write_text("x")
     result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "not empty" in result.output
+    assert "--overwrite" in result.output
     assert (tmp_path / "keep.txt").read_text() == "x"
 
 
