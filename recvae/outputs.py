@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -343,8 +344,6 @@ def _writable(folder: Path) -> str | None:
 
 def _probe(folder: Path) -> tuple[int, str]:
     """Create (exclusively) a hidden probe file in ``folder``; returns its descriptor and name."""
-    import tempfile
-
     return tempfile.mkstemp(prefix=f".probe.p{os.getpid()}@{HOST}.", suffix=".tmp", dir=folder)
 
 
@@ -355,8 +354,8 @@ def check_output(path: str | os.PathLike, *, kind: Literal["file", "folder"], es
     Checks: the kind (``folder``: not an existing file; ``file``: not an existing folder), no
     file on the way to it, the place it is written in (its existing ancestor, and the folder
     itself when it exists) writable, and at least ``estimate_bytes`` (1 MB unless the command
-    estimates its output) free there. Creates nothing;
-    raises :class:`UserError` naming ``option`` and the path. Returns ``path`` as a :class:`Path`.
+    estimates its output) free there. Creates nothing; raises :class:`UserError` naming
+    ``option`` and the path. Returns ``path`` as a :class:`Path`.
     """
     p = Path(path)
     where = f"{option} {p}" if option else str(p)
@@ -379,7 +378,7 @@ def check_output(path: str | os.PathLike, *, kind: Literal["file", "folder"], es
     if estimate_bytes is None:
         estimate_bytes = MIN_FREE_BYTES
     if estimate_bytes > 0:
-        free = shutil.disk_usage(base if base.is_dir() else base.parent).free
+        free = shutil.disk_usage(base).free
         if free < estimate_bytes:
             raise UserError(f"{where}: not enough free space in {base} (the output needs about "
                             f"{max(1, estimate_bytes // _MB):,} MB, {free // _MB:,} MB free)")  # fmt: skip
@@ -387,9 +386,9 @@ def check_output(path: str | os.PathLike, *, kind: Literal["file", "folder"], es
 
 
 def describe_os_error(exc: OSError) -> str | None:
-    """The one error line for a write failure due to the place (full disk, read-only, no
-    permission), ``None`` for other errors. Atomic writers have removed their temporary output
-    by then, which the line says."""
+    """The one error line for a failure due to the place (full disk, read-only, no permission),
+    ``None`` for other errors. Atomic writers have removed their temporary output by then, which
+    the line of a full disk says."""
     code = exc.errno
     text = str(exc)
     if code not in WRITE_ERRNOS and "No space left on device" in text:  # Arrow's IOError carries no errno
@@ -397,8 +396,10 @@ def describe_os_error(exc: OSError) -> str | None:
     if code not in WRITE_ERRNOS:
         return None
     target = exc.filename or _path_in(text)
-    where = f"while writing {final_name(target)}" if target else "while writing the output"
-    return f"{WRITE_ERRNOS[code]} {where}; the unfinished output was removed"
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        where = f"while writing {final_name(target)}" if target else "while writing the output"
+        return f"{WRITE_ERRNOS[code]} {where}; the unfinished output was removed"
+    return f"{final_name(target) if target else 'a file'}: {WRITE_ERRNOS[code]}"
 
 
 def _path_in(text: str) -> str | None:
