@@ -137,6 +137,18 @@ def test_permissions_as_a_plain_user(trace: Path, tmp_path: Path) -> None:
         locked.chmod(0o755)
 
 
+@pytest.mark.parametrize("command", ["fetch", "prepare"])
+@pytest.mark.parametrize("case", ["read-only", "full"])
+def test_data_commands_check_the_cache_folder(command: str, case: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """``data fetch`` / ``data prepare`` write into the cache folder: checked like an ``--out``."""
+    with tmpfs(tmp_path / "m", "64k", read_only=case == "read-only") as m:
+        cache = m if case == "full" else m / "cache"
+        monkeypatch.setenv("SIMCACHE_CACHE_DIR", str(cache))
+        needle = "not enough free space" if case == "full" else "read-only file system"
+        fails_cleanly(["data", command, "synthetic", "--n-users", "50"], needle, str(cache), untouched=m)
+
+
 # ----------------------------------------------------------------------------------------------
 # The disk fills during the work
 # ----------------------------------------------------------------------------------------------
