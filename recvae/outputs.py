@@ -13,6 +13,11 @@ this module, so that a folder never holds files of two runs:
   the command does not write (so ``--out ~ --overwrite`` deletes nothing).
 - **whole folders**: :func:`fresh_folder` builds the result under a temporary name beside the
   destination and swaps it in only when complete (for commands that cannot resume).
+- **checked first**: :func:`check_output` refuses, before any work starts, an output path of the
+  wrong kind (a file where a folder is expected or the reverse), in a place that cannot be written
+  (read-only file system, no permission, a file on the way) or on a disk without room for an
+  estimate of the output; :func:`describe_os_error` turns a failure while writing (``ENOSPC``,
+  ``EROFS``, ``EACCES``) into the one line the command line prints.
 - **leftovers**: temporary files carry their writer's PID and host in their name (see
   :func:`recvae.storage.atomic_path`); :func:`clean_leftovers` lists those of a folder and removes
   the ones whose writer is dead (a temporary file of another host is only listed).
@@ -21,15 +26,18 @@ this module, so that a folder never holds files of two runs:
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psutil
 
@@ -268,10 +276,19 @@ def clear(folder: str | os.PathLike, known: Iterable[str]) -> list[str]:
 
 @contextlib.contextmanager
 def owned_folder(folder: str | os.PathLike, *, command: str, echo: Echo | None = None) -> Iterator[Path]:
-    """Hold ``folder``'s lock for the block and first clean the leftovers of dead runs in it."""
+    """Hold ``folder``'s lock for the block and first clean the leftovers of dead runs in it.
+
+    A folder the block created is removed again when the block fails before writing any file."""
+    folder = Path(folder)
+    existed = folder.exists()
     with FolderLock(folder, command, echo):
         clean_leftovers(folder, echo)
-        yield Path(folder)
+        try:
+            yield folder
+        except BaseException:
+            if not existed and folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
 
 
 @contextlib.contextmanager
@@ -293,5 +310,109 @@ def fresh_folder(folder: str | os.PathLike, *, known: Iterable[str], overwrite: 
             yield tmp
 
 
+# ----------------------------------------------------------------------------------------------
+# Output paths checked before the work, write failures described after it
+# ----------------------------------------------------------------------------------------------
+#: Write failures that are the place's fault, not the program's: one error line, no traceback.
+WRITE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                errno.EPERM: "operation not permitted"}  # fmt: skip
+_MB = 1 << 20
+#: The free space every output needs at least (its estimate when the command has none).
+MIN_FREE_BYTES = _MB
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """``path`` itself when it exists, else the nearest ancestor that does (where it would be created)."""
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _writable(folder: Path) -> str | None:
+    """Why ``folder`` cannot take new files (``None`` when it can)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        try:  # os.access says why only through errno
+            fd, name = _probe(folder)
+        except OSError as exc:
+            return WRITE_ERRNOS.get(exc.errno or 0, exc.strerror or "not writable")
+        os.close(fd)
+        os.unlink(name)
+    return None
+
+
+def _probe(folder: Path) -> tuple[int, str]:
+    """Create (exclusively) a hidden probe file in ``folder``; returns its descriptor and name."""
+    return tempfile.mkstemp(prefix=f".probe.p{os.getpid()}@{HOST}.", suffix=".tmp", dir=folder)
+
+
+def check_output(path: str | os.PathLike, *, kind: Literal["file", "folder"], estimate_bytes: int | None = None,
+                 option: str = "--out") -> Path:  # fmt: skip
+    """Refuse an output path that cannot receive the output, before any work starts.
+
+    Checks: the kind (``folder``: not an existing file; ``file``: not an existing folder), no
+    file on the way to it, the place it is written in (its existing ancestor, and the folder
+    itself when it exists) writable, and at least ``estimate_bytes`` (1 MB unless the command
+    estimates its output) free there. Creates nothing; raises :class:`UserError` naming
+    ``option`` and the path. Returns ``path`` as a :class:`Path`.
+    """
+    p = Path(path)
+    where = f"{option} {p}" if option else str(p)
+    if p.exists() or p.is_symlink():
+        if kind == "folder" and not p.is_dir():
+            raise UserError(f"{where}: is an existing file, not a folder; choose a folder path")
+        if kind == "file" and p.is_dir():
+            raise UserError(f"{where}: is an existing folder; give a file path (e.g. {p / 'out.arrow'})")
+    base = _existing_ancestor(p.absolute())
+    if not base.is_dir():
+        raise UserError(f"{where}: {base} is a file, so nothing can be created under it")
+    if base == p.absolute():  # exists: written inside a folder (and swapped or locked beside it)
+        places = [base, base.parent] if kind == "folder" else [base.parent]
+    else:
+        places = [base]
+    for place in places:
+        why = _writable(place)
+        if why:
+            raise UserError(f"{where}: cannot write in {place} ({why})")
+    if estimate_bytes is None:
+        estimate_bytes = MIN_FREE_BYTES
+    if estimate_bytes > 0:
+        free = shutil.disk_usage(base).free
+        if free < estimate_bytes:
+            raise UserError(f"{where}: not enough free space in {base} (the output needs about "
+                            f"{max(1, estimate_bytes // _MB):,} MB, {free // _MB:,} MB free)")  # fmt: skip
+    return p
+
+
+def describe_os_error(exc: OSError) -> str | None:
+    """The one error line for a failure due to the place (full disk, read-only, no permission),
+    ``None`` for other errors. Atomic writers have removed their temporary output by then, which
+    the line of a full disk says."""
+    code = exc.errno
+    text = str(exc)
+    if code not in WRITE_ERRNOS and "No space left on device" in text:  # Arrow's IOError carries no errno
+        code = errno.ENOSPC
+    if code not in WRITE_ERRNOS:
+        return None
+    target = exc.filename or _path_in(text)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        where = f"while writing {final_name(target)}" if target else "while writing the output"
+        return f"{WRITE_ERRNOS[code]} {where}; the unfinished output was removed"
+    return f"{final_name(target) if target else 'a file'}: {WRITE_ERRNOS[code]}"
+
+
+def _path_in(text: str) -> str | None:
+    m = re.search(r"'(/[^']+)'", text)
+    return m.group(1) if m else None
+
+
+def final_name(path: str | os.PathLike) -> str:
+    """``path`` with each temporary component (``.<name>.p<pid>@<host>.<random>.tmp``) named as
+    its destination, so that a message names the file the user asked for."""
+    parts = [(m["name"] if (m := _TEMP.match(part)) else part) for part in Path(path).parts]
+    return str(Path(*parts)) if parts else str(path)
+
+
 __all__ = ["FolderLock", "Leftover", "clean_leftovers", "clear", "contents", "find_leftovers", "foreign_files",
-           "fresh_folder", "is_empty", "lock_path", "owned_folder", "pid_alive", "refuse_reuse"]
+           "check_output", "describe_os_error", "fresh_folder", "is_empty", "lock_path", "owned_folder", "pid_alive", "refuse_reuse"]

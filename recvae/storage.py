@@ -39,7 +39,8 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
 
     With ``is_dir=True`` the temporary path is a fresh directory and replaces a directory. The
     temporary name, ``.<name>.p<pid>@<host>.<random>.tmp``, names its writer, so that what a killed
-    run leaves behind can be recognised and removed (:mod:`recvae.outputs`).
+    run leaves behind can be recognised and removed (:mod:`recvae.outputs`). A write failure
+    that names no file (Arrow's, matplotlib's) is given ``path`` as its ``filename``.
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -61,11 +62,13 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(dest)  # a full disk or a read-only mount then names the output
         raise
 
 

@@ -48,6 +48,9 @@ DEMO_OBJECT_POLICIES = ("obj-lru", "obj-lfu", "obj-sim-lru", "greedy")
 OBJECT_K = 10
 OBJECT_METRIC = "ip"
 OBJECT_CAPACITY_FRACTIONS = (0.02, 0.05, 0.1, 0.2)
+#: What a demo report folder holds (glob patterns): ``--overwrite`` replaces only such a folder.
+DEMO_FILES = ("README.md", "summary.json", "model/*", "trace.arrow", "trace.catalogue.arrow", "sweep/*",
+              "sweep/points/*", "object-sweep/*", "object-sweep/points/*", "analysis/*")
 
 
 @dataclass
@@ -149,9 +152,34 @@ def run_demo(
     jobs: int | None = None,
     max_analysis_points: int = 5_000,
     progress: bool = True,
+    overwrite: bool = False,
     echo: Callable[[str], None] = print,
 ) -> DemoResult:
-    """Run every stage and write the report folder ``out``; see the module docstring."""
+    """Run every stage and write the report folder ``out``; see the module docstring.
+
+    Every argument is checked before the first stage. The report is built in a temporary folder
+    beside ``out`` and swapped in whole at the end, so a failed or killed demo leaves ``out`` as it
+    was; an existing report is refused unless ``overwrite``.
+    """
+    from recvae.outputs import check_output, fresh_folder
+
+    out = check_output(out, kind="folder")
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {jobs}")
+    if dataset != "synthetic" and (n_users is not None or n_items is not None):
+        raise UserError("--users/--items size the synthetic dataset only")
+    with fresh_folder(out, known=DEMO_FILES, overwrite=overwrite, command="simcache demo", echo=echo) as work:
+        result = _run_stages(work, dataset=dataset, data_dir=data_dir, n_users=n_users, n_items=n_items,
+                             epochs=epochs, seed=seed, device=device, jobs=jobs,
+                             max_analysis_points=max_analysis_points, progress=progress, echo=echo)  # fmt: skip
+    result.out = out
+    return result
+
+
+def _run_stages(out: Path, *, dataset: str, data_dir: str | Path | None, n_users: int | None,
+                n_items: int | None, epochs: int | None, seed: int, device: str, jobs: int | None,
+                max_analysis_points: int, progress: bool, echo: Callable[[str], None]) -> DemoResult:  # fmt: skip
+    """The seven stages, writing into the (temporary) folder ``out``."""
     from recvae.checkpoint import load_model
     from recvae.data import prepare
     from recvae.evaluation import evaluate_model, evaluate_popularity
@@ -160,11 +188,6 @@ def run_demo(
     from simcache.replay.sweep import run_sweep
     from simcache.trace.info import trace_info
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out}: report folder exists and is not empty; choose another --out or remove it")
-    if dataset != "synthetic" and (n_users is not None or n_items is not None):
-        raise UserError("--users/--items size the synthetic dataset only")
     gen = {k: v for k, v in {"n_users": n_users, "n_items": n_items, "seed": seed}.items() if v is not None}
     gen = gen if dataset == "synthetic" else {}
     seconds: dict[str, float] = {}

@@ -42,6 +42,8 @@ VectorColumnOpt = Annotated[Optional[str], typer.Option(
 ProgressOpt = Annotated[bool, typer.Option(
     "--progress", help="Progress bars on stderr for the slow steps (default: only on a terminal).")]
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="No progress bars, even on a terminal.")]
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", help="analyze all: replace the report already in --out (else a reused folder is refused).")]
 
 DEFAULT_SAMPLE = 20_000
 GROUP_HELP = ("What metric space do the embeddings live in? Each analysis writes a PNG and a JSON beside two "
@@ -56,17 +58,16 @@ def default_out(input_path: Path) -> Path:
 def analyze(names: Sequence[str], input: Path, *, out: Path | None = None, report: bool = False,
             latest_per_user: bool = False, all_rows: bool = False, sample: int = DEFAULT_SAMPLE,
             vector_column: str | None = None, progress: bool = False, no_progress: bool = False,
-            **options: Any) -> None:
+            overwrite: bool = False, **options: Any) -> None:
     """Run the analyses ``names`` on ``input`` and write their files: what every ``analyze`` subcommand does.
 
-    ``options`` are the analyses' options as the command line parsed them (registry names).
+    ``options`` are the analyses' options as the command line parsed them (registry names). With
+    ``report`` (``analyze all``) the folder is owned by the run: built under a temporary name and
+    swapped in whole, a reused folder refused unless ``overwrite``; a single analysis adds its two
+    files to the folder (atomically, under the folder's lock).
     """
     from recvae.errors import UserError
-    from simcache.analysis.inputs import prepare_input
-    from simcache.analysis.run import check_options, run_analyses
-
-    def say(msg: str) -> None:
-        typer.echo(msg, err=True)
+    from recvae.outputs import check_output, fresh_folder, owned_folder
 
     if latest_per_user and all_rows:
         raise UserError("--latest-per-user and --all-rows exclude each other")
@@ -78,6 +79,35 @@ def analyze(names: Sequence[str], input: Path, *, out: Path | None = None, repor
     opts = registry.AnalysisOptions(**values)
     every_row = all(s.every_row for s in specs)
     latest = False if every_row or all_rows else (True if latest_per_user else None)
+    for spec in specs:  # option checks first: nothing is locked or read for a bad option
+        if spec.check is not None:
+            try:
+                spec.check(opts)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+    target = check_output(out if out is not None else default_out(input), kind="folder")
+    echo = lambda m: typer.echo(m, err=True)  # noqa: E731
+    if report:
+        owner = fresh_folder(target, known=("*.json", "*.png", "report.md"), overwrite=overwrite,
+                             command="simcache analyze all", echo=echo)  # fmt: skip
+    else:
+        owner = owned_folder(target, command=f"simcache analyze {names[0]}", echo=echo)
+    with owner as dest:
+        _prepare_and_run(names, input, dest, specs, opts, report=report, latest=latest, sample=sample,
+                         vector_column=vector_column, progress=True if progress else (False if no_progress else None))
+    typer.echo(str(target / "report.md") if report else str(target))
+
+
+def _prepare_and_run(names: Sequence[str], input: Path, dest: Path, specs: list, opts: Any, *, report: bool,
+                     latest: bool | None, sample: int, vector_column: str | None, progress: bool | None) -> None:
+    """Load and select the input rows, then run the analyses into ``dest``."""
+    from recvae.errors import UserError
+    from simcache.analysis.inputs import prepare_input
+    from simcache.analysis.run import check_options, run_analyses
+
+    def say(msg: str) -> None:
+        typer.echo(msg, err=True)
+
     inp = prepare_input(input, vector_column=vector_column, latest=latest, sample=sample or None, seed=opts.seed)
     info = inp.info
     check_options(names, opts, len(inp.points))
@@ -89,13 +119,10 @@ def analyze(names: Sequence[str], input: Path, *, out: Path | None = None, repor
         raise UserError(f"{input}: {len(inp.points)} rows selected; the analyses need at least 3")
     if len(specs) == 1 and specs[0].needs_users and not inp.has_users:
         raise UserError(f"{input}: {specs[0].name} needs a trace with a user_id column (several embeddings per user)")
-    target = out if out is not None else default_out(input)
     try:
-        run_analyses(inp, names, target, opts, report=report, log=say,
-                     progress=True if progress else (False if no_progress else None))
+        run_analyses(inp, names, dest, opts, report=report, log=say, progress=progress)
     except ValueError as exc:  # the analyses' documented argument checks (e.g. too few points for k)
         raise UserError(str(exc)) from None
-    typer.echo(str(target / "report.md") if report else str(target))
 
 
 def option_parameter(opt: Option) -> inspect.Parameter:
@@ -116,7 +143,7 @@ def option_parameter(opt: Option) -> inspect.Parameter:
                              annotation=Annotated[kind, typer.Option(opt.cli_flag, **kwargs)])
 
 
-def command_signature(names: Sequence[str], *, row_selection: bool) -> inspect.Signature:
+def command_signature(names: Sequence[str], *, row_selection: bool, report: bool = False) -> inspect.Signature:
     """The parameters of the subcommand running ``names``: input, input options, then the analyses' options."""
     kw = inspect.Parameter.KEYWORD_ONLY
     opts = registry.options_of(names)
@@ -131,6 +158,8 @@ def command_signature(names: Sequence[str], *, row_selection: bool) -> inspect.S
     params += [option_parameter(o) for o in opts.values()]
     params.append(inspect.Parameter("progress", kw, default=False, annotation=ProgressOpt))
     params.append(inspect.Parameter("no_progress", kw, default=False, annotation=NoProgressOpt))
+    if report:
+        params.append(inspect.Parameter("overwrite", kw, default=False, annotation=OverwriteOpt))
     return inspect.Signature(params, return_annotation=None)
 
 
@@ -142,7 +171,7 @@ def analysis_command(names: Sequence[str] | None, *, report: bool, doc: str) -> 
         analyze(registry.names() if names is None else selected, input, report=report, **params)
 
     command.__signature__ = command_signature(  # type: ignore[attr-defined]
-        selected, row_selection=not all(registry.get(n).every_row for n in selected))
+        selected, row_selection=not all(registry.get(n).every_row for n in selected), report=report)
     command.__doc__ = doc
     command.__name__ = command.__qualname__ = "analyze_" + ("all" if names is None else "_".join(selected))
     return command

@@ -23,7 +23,8 @@ EXIT_USER_ERROR = 2
 
 
 def report_user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a command so a :class:`UserError` prints ``error: <message>`` and exits with code 2."""
+    """Wrap a command so a :class:`UserError` (or a write failure due to the place: full disk,
+    read-only file system, no permission) prints ``error: <message>`` and exits with code 2."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -31,6 +32,14 @@ def report_user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except UserError as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+        except OSError as exc:
+            from recvae.outputs import describe_os_error
+
+            message = describe_os_error(exc)
+            if message is None:
+                raise
+            typer.echo(f"error: {message}", err=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
 
     return wrapper

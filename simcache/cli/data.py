@@ -94,8 +94,11 @@ def fetch_cmd(
 ) -> None:
     """Download (or read from --data-dir) and ingest DATASET into the cache as Parquet."""
     from recvae.data.interactions import MANIFEST_NAME, PARQUET_NAME, ingest
+    from recvae.outputs import check_output
+    from recvae.storage import cache_dir
     import json
 
+    check_output(cache_dir(), kind="folder", option="cache folder")
     d = ingest(dataset, data_dir, strict=strict, **_gen(n_users, n_items, n_clusters, mean_items, seed))
     m = json.loads((d / MANIFEST_NAME).read_text())
     c = m["counts"]
@@ -121,7 +124,10 @@ def prepare_cmd(
 ) -> None:
     """Apply the Mult-VAE strong-generalization protocol to DATASET and cache the result."""
     from recvae.data.preprocess import prepare, prepared_dir
+    from recvae.outputs import check_output
+    from recvae.storage import cache_dir
 
+    check_output(cache_dir(), kind="folder", option="cache folder")
     p = prepare(
         dataset, data_dir, heldout_users=heldout_users, min_items_per_user=min_items_per_user,
         min_users_per_item=min_users_per_item, threshold=threshold, force=force, strict=strict,

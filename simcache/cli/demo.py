@@ -12,7 +12,7 @@ from simcache.cli.common import CommandGroup
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder to create (must be new or empty).")] = Path(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder to create (a reused one is refused unless --overwrite).")] = Path(
         "simcache-report"
     ),
     dataset: Annotated[str, typer.Option(help="Dataset name; the default needs no download.")] = "synthetic",
@@ -27,6 +27,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed for data, training, replay and analysis.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     jobs: Annotated[Optional[int], typer.Option(help="Parallel replay processes (default: up to 4).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the report already in --out.")] = False,
 ) -> None:
     """Run the whole pipeline (data, RecVAE, trace, cache sweep, analysis) and write a report.
 
@@ -36,7 +37,7 @@ def demo(
 
     result = run_demo(
         out, dataset=dataset, data_dir=data_dir, n_users=users, n_items=items, epochs=epochs,
-        seed=seed, device=device, jobs=jobs, echo=typer.echo,
+        seed=seed, device=device, jobs=jobs, overwrite=overwrite, echo=typer.echo,
     )
     typer.echo("")
     typer.echo(result.summary_table())

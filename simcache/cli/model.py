@@ -71,6 +71,10 @@ def train_cmd(
     from recvae.checkpoint import load_model, read
     from recvae.training import LAST, TrainConfig, model_dir, resolve_device, train, train_or_reuse
 
+    from recvae.outputs import check_output
+
+    if out is not None:
+        check_output(out, kind="folder")
     gen = {"n_users": n_users, "n_items": n_items, "n_clusters": n_clusters, "mean_items": mean_items, "seed": data_seed}
     if model != "recvae" or param:
         from simcache.cli.models import train_other, train_other_options

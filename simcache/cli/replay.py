@@ -301,12 +301,14 @@ def replay(
 
     Example: simcache replay traces/ml20m.arrow --policy lru --capacity 1000 --radius 2.5
     """
-    from recvae.outputs import fresh_folder
+    from recvae.outputs import check_output, fresh_folder
     from simcache.replay.report import PER_USER_FILE, REQUEST_LOG_FILE, SUMMARY_FILE
     from simcache.replay.run import RunOptions, run_replay
 
     if log and out is None:
         raise UserError("--log needs --out DIR (where to write requests.parquet)")
+    if out is not None:
+        check_output(out, kind="folder")
     values = dict(locals())
     (config,) = family_configs([policy], values, parse_params(policy_options, param))
     options = RunOptions(vector_column=vector_column, sort=sort, limit=limit, window=window, overlap_k=overlap_k,
@@ -387,6 +389,7 @@ def sweep(
 
     Example: simcache sweep traces/ml20m.arrow --policy lru,fifo --capacity 100:100000:x10 --radius 1,2,3
     """
+    from recvae.outputs import check_output
     from simcache.replay.run import RunOptions
     from simcache.replay.sweep import RESULTS_CSV, RESULTS_PARQUET, SweepFailed, run_sweep
 
@@ -401,7 +404,7 @@ def sweep(
     bases = family_configs(pols, values, {})
     options = RunOptions(vector_column=vector_column, sort=sort, limit=limit, window=window, overlap_k=overlap_k,
                          catalogue=catalogue)  # fmt: skip
-    out_dir = out if out is not None else Path(f"simcache-report-sweep-{trace.stem}")
+    out_dir = check_output(out if out is not None else Path(f"simcache-report-sweep-{trace.stem}"), kind="folder")
     failed: SweepFailed | None = None
     try:
         df = run_sweep(

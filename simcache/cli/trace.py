@@ -100,8 +100,12 @@ def build_trace_cmd(
 
     Each user is embedded on growing prefixes of their time-ordered history; rows are sorted by the time of the newest interaction included. See traces/README.md for the format.
     """
+    from recvae.outputs import check_output, clean_leftovers
     from recvae.trace.build import build_trace_stats
 
+    if out is not None:
+        check_output(out, kind="file")
+        clean_leftovers(out, echo=lambda m: typer.echo(m, err=True))  # what a killed build of it left
     prep = {
         "heldout_users": heldout_users, "min_items_per_user": min_items_per_user,
         "min_users_per_item": min_users_per_item, "threshold": threshold, "n_users": n_users,

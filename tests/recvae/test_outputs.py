@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -12,8 +13,11 @@ import pytest
 from recvae.errors import UserError
 from recvae.outputs import (
     FolderLock,
+    check_output,
     clean_leftovers,
     clear,
+    describe_os_error,
+    final_name,
     find_leftovers,
     fresh_folder,
     lock_path,
@@ -149,3 +153,36 @@ def test_owned_folder_cleans_before_the_run(tmp_path):
         assert folder == out and not stale.exists()
         assert lock_path(out).exists()
     assert not lock_path(out).exists()
+
+
+def test_check_output_refuses_the_wrong_kind_and_creates_nothing(tmp_path):
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(UserError, match="is an existing file"):
+        check_output(tmp_path / "f", kind="folder")
+    with pytest.raises(UserError, match="is an existing folder"):
+        check_output(tmp_path / "d", kind="file")
+    with pytest.raises(UserError, match="is a file, so nothing"):
+        check_output(tmp_path / "f" / "a" / "b", kind="folder")
+    with pytest.raises(UserError, match="not enough free space"):
+        check_output(tmp_path / "new" / "out", kind="folder", estimate_bytes=1 << 62)
+    assert check_output(tmp_path / "new" / "out", kind="folder") == tmp_path / "new" / "out"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f"]
+
+
+def test_write_failures_name_the_destination_not_the_temporary_file(tmp_path):
+    tmp = tmp_path / f".report.p123@{HOST}.abc123.tmp" / "gmm.png"
+    line = describe_os_error(OSError(errno.ENOSPC, "No space left on device", str(tmp)))
+    assert line == f"no space left on device while writing {tmp_path / 'report' / 'gmm.png'}; " \
+                   "the unfinished output was removed"
+    assert final_name(tmp) == str(tmp_path / "report" / "gmm.png")
+    arrow_like = OSError("Error writing bytes to file. Detail: [errno 28] No space left on device")
+    assert describe_os_error(arrow_like).startswith("no space left on device while writing the output")
+    assert describe_os_error(OSError(errno.ENOENT, "No such file or directory", "x")) is None
+
+
+def test_atomic_path_names_the_destination_in_a_write_failure(tmp_path):
+    with pytest.raises(OSError) as info, atomic_path(tmp_path / "out.bin"):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert info.value.filename == str(tmp_path / "out.bin")
+    assert list(tmp_path.iterdir()) == []

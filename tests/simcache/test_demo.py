@@ -93,7 +93,7 @@ def test_demo_refuses_non_empty_output_folder(tmp_path) -> None:
     (tmp_path / "keep.txt").write_text("x")
     result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "not empty" in result.output
+    assert "--overwrite" in result.output
     assert (tmp_path / "keep.txt").read_text() == "x"
 
 
@@ -106,3 +106,24 @@ def test_demo_run_twice_trains_once(tmp_path) -> None:
     assert "reusing the finished model" not in first.output and "reusing the finished model" in second.output
     a, b = (tmp_path / d / "model" / "best.pt" for d in ("a", "b"))
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_demo_overwrite_refuses_a_folder_of_other_files(tmp_path) -> None:
+    (tmp_path / "keep.txt").write_text("x")
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--overwrite"])
+    assert result.exit_code == 2 and "keep.txt" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_a_failing_stage_leaves_no_report_folder(tmp_path, monkeypatch) -> None:
+    """The report is built in a temporary folder: a failure leaves neither it nor a half report."""
+    import recvae.data
+    from recvae.errors import UserError
+
+    def broken(*args, **kwargs):
+        raise UserError("the data cannot be prepared")
+
+    monkeypatch.setattr(recvae.data, "prepare", broken)
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "report")])
+    assert result.exit_code == 2 and "cannot be prepared" in result.output
+    assert list(tmp_path.iterdir()) == []
