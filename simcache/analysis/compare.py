@@ -400,12 +400,17 @@ def sweep_section(result: CompareResult) -> list[str]:
              f"{', '.join(spec.object_policies) or 'none'} (NAG, k = {spec.k}, c_f = {spec.c_f:g}, dissimilarity "
              "`radius`: an answer object within the radius costs 0, beyond it c_f) on the traces that have a "
              "catalogue.", ""]
-    rows = []
+    labels = result.labels()
+    cells: dict[tuple[Any, ...], dict[str, str]] = {}
     for s in result.spaces:
         for r in s.sweep:
-            rows.append([s.label, r["policy"], r["capacity"], r["radius_normalised"], r["radius"], r["metric"],
-                         r["value"]])
-    lines += _table(["model", "policy", "capacity", "normalised radius", "radius", "metric", "value"], rows)
+            key = (r["family"], r["policy"], r["capacity"], r["metric"], r["radius_normalised"])
+            cells.setdefault(key, {})[s.label] = f"{_cell(r['value'])} (r = {_cell(r['radius'])})"
+    rows = [[pol, cap, metric, rn, *(by.get(lab, "–") for lab in labels)]
+            for (_, pol, cap, metric, rn), by in sorted(cells.items())]
+    lines += _table(["policy", "capacity", "metric", "normalised radius", *labels], rows)
+    lines += ["", "Each cell: the metric, and in brackets the raw radius it was run at on that model's trace; – : the "
+              "trace has no catalogue (object policies).", ""]
     lines += ["", f"![sweep]({FIGURES['sweep']})", ""]
     return lines
 

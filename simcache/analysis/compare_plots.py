@@ -113,6 +113,9 @@ def plot_gmm(result: Any, path: Path) -> Any:
         rel = (bic - np.nanmin(bic)) / max(1, d["points_fitted"])
         ax.plot(k, rel, "o-", color=colour(i), markersize=3.5, label=f"{s.label}: K = {d['chosen_k_bic']}")
         ax.plot([d["chosen_k_bic"]], [0.0], "*", color=colour(i), markersize=12, label=f"{s.label}: K = {d['chosen_k_bic']}")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("mixture components K")
     ax.set_ylabel("(BIC - min BIC) / points fitted")
     ax.set_title("Gaussian mixtures: BIC curves (star: the K chosen)")
@@ -131,7 +134,7 @@ def plot_maps(result: Any, path: Path) -> Any:
         ax, d = axes[0, j], s.results["map"]["sets"]["data"]
         xy = np.asarray(d["tsne"], dtype=np.float64)
         labels = np.asarray(d.get("labels", np.zeros(len(xy))))
-        ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7, linewidths=0,
+        ax.scatter(xy[:, 0], xy[:, 1], c=labels % 10, cmap="tab10", vmin=0, vmax=9, s=3, alpha=0.7, linewidths=0,
                    label=f"{len(xy):,} points, {len(np.unique(labels))} components")
         ax.set_title(s.label, fontsize=10)
         ax.set_xticks([])

@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from recvae.errors import UserError
@@ -55,6 +57,15 @@ def test_scale_is_the_median_nearest_other_distance():
     s = nn_scale(x, sample=1000, seed=0)
     assert s["median_nn"] == pytest.approx(brute_scale(x), rel=1e-12)
     assert s["sample"] == 300 and s["exclude_self"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), factor=st.floats(0.01, 100.0), sample=st.integers(3, 80))
+def test_scale_is_equivariant(seed, factor, sample):
+    """nn_scale(c x) = c nn_scale(x): the property the whole normalisation rests on."""
+    x = np.random.default_rng(seed).standard_normal((60, 3))
+    a, b = nn_scale(x, sample, seed), nn_scale(factor * x, sample, seed)
+    assert b["median_nn"] == pytest.approx(factor * a["median_nn"], rel=1e-9)
 
 
 def test_scaled_copy_same_normalised_table_three_times_raw(pair, tmp_path):
