@@ -16,8 +16,10 @@ its scale and raw distances by ``c`` and leaves the normalised numbers unchanged
 **Sweeps at equal normalised radius** (``sweep``): the same grid of policies and capacities on
 each trace, with radius = normalised radius x that trace's scale; a trace with an item catalogue
 beside it also runs the object policies with the ``radius`` dissimilarity (an answer object within
-the radius costs 0, beyond it the fetch cost), so hit ratio and NAG are read against the
-normalised radius per model.
+the radius costs 0, beyond it the fetch cost) at normalised radius x the median distance from a
+request to its nearest catalogue object (objects and requests are different point sets: in RecVAE's
+space the items sit several request scales away from the users), so hit ratio and NAG are read
+against the normalised radius per model.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from simcache.analysis.registry import AnalysisOptions, names
 REPORT_FILE = "report.md"
 JSON_FILE = "compare.json"
 SWEEP_DIR = "sweep"
+#: The distance that scales the object cache's radius: requests to their nearest catalogue object.
+OBJECT_SCALE = "request to nearest object, 50%"
 #: Figures of the comparison report, by the analysis (or part) they show.
 FIGURES = {"norms": "compare_norms.png", "angles": "compare_angles.png", "knn-radius": "compare_knn_radius.png",
            "gmm": "compare_gmm.png", "map": "compare_maps.png", "drift": "compare_drift.png",
@@ -203,7 +207,7 @@ def caching_distances(req: Any, scale: dict[str, Any], catalogue: Path | None, s
         "same-user step, 25%": step.get("q0.25"),
         "same-user step, 50%": step.get("q0.5"),
         "same-user step, 75%": step.get("q0.75"),
-        "request to nearest object, 50%": None,
+        OBJECT_SCALE: None,
     }
     if catalogue is not None:
         from simcache.objects.catalogue import load_catalogue
@@ -213,7 +217,7 @@ def caching_distances(req: Any, scale: dict[str, Any], catalogue: Path | None, s
             pick = subsample_indices(len(req), sample, make_rng(seed, 81))
             q = np.asarray(req.vectors if pick is None else req.vectors[pick], dtype=np.float64)
             d, _ = knn(np.asarray(cat.vectors, dtype=np.float64), 1, queries=q)
-            out["request to nearest object, 50%"] = float(np.median(d[:, 0]))
+            out[OBJECT_SCALE] = float(np.median(d[:, 0]))
     return out
 
 
@@ -268,34 +272,36 @@ def _compare(inputs: list[tuple[Path, str, str | None]], config: CompareConfig, 
         space = Space(label, path, model, dict(inp.info), scale, distances, results)
         if config.sweep is not None:
             space.sweep = run_normalised_sweep(path, space.s, config.sweep, out / label / SWEEP_DIR,
-                                               has_catalogue=cat is not None, seed=config.seed)
+                                               object_scale=distances[OBJECT_SCALE], seed=config.seed)
         spaces.append(space)
     return CompareResult(spaces, config)
 
 
-def run_normalised_sweep(path: Path, scale: float, spec: SweepSpec, out: Path, *, has_catalogue: bool,
+def run_normalised_sweep(path: Path, scale: float, spec: SweepSpec, out: Path, *, object_scale: float | None = None,
                          seed: int = 0) -> list[dict[str, Any]]:
-    """Run ``spec`` on one trace with radius = normalised radius x ``scale``; rows with both radii."""
+    """Run ``spec`` on one trace: query policies at radius = normalised radius x ``scale``; object
+    policies (only with an ``object_scale``: the trace has a catalogue) at normalised radius x
+    ``object_scale``. Returns one row per point with both radii."""
     from simcache.objects.config import ObjectReplayConfig
     from simcache.replay.sweep import run_sweep
 
-    pols = list(spec.policies) + (list(spec.object_policies) if has_catalogue else [])
-    if not pols:
-        return []
-    raw = [float(r) * scale for r in spec.radii]
-    configs: list[Any] = []
-    if has_catalogue and spec.object_policies:
-        configs.append(ObjectReplayConfig(policy=spec.object_policies[0], capacity=1, k=spec.k, c_f=spec.c_f,
-                                          dissimilarity="radius", seed=seed))
-    df = run_sweep(path, policies=pols, capacities=list(spec.capacities), radii=raw, out=out, jobs=spec.jobs,
-                   config=configs or None, plots=False, progress=False)
+    runs: list[tuple[str, list[str], float, Any]] = []
+    if spec.policies:
+        runs.append(("query", list(spec.policies), scale, None))
+    if object_scale is not None and object_scale > 0 and spec.object_policies:
+        runs.append(("object", list(spec.object_policies), object_scale,
+                     ObjectReplayConfig(policy=spec.object_policies[0], capacity=1, k=spec.k, c_f=spec.c_f,
+                                        dissimilarity="radius", seed=seed)))
     rows = []
-    for rec in df.to_dict("records"):
-        norm = min(spec.radii, key=lambda r: abs(float(r) * scale - float(rec["radius"])))
-        metric = "nag" if rec["family"] == "object" else "hit_ratio"
-        rows.append({"policy": rec["policy"], "family": rec["family"], "capacity": int(rec["capacity"]),
-                     "radius_normalised": float(norm), "radius": float(rec["radius"]), "metric": metric,
-                     "value": float(rec[metric])})
+    for family, pols, unit, config in runs:
+        df = run_sweep(path, policies=pols, capacities=list(spec.capacities), radii=[float(r) * unit for r in spec.radii],
+                       out=out / family, jobs=spec.jobs, config=config, plots=False, progress=False)
+        for rec in df.to_dict("records"):
+            norm = min(spec.radii, key=lambda r: abs(float(r) * unit - float(rec["radius"])))
+            metric = "nag" if family == "object" else "hit_ratio"
+            rows.append({"policy": rec["policy"], "family": family, "capacity": int(rec["capacity"]),
+                         "radius_normalised": float(norm), "radius": float(rec["radius"]), "unit": unit,
+                         "metric": metric, "value": float(rec[metric])})
     return rows
 
 
@@ -399,7 +405,8 @@ def sweep_section(result: CompareResult) -> list[str]:
              f"query policies {', '.join(spec.policies) or 'none'} (hit ratio); object policies "
              f"{', '.join(spec.object_policies) or 'none'} (NAG, k = {spec.k}, c_f = {spec.c_f:g}, dissimilarity "
              "`radius`: an answer object within the radius costs 0, beyond it c_f) on the traces that have a "
-             "catalogue.", ""]
+             "catalogue, at normalised radius x the median distance from a request to its nearest catalogue "
+             "object (the object-side scale in the distance table).", ""]
     labels = result.labels()
     cells: dict[tuple[Any, ...], dict[str, str]] = {}
     for s in result.spaces:
@@ -407,7 +414,7 @@ def sweep_section(result: CompareResult) -> list[str]:
             key = (r["family"], r["policy"], r["capacity"], r["metric"], r["radius_normalised"])
             cells.setdefault(key, {})[s.label] = f"{_cell(r['value'])} (r = {_cell(r['radius'])})"
     rows = [[pol, cap, metric, rn, *(by.get(lab, "–") for lab in labels)]
-            for (_, pol, cap, metric, rn), by in sorted(cells.items())]
+            for (_, pol, cap, metric, rn), by in sorted(cells.items(), key=lambda kv: (kv[0][0] != "query", kv[0][1:]))]
     lines += _table(["policy", "capacity", "metric", "normalised radius", *labels], rows)
     lines += ["", "Each cell: the metric, and in brackets the raw radius it was run at on that model's trace; – : the "
               "trace has no catalogue (object policies).", ""]

@@ -27,6 +27,17 @@ def _ncol(n: int) -> int:
     return min(n, 4)
 
 
+def panel_grid(n: int, *, width: float, height: float) -> tuple[Any, list[Any]]:
+    """A figure of ``n`` panels, at most 3 per row, and its first ``n`` axes (the rest hidden)."""
+    ncols = max(1, min(n, 3))
+    nrows = max(1, -(-n // ncols))
+    fig, axes = new_figure(nrows, ncols, width=width, height=height)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:max(n, 1)]
+
+
 def plot_norms(result: Any, path: Path) -> Any:
     """Norm densities of every model, norms divided by each space's scale."""
     fig, axes = new_figure(1, 1, width=8.0, height=4.8)
@@ -51,10 +62,9 @@ def plot_angles(result: Any, path: Path) -> Any:
     from simcache.analysis.angles import angle_density
 
     spaces = [s for s in result.spaces if s.results.get("angles") and not s.results["angles"].get("skipped")]
-    n = max(1, len(spaces))
-    fig, axes = new_figure(1, n, width=4.4, height=4.4, sharey=False)
+    fig, axes = panel_grid(len(spaces), width=4.6, height=4.4)
     for j, s in enumerate(spaces):
-        ax, r = axes[0, j], s.results["angles"]
+        ax, r = axes[j], s.results["angles"]
         data = r["sets"]["data"]
         step_histogram(ax, r["edges"]["pair"], data["pair"]["histogram"]["counts"], "data",
                        label="random pairs", color=colour(result.spaces.index(s)), alpha=1.0)
@@ -68,8 +78,8 @@ def plot_angles(result: Any, path: Path) -> Any:
         ax.set_xlabel("angle θ (radians)")
         ax.set_xlim(0, np.pi)
         ax.grid(alpha=0.3)
+        ax.set_ylabel("density")
         legend_below(ax, ncol=1)
-    axes[0, 0].set_ylabel("density")
     save_figure(fig, path)
     return fig
 
@@ -128,10 +138,9 @@ def plot_gmm(result: Any, path: Path) -> Any:
 def plot_maps(result: Any, path: Path) -> Any:
     """One t-SNE panel per model, points coloured by mixture component."""
     spaces = [s for s in result.spaces if s.results.get("map") and not s.results["map"].get("skipped")]
-    n = max(1, len(spaces))
-    fig, axes = new_figure(1, n, width=4.2, height=4.4)
+    fig, axes = panel_grid(len(spaces), width=4.4, height=4.6)
     for j, s in enumerate(spaces):
-        ax, d = axes[0, j], s.results["map"]["sets"]["data"]
+        ax, d = axes[j], s.results["map"]["sets"]["data"]
         xy = np.asarray(d["tsne"], dtype=np.float64)
         labels = np.asarray(d.get("labels", np.zeros(len(xy))))
         ax.scatter(xy[:, 0], xy[:, 1], c=labels % 10, cmap="tab10", vmin=0, vmax=9, s=3, alpha=0.7, linewidths=0,
@@ -185,7 +194,8 @@ def plot_sweep(result: Any, path: Path) -> Any:
                 x, y = zip(*pts)
                 ax.plot(x, y, ["o-", "s--", "^:", "d-."][m % 4], color=colour(i), markersize=4,
                         label=f"{s.label}, {policy}, C = {cap}")
-        ax.set_xlabel("radius / median nearest-neighbour distance")
+        ax.set_xlabel("radius / median nearest-neighbour distance" if metric == "hit_ratio"
+                      else "radius / median distance from a request to its nearest object")
         ax.set_ylabel("hit ratio" if metric == "hit_ratio" else "NAG")
         ax.set_title("Query cache: hit ratio" if metric == "hit_ratio" else "Object cache: NAG")
         ax.grid(alpha=0.3)

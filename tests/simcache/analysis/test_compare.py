@@ -108,14 +108,24 @@ def test_labels_from_trace_metadata(tmp_path):
 
 
 def test_sweep_at_equal_normalised_radius_gives_identical_hit_ratios(pair, tmp_path):
-    spec = SweepSpec(policies=("lru",), object_policies=(), capacities=(15,), radii=(0.5, 1.5))
+    from recvae.trace.catalogue import Catalogue, write_catalogue
+    from recvae.trace.format import catalogue_path
+
+    items = np.random.default_rng(9).standard_normal((40, 8)).astype(np.float32) * 5
+    for trace, c in zip(pair, (1.0, 3.0)):
+        write_catalogue(catalogue_path(trace), Catalogue(np.array([f"i{j}" for j in range(40)]), c * items))
+    spec = SweepSpec(policies=("lru",), object_policies=("obj-lru",), capacities=(15,), radii=(0.5, 1.5), k=3)
     res = compare_traces(pair, CompareConfig(analyses=("norms",), options=FAST, sweep=spec), out=tmp_path / "out")
     base, scaled = res.spaces[0].sweep, res.spaces[1].sweep
-    assert [r["radius_normalised"] for r in base] == [0.5, 1.5]
-    hits = [r["value"] for r in base]
-    assert hits == [r["value"] for r in scaled]
-    assert hits[0] < hits[1]  # the radius matters, so equality is not trivial
-    assert scaled[1]["radius"] == pytest.approx(3 * base[1]["radius"], rel=1e-5)
+    assert [(r["family"], r["radius_normalised"]) for r in base] == [
+        ("query", 0.5), ("query", 1.5), ("object", 0.5), ("object", 1.5)]
+    values = [r["value"] for r in base]
+    assert values == [r["value"] for r in scaled]
+    assert values[0] < values[1] and values[2] != values[3]  # the radius matters, so equality is not trivial
+    for a, b in zip(base, scaled):
+        assert b["radius"] == pytest.approx(3 * a["radius"], rel=1e-5)
+    # the object radius is in units of the request-to-nearest-object distance, not the request scale
+    assert base[2]["radius"] == pytest.approx(0.5 * res.spaces[0].distances["request to nearest object, 50%"])
     assert "## The same sweep at equal normalised radius" in (tmp_path / "out" / "report.md").read_text()
 
 
