@@ -81,12 +81,14 @@ def main() -> None:
     text = text.replace("# Comparing embedding spaces", "## model_compare: comparing embedding spaces", 1)
     for line in ("Numbers: [compare.json](compare.json)",):
         text = text.replace(line, "")
-    text = re.sub(r", \[([a-z-]+)\]\(\1/report\.md\)|\[([a-z-]+)\]\(\2/report\.md\)(, )?", "", text)
+    text = re.sub(r" Each model's full analysis[^\n]*", " (The per-model analysis folders with their baselines are "
+                  "not kept here; `simcache analyze compare` writes them.)", text)
+    text = re.sub(r"\n{3,}", "\n\n", text)
     text = re.sub(r"(?m)^## ", "### ", text).replace("### model_compare", "## model_compare", 1)
     header = ("MovieLens-100K, every model trained briefly (" + ", ".join(
         f"{m} {' '.join(o) or 'defaults'}" for m, o in models.items()) + f"), seed 0; traces without top-k. "
         f"Whole benchmark: {total:.0f} s (`python -m benchmarks.model_compare"
-        + (" --quick" if args.quick else "") + "`). Per-model analysis folders are not kept here.\n")
+        + (" --quick" if args.quick else "") + "`).\n")
     body = text.split("\n", 1)
     final = body[0] + "\n\n" + header + body[1]
     (RESULTS / "model_compare.md").write_text(final)

@@ -170,6 +170,9 @@ def compare_command(
     labels: Annotated[Optional[str], typer.Option(
         "--labels", help="Comma-separated label per trace (default: the model in each trace's metadata, else the "
         "file stem).", show_default=False)] = None,
+    analyses: Annotated[Optional[str], typer.Option(
+        "--analyses", help="Comma-separated analyses to run (default: every registered one, as analyze all).",
+        show_default=False)] = None,
     sample: SampleOpt = DEFAULT_SAMPLE,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every sample, baseline and replay.")] = 0,
     scale_sample: Annotated[int, typer.Option(
@@ -210,7 +213,13 @@ def compare_command(
                          radii=tuple(parse_grid(radius, kind=float, name="radius")), k=k, jobs=jobs)
     elif (policy, object_policy, capacity, radius) != ("lru", "greedy", "100", "0.25,0.5,1,2"):
         raise UserError("--policy, --object-policy, --capacity and --radius need --sweep")
-    config = CompareConfig(options=opts, sample=sample or None, scale_sample=scale_sample,
+    selected = registry.names() if analyses is None else tuple(a.strip() for a in analyses.split(",") if a.strip())
+    for name in selected:
+        try:
+            registry.get(name)
+        except ValueError as exc:
+            raise UserError(f"--analyses: {exc}") from None
+    config = CompareConfig(analyses=selected, options=opts, sample=sample or None, scale_sample=scale_sample,
                            labels=tuple(names_) if names_ is not None else None, sweep=spec)
     compare_traces(traces, config, out=out, overwrite=overwrite, log=lambda m: typer.echo(m, err=True))
     typer.echo(str(out / "report.md"))

@@ -68,7 +68,7 @@ def test_scale_is_equivariant(seed, factor, sample):
     assert b["median_nn"] == pytest.approx(factor * a["median_nn"], rel=1e-9)
 
 
-def test_scaled_copy_same_normalised_table_three_times_raw(pair, tmp_path):
+def test_scaled_copy_same_normalised_table_three_times_raw(pair, tmp_path, assert_png):
     cfg = CompareConfig(analyses=SOME, options=FAST)
     res = compare_traces(pair, cfg, out=tmp_path / "out")
     assert res.labels() == ["base", "times3"]  # no model metadata: the file stems
@@ -88,7 +88,9 @@ def test_scaled_copy_same_normalised_table_three_times_raw(pair, tmp_path):
     assert "|  | base | times3 |" in report
     data = json.loads((out / "compare.json").read_text())
     assert data["labels"] == ["base", "times3"]
-    assert (out / "base" / "report.md").is_file() and (out / "compare_norms.png").is_file()
+    assert (out / "base" / "report.md").is_file()
+    for name in ("norms", "knn_radius", "drift"):
+        assert_png(out / f"compare_{name}.png")
 
 
 def _latest(path) -> np.ndarray:
@@ -132,26 +134,30 @@ def test_sweep_at_equal_normalised_radius_gives_identical_hit_ratios(pair, tmp_p
 def test_cli_writes_the_report(pair, tmp_path, assert_png):
     out = tmp_path / "cmp"
     r = runner.invoke(app, ["analyze", "compare", str(pair[0]), str(pair[1]), "--out", str(out), "--fast",
-                            "--labels", "one,two"])
+                            "--labels", "one,two", "--analyses", "angles,gmm,map"])
     assert r.exit_code == 0, r.output
-    for name in ("norms", "angles", "knn_radius", "gmm", "maps", "drift"):
+    assert r.output.strip().splitlines()[-1] == str(out / "report.md")
+    for name in ("angles", "gmm", "maps"):
         assert_png(out / f"compare_{name}.png")
+    assert not (out / "compare_norms.png").exists()
+    assert json.loads((out / "compare.json").read_text())["labels"] == ["one", "two"]
     r = runner.invoke(app, ["analyze", "compare", str(pair[0]), str(pair[1]), "--out", str(out), "--fast"])
     assert r.exit_code == 2 and "--overwrite" in r.output
 
 
-@pytest.mark.parametrize("case", ["one trace", "missing file", "labels count", "sweep options"])
+@pytest.mark.parametrize("case", ["one trace", "missing file", "labels count", "sweep options", "analysis"])
 def test_bad_input_one_error_line(pair, tmp_path, case):
     out = tmp_path / "never"
     args = {"one trace": [str(pair[0])],
             "missing file": [str(pair[0]), str(tmp_path / "absent.arrow")],
             "labels count": [str(pair[0]), str(pair[1]), "--labels", "a"],
-            "sweep options": [str(pair[0]), str(pair[1]), "--capacity", "10"]}[case]
+            "sweep options": [str(pair[0]), str(pair[1]), "--capacity", "10"],
+            "analysis": [str(pair[0]), str(pair[1]), "--analyses", "norms,nope"]}[case]
     r = runner.invoke(app, ["analyze", "compare", *args, "--out", str(out)])
     assert r.exit_code == 2, r.output
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), r.output
     assert "Traceback" not in r.output and not out.exists()
     needle = {"one trace": "at least 2 traces", "missing file": "absent.arrow", "labels count": "1 labels for 2",
-              "sweep options": "need --sweep"}[case]
+              "sweep options": "need --sweep", "analysis": "unknown analysis 'nope'"}[case]
     assert needle in lines[0]
