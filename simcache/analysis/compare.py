@@ -36,7 +36,7 @@ import numpy as np
 
 from recvae.errors import UserError
 from simcache.analysis.common import JSON_DIGITS, make_rng, subsample_indices
-from simcache.analysis.registry import AnalysisOptions, names
+from simcache.analysis.registry import AnalysisOptions, get, names
 
 REPORT_FILE = "report.md"
 JSON_FILE = "compare.json"
@@ -141,7 +141,8 @@ def trace_label(path: Path) -> tuple[str, str | None]:
     return path.stem, None
 
 
-def check_inputs(paths: Sequence[str | os.PathLike], labels: Sequence[str] | None = None) -> list[tuple[Path, str, str | None]]:
+def check_inputs(paths: Sequence[str | os.PathLike],
+                 labels: Sequence[str] | None = None) -> list[tuple[Path, str, str | None]]:
     """(path, label, model) per trace; refused (one :class:`UserError`): fewer than 2, a missing or
     unreadable file, labels not one per trace or not distinct."""
     from simcache.trace.io import load_requests
@@ -241,9 +242,10 @@ def compare_traces(paths: Sequence[str | os.PathLike], config: CompareConfig | N
     config = config or CompareConfig()
     inputs = check_inputs(paths, config.labels)
     for name in config.analyses:  # unknown names before any work
-        from simcache.analysis.registry import get
-
-        get(name)
+        try:
+            get(name)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     known = (REPORT_FILE, JSON_FILE, "compare_*.png", "*/report.md", "*/*.json", "*/*.png", f"*/{SWEEP_DIR}/*")
     say = log or (lambda _m: None)
     with fresh_folder(out, known=known, overwrite=overwrite, command="simcache analyze compare", echo=say) as tmp:
@@ -294,8 +296,9 @@ def run_normalised_sweep(path: Path, scale: float, spec: SweepSpec, out: Path, *
                                         dissimilarity="radius", seed=seed)))
     rows = []
     for family, pols, unit, config in runs:
-        df = run_sweep(path, policies=pols, capacities=list(spec.capacities), radii=[float(r) * unit for r in spec.radii],
-                       out=out / family, jobs=spec.jobs, config=config, plots=False, progress=False)
+        radii = [float(r) * unit for r in spec.radii]
+        df = run_sweep(path, policies=pols, capacities=list(spec.capacities), radii=radii, out=out / family,
+                       jobs=spec.jobs, config=config, plots=False, progress=False)
         for rec in df.to_dict("records"):
             norm = min(spec.radii, key=lambda r: abs(float(r) * unit - float(rec["radius"])))
             metric = "nag" if family == "object" else "hit_ratio"

@@ -122,7 +122,8 @@ def plot_gmm(result: Any, path: Path) -> Any:
         bic = np.asarray(d["bic"], dtype=np.float64)
         rel = (bic - np.nanmin(bic)) / max(1, d["points_fitted"])
         ax.plot(k, rel, "o-", color=colour(i), markersize=3.5, label=f"{s.label}: K = {d['chosen_k_bic']}")
-        ax.plot([d["chosen_k_bic"]], [0.0], "*", color=colour(i), markersize=12, label=f"{s.label}: K = {d['chosen_k_bic']}")
+        ax.plot([d["chosen_k_bic"]], [0.0], "*", color=colour(i), markersize=12,
+                label=f"{s.label}: K = {d['chosen_k_bic']}")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
