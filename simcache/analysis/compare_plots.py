@@ -145,7 +145,7 @@ def plot_maps(result: Any, path: Path) -> Any:
         xy = np.asarray(d["tsne"], dtype=np.float64)
         labels = np.asarray(d.get("labels", np.zeros(len(xy))))
         ax.scatter(xy[:, 0], xy[:, 1], c=labels % 10, cmap="tab10", vmin=0, vmax=9, s=3, alpha=0.7, linewidths=0,
-                   label=f"{len(xy):,} points, {len(np.unique(labels))} components")
+                   label=f"{len(xy):,} points, mixture components: {len(np.unique(labels))}")
         ax.set_title(s.label, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
