@@ -188,3 +188,68 @@ def register(app: CommandGroup) -> None:
     group.command("all")(analysis_command(
         None, report=True, doc="Run every analysis and write report.md linking the figures (drift uses every row "
         f"of the trace).\n\nIn order: {order}."))
+    group.command("compare")(compare_command)
+
+
+def compare_command(
+    traces: Annotated[list[Path], typer.Argument(help="Two or more traces (one per model) to lay side by side.",
+                                                 show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (report.md, compare.json, compare_*.png, "
+                                      "one analysis folder per trace).")] = Path("simcache-report-compare"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous comparison in --out.")] = False,
+    labels: Annotated[Optional[str], typer.Option(
+        "--labels", help="Comma-separated label per trace (default: the model in each trace's metadata, else the "
+        "file stem).", show_default=False)] = None,
+    analyses: Annotated[Optional[str], typer.Option(
+        "--analyses", help="Comma-separated analyses to run (default: every registered one, as analyze all).",
+        show_default=False)] = None,
+    sample: SampleOpt = DEFAULT_SAMPLE,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every sample, baseline and replay.")] = 0,
+    scale_sample: Annotated[int, typer.Option(
+        "--scale-sample", min=3, help="Points whose nearest-neighbour distance gives each space's scale.")] = 2000,
+    fast: Annotated[bool, typer.Option(
+        "--fast", help="Small analysis samples (maps, mixtures, pairs), no UMAP and no baseline maps, for a quick look.")] = False,
+    sweep: Annotated[bool, typer.Option(
+        "--sweep", help="Also run the same cache sweep on every trace at equal normalised radius.")] = False,
+    policy: Annotated[str, typer.Option("--policy", help="--sweep: query policies, comma-separated.")] = "lru",
+    object_policy: Annotated[str, typer.Option(
+        "--object-policy", help="--sweep: object policies (traces with a catalogue), comma-separated; '' for none.")
+    ] = "greedy",
+    capacity: Annotated[str, typer.Option("--capacity", help="--sweep: capacities (list or range).")] = "100",
+    radius: Annotated[str, typer.Option(
+        "--radius", help="--sweep: radii in units of each trace's median nearest-neighbour distance.")
+    ] = "0.25,0.5,1,2",
+    k: Annotated[int, typer.Option("--k", min=1, help="--sweep: objects per answer of the object policies.")] = 10,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="--sweep: parallel replays.")] = 1,
+) -> None:
+    """Lay several traces (models) side by side: every analysis, distance scales raw and normalised, sweeps.
+
+    Distances are normalised by each space's median nearest-neighbour distance (report.md says how).
+    """
+    from recvae.errors import UserError
+    from simcache.analysis.compare import CompareConfig, SweepSpec, compare_traces
+    from simcache.replay.sweep import parse_grid
+
+    names_ = [n.strip() for n in labels.split(",")] if labels is not None else None
+    opts = registry.AnalysisOptions(seed=seed)
+    if fast:
+        opts = opts.replace(map_sample=1500, gmm_sample=2000, max_components=6, umap=False, angle_pairs=5000,
+                            drift_pairs=20_000, drift_queries=500, threads=1, baseline_maps=False)
+    spec = None
+    if sweep:
+        spec = SweepSpec(policies=tuple(p.strip() for p in policy.split(",") if p.strip()),
+                         object_policies=tuple(p.strip() for p in object_policy.split(",") if p.strip()),
+                         capacities=tuple(parse_grid(capacity, kind=int, name="capacity")),
+                         radii=tuple(parse_grid(radius, kind=float, name="radius")), k=k, jobs=jobs)
+    elif (policy, object_policy, capacity, radius) != ("lru", "greedy", "100", "0.25,0.5,1,2"):
+        raise UserError("--policy, --object-policy, --capacity and --radius need --sweep")
+    selected = registry.names() if analyses is None else tuple(a.strip() for a in analyses.split(",") if a.strip())
+    for name in selected:
+        try:
+            registry.get(name)
+        except ValueError as exc:
+            raise UserError(f"--analyses: {exc}") from None
+    config = CompareConfig(analyses=selected, options=opts, sample=sample or None, scale_sample=scale_sample,
+                           labels=tuple(names_) if names_ is not None else None, sweep=spec)
+    compare_traces(traces, config, out=out, overwrite=overwrite, log=lambda m: typer.echo(m, err=True))
+    typer.echo(str(out / "report.md"))
