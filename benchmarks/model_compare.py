@@ -70,7 +70,7 @@ def main() -> None:
             print(f"model_compare: {name} trained and traced in {timings[name]:.0f} s", flush=True)
         out = Path(tmp) / "compare"
         simcache("analyze", "compare", *traces, "--out", str(out), "--fast", "--sweep", "--policy", "lru",
-                 "--object-policy", "greedy", "--capacity", "50", "--radius", "0.25,0.5,1,1.5,2,3")
+                 "--object-policy", "obj-lru,greedy", "--capacity", "50", "--radius", "0.25,0.5,1,1.5,2,3")
         total = time.perf_counter() - t0
         for png in out.glob("compare_*.png"):
             shutil.copy(png, RESULTS / f"model_{png.name}")

@@ -15,11 +15,12 @@ its scale and raw distances by ``c`` and leaves the normalised numbers unchanged
 
 **Sweeps at equal normalised radius** (``sweep``): the same grid of policies and capacities on
 each trace, with radius = normalised radius x that trace's scale; a trace with an item catalogue
-beside it also runs the object policies with the ``radius`` dissimilarity (an answer object within
-the radius costs 0, beyond it the fetch cost) at normalised radius x the median distance from a
+beside it also runs the object policies (an answer object costs its distance ``c_d = d``, a fetched
+one ``c_d + c_f``) with the fetch cost ``c_f`` = normalised value x the median distance from a
 request to its nearest catalogue object (objects and requests are different point sets: in RecVAE's
-space the items sit several request scales away from the users), so hit ratio and NAG are read
-against the normalised radius per model.
+space the items sit several request scales away from the users). ``c_f`` is the distance an
+object cache trades against a fetch, as the radius is for a query cache, so hit ratio and NAG are
+read against the same normalised axis per model.
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ class SweepSpec:
     radii: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
     object_policies: tuple[str, ...] = ("greedy",)
     k: int = 10
-    c_f: float = 1.0
     jobs: int | None = 1
 
     def __post_init__(self) -> None:
@@ -282,28 +282,31 @@ def _compare(inputs: list[tuple[Path, str, str | None]], config: CompareConfig, 
 def run_normalised_sweep(path: Path, scale: float, spec: SweepSpec, out: Path, *, object_scale: float | None = None,
                          seed: int = 0) -> list[dict[str, Any]]:
     """Run ``spec`` on one trace: query policies at radius = normalised radius x ``scale``; object
-    policies (only with an ``object_scale``: the trace has a catalogue) at normalised radius x
-    ``object_scale``. Returns one row per point with both radii."""
+    policies (only with an ``object_scale``: the trace has a catalogue) with c_f = normalised value x
+    ``object_scale``. Returns one row per point with the normalised and the raw value."""
     from simcache.objects.config import ObjectReplayConfig
     from simcache.replay.sweep import run_sweep
 
-    runs: list[tuple[str, list[str], float, Any]] = []
+    runs: list[tuple[str, list[str], float, Any, str]] = []
     if spec.policies:
-        runs.append(("query", list(spec.policies), scale, None))
+        runs.append(("query", list(spec.policies), scale, None, "query"))
     if object_scale is not None and object_scale > 0 and spec.object_policies:
-        runs.append(("object", list(spec.object_policies), object_scale,
-                     ObjectReplayConfig(policy=spec.object_policies[0], capacity=1, k=spec.k, c_f=spec.c_f,
-                                        dissimilarity="radius", seed=seed)))
+        for i, r in enumerate(spec.radii):  # c_f is a configuration value, not a sweep axis: one sweep each
+            if r > 0:
+                runs.append(("object", list(spec.object_policies), object_scale,
+                             ObjectReplayConfig(policy=spec.object_policies[0], capacity=1, k=spec.k,
+                                                c_f=float(r) * object_scale, seed=seed), f"object-{i}"))
     rows = []
-    for family, pols, unit, config in runs:
-        radii = [float(r) * unit for r in spec.radii]
-        df = run_sweep(path, policies=pols, capacities=list(spec.capacities), radii=radii, out=out / family,
+    for family, pols, unit, config, folder in runs:
+        radii = [float(r) * unit for r in spec.radii] if family == "query" else [0.0]
+        df = run_sweep(path, policies=pols, capacities=list(spec.capacities), radii=radii, out=out / folder,
                        jobs=spec.jobs, config=config, plots=False, progress=False)
         for rec in df.to_dict("records"):
-            norm = min(spec.radii, key=lambda r: abs(float(r) * unit - float(rec["radius"])))
+            raw = float(rec["radius"]) if family == "query" else float(config.c_f)
+            norm = min(spec.radii, key=lambda r: abs(float(r) * unit - raw))
             metric = "nag" if family == "object" else "hit_ratio"
             rows.append({"policy": rec["policy"], "family": family, "capacity": int(rec["capacity"]),
-                         "radius_normalised": float(norm), "radius": float(rec["radius"]), "unit": unit,
+                         "radius_normalised": float(norm), "radius": raw, "unit": unit,
                          "metric": metric, "value": float(rec[metric])})
     return rows
 
@@ -406,10 +409,11 @@ def sweep_section(result: CompareResult) -> list[str]:
     lines = ["## The same sweep at equal normalised radius", "",
              f"Radius = normalised radius x the trace's scale; capacities {', '.join(map(str, spec.capacities))}; "
              f"query policies {', '.join(spec.policies) or 'none'} (hit ratio); object policies "
-             f"{', '.join(spec.object_policies) or 'none'} (NAG, k = {spec.k}, c_f = {spec.c_f:g}, dissimilarity "
-             "`radius`: an answer object within the radius costs 0, beyond it c_f) on the traces that have a "
-             "catalogue, at normalised radius x the median distance from a request to its nearest catalogue "
-             "object (the object-side scale in the distance table).", ""]
+             f"{', '.join(spec.object_policies) or 'none'} (NAG, k = {spec.k}; an answer object costs its distance, a "
+             "fetched one its distance + c_f) on the traces that have a catalogue, with the fetch cost c_f = "
+             "normalised value x the median distance from a request to its nearest catalogue object (the "
+             "object-side scale in the distance table): c_f is the distance an object cache trades against a "
+             "fetch, as the radius is for a query cache.", ""]
     labels = result.labels()
     cells: dict[tuple[Any, ...], dict[str, str]] = {}
     for s in result.spaces:
@@ -419,8 +423,8 @@ def sweep_section(result: CompareResult) -> list[str]:
     rows = [[pol, cap, metric, rn, *(by.get(lab, "–") for lab in labels)]
             for (_, pol, cap, metric, rn), by in sorted(cells.items(), key=lambda kv: (kv[0][0] != "query", kv[0][1:]))]
     lines += _table(["policy", "capacity", "metric", "normalised radius", *labels], rows)
-    lines += ["", "Each cell: the metric, and in brackets the raw radius it was run at on that model's trace; – : the "
-              "trace has no catalogue (object policies).", ""]
+    lines += ["", "Each cell: the metric, and in brackets the raw radius (query policies) or c_f (object policies) it "
+              "was run at on that model's trace; – : the trace has no catalogue (object policies).", ""]
     lines += ["", f"![sweep]({FIGURES['sweep']})", ""]
     return lines
 

@@ -180,7 +180,8 @@ def plot_drift(result: Any, path: Path) -> Any:
 
 
 def plot_sweep(result: Any, path: Path) -> Any:
-    """Hit ratio (query policies) and NAG (object policies) against the normalised radius, per model."""
+    """Hit ratio (query policies, against the normalised radius) and NAG (object policies, against the
+    normalised fetch cost), per model."""
     metrics = [m for m in ("hit_ratio", "nag") if any(r["metric"] == m for s in result.spaces for r in s.sweep)]
     n = max(1, len(metrics))
     fig, axes = new_figure(1, n, width=6.0, height=4.8)
@@ -196,7 +197,7 @@ def plot_sweep(result: Any, path: Path) -> Any:
                 ax.plot(x, y, ["o-", "s--", "^:", "d-."][m % 4], color=colour(i), markersize=4,
                         label=f"{s.label}, {policy}, C = {cap}")
         ax.set_xlabel("radius / median nearest-neighbour distance" if metric == "hit_ratio"
-                      else "radius / median distance from a request to its nearest object")
+                      else "fetch cost c_f / median distance from a request to its nearest object")
         ax.set_ylabel("hit ratio" if metric == "hit_ratio" else "NAG")
         ax.set_title("Query cache: hit ratio" if metric == "hit_ratio" else "Object cache: NAG")
         ax.grid(alpha=0.3)

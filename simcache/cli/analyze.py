@@ -217,7 +217,8 @@ def compare_command(
     ] = "greedy",
     capacity: Annotated[str, typer.Option("--capacity", help="--sweep: capacities (list or range).")] = "100",
     radius: Annotated[str, typer.Option(
-        "--radius", help="--sweep: radii in units of each trace's median nearest-neighbour distance.")
+        "--radius", help="--sweep: radii in units of each trace's median nearest-neighbour distance "
+        "(object policies: the fetch cost c_f, in units of the median request-to-object distance).")
     ] = "0.25,0.5,1,2",
     k: Annotated[int, typer.Option("--k", min=1, help="--sweep: objects per answer of the object policies.")] = 10,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="--sweep: parallel replays.")] = 1,
