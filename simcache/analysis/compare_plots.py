@@ -7,6 +7,7 @@ space has its own dimension and therefore its own isotropic density h(θ).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,23 +39,38 @@ def panel_grid(n: int, *, width: float, height: float) -> tuple[Any, list[Any]]:
     return fig, flat[:max(n, 1)]
 
 
-def plot_norms(result: Any, path: Path) -> Any:
-    """Norm densities of every model, norms divided by each space's scale."""
+def overlay(result: Any, analysis: str, path: Path, draw: Callable[[Any, Any, dict, str], None], *, xlabel: str,
+            ylabel: str, title: str, log: str = "", legend_columns: int | None = None) -> Any:
+    """One axis with every model that has ``analysis``'s results: ``draw(ax, space, results, colour)``
+    per model, then the labels, grid and legend; ``log``: the axes ("x", "xy") on a log scale."""
     fig, axes = new_figure(1, 1, width=8.0, height=4.8)
     ax = axes[0, 0]
     for i, s in enumerate(result.spaces):
-        r = s.results.get("norms")
-        if not r or r.get("skipped"):
-            continue
-        step_histogram(ax, np.asarray(r["edges"]) / s.s, r["sets"]["data"]["histogram"]["counts"], "data",
-                       label=s.label, color=colour(i), alpha=1.0)
-    ax.set_xlabel("||x|| / median nearest-neighbour distance")
-    ax.set_ylabel("density")
-    ax.set_title("Embedding norms in units of each space's scale")
-    ax.grid(alpha=0.3)
-    legend_below(ax, ncol=_ncol(len(result.spaces)))
+        r = s.results.get(analysis)
+        if r and not r.get("skipped"):
+            draw(ax, s, r, colour(i))
+    if "x" in log:
+        ax.set_xscale("log")
+    if "y" in log:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both" if log else "major")
+    legend_below(ax, ncol=legend_columns or _ncol(len(result.spaces)))
     save_figure(fig, path)
     return fig
+
+
+def plot_norms(result: Any, path: Path) -> Any:
+    """Norm densities of every model, norms divided by each space's scale."""
+
+    def draw(ax, s, r, c):
+        step_histogram(ax, np.asarray(r["edges"]) / s.s, r["sets"]["data"]["histogram"]["counts"], "data",
+                       label=s.label, color=c, alpha=1.0)
+
+    return overlay(result, "norms", path, draw, xlabel="||x|| / median nearest-neighbour distance", ylabel="density",
+                   title="Embedding norms in units of each space's scale")
 
 
 def plot_angles(result: Any, path: Path) -> Any:
@@ -86,54 +102,33 @@ def plot_angles(result: Any, path: Path) -> Any:
 
 def plot_knn_radius(result: Any, path: Path) -> Any:
     """Mean kNN radius (divided by the scale) against k, log-log: slope 1 / intrinsic dimension."""
-    fig, axes = new_figure(1, 1, width=8.0, height=4.8)
-    ax = axes[0, 0]
-    for i, s in enumerate(result.spaces):
-        r = s.results.get("knn-radius")
-        if not r or r.get("skipped"):
-            continue
+
+    def draw(ax, s, r, c):
         d = r["sets"]["data"]
         k = np.asarray(d["curve"]["k"], dtype=np.float64)
         radius = np.exp(np.asarray(d["curve"]["mean_log_r"], dtype=np.float64)) / s.s
         est = d.get("knn_radius")
-        ax.plot(k, radius, "o-", color=colour(i), markersize=3, linewidth=1.4,
-                label=f"{s.label}: ID {est:.1f}" if est else s.label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("k")
-    ax.set_ylabel("geometric-mean distance to the k-th neighbour / scale")
-    ax.set_title("kNN radius against k (slope = 1 / intrinsic dimension)")
-    ax.grid(alpha=0.3, which="both")
-    legend_below(ax, ncol=_ncol(len(result.spaces)))
-    save_figure(fig, path)
-    return fig
+        ax.plot(k, radius, "o-", color=c, markersize=3, linewidth=1.4, label=f"{s.label}: ID {est:.1f}" if est else s.label)
+
+    return overlay(result, "knn-radius", path, draw, xlabel="k", log="xy",
+                   ylabel="geometric-mean distance to the k-th neighbour / scale",
+                   title="kNN radius against k (slope = 1 / intrinsic dimension)")
 
 
 def plot_gmm(result: Any, path: Path) -> Any:
     """BIC minus its minimum, per point fitted, against K for every model; the chosen K marked."""
-    fig, axes = new_figure(1, 1, width=8.0, height=4.8)
-    ax = axes[0, 0]
-    for i, s in enumerate(result.spaces):
-        r = s.results.get("gmm")
-        if not r or r.get("skipped"):
-            continue
-        d = r["sets"]["data"]
-        k = np.asarray(d["k"])
-        bic = np.asarray(d["bic"], dtype=np.float64)
-        rel = (bic - np.nanmin(bic)) / max(1, d["points_fitted"])
-        ax.plot(k, rel, "o-", color=colour(i), markersize=3.5, label=f"{s.label}: K = {d['chosen_k_bic']}")
-        ax.plot([d["chosen_k_bic"]], [0.0], "*", color=colour(i), markersize=12,
-                label=f"{s.label}: K = {d['chosen_k_bic']}")
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("mixture components K")
-    ax.set_ylabel("(BIC - min BIC) / points fitted")
-    ax.set_title("Gaussian mixtures: BIC curves (star: the K chosen)")
-    ax.grid(alpha=0.3)
-    legend_below(ax, ncol=_ncol(len(result.spaces)))
-    save_figure(fig, path)
-    return fig
+    def draw(ax, s, r, c):
+        d = r["sets"]["data"]
+        bic = np.asarray(d["bic"], dtype=np.float64)
+        rel = (bic - np.nanmin(bic)) / max(1, d["points_fitted"])
+        ax.plot(np.asarray(d["k"]), rel, "o-", color=c, markersize=3.5, label=f"{s.label}: K = {d['chosen_k_bic']}")
+        ax.plot([d["chosen_k_bic"]], [0.0], "*", color=c, markersize=12)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+    return overlay(result, "gmm", path, draw, xlabel="mixture components K", ylabel="(BIC - min BIC) / points fitted",
+                   title="Gaussian mixtures: BIC curves (star: the K chosen)")
 
 
 def plot_maps(result: Any, path: Path) -> Any:
@@ -156,27 +151,19 @@ def plot_maps(result: Any, path: Path) -> Any:
 
 def plot_drift(result: Any, path: Path) -> Any:
     """CDFs of drift and of the nearest other user's distance, divided by each space's scale."""
-    fig, axes = new_figure(1, 1, width=8.0, height=4.8)
-    ax = axes[0, 0]
-    for i, s in enumerate(result.spaces):
-        r = s.results.get("drift")
-        if not r or r.get("skipped"):
-            continue
+
+    def draw(ax, s, r, c):
         edges = np.asarray(r["edges"], dtype=np.float64) / s.s
         h = r["histograms"]
         if "drift" in h:
-            ax.plot(edges, h["drift"]["cdf"], "-", color=colour(i), linewidth=2.0, label=f"{s.label}: drift")
+            ax.plot(edges, h["drift"]["cdf"], "-", color=c, linewidth=2.0, label=f"{s.label}: drift")
         if "nearest_other_user" in h:
-            ax.plot(edges, h["nearest_other_user"]["cdf"], "--", color=colour(i), linewidth=1.3,
+            ax.plot(edges, h["nearest_other_user"]["cdf"], "--", color=c, linewidth=1.3,
                     label=f"{s.label}: nearest other user")
-    ax.set_xscale("log")
-    ax.set_xlabel("distance / median nearest-neighbour distance")
-    ax.set_ylabel("fraction below")
-    ax.set_title("Drift between a user's consecutive embeddings (solid) and nearest other user (dashed)")
-    ax.grid(alpha=0.3, which="both")
-    legend_below(ax, ncol=4)
-    save_figure(fig, path)
-    return fig
+
+    return overlay(result, "drift", path, draw, xlabel="distance / median nearest-neighbour distance",
+                   ylabel="fraction below", log="x", legend_columns=4,
+                   title="Drift between a user's consecutive embeddings (solid) and nearest other user (dashed)")
 
 
 def plot_sweep(result: Any, path: Path) -> Any:
