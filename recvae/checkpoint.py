@@ -3,7 +3,8 @@
 A checkpoint is one ``torch.save`` file holding only plain containers and tensors (so it loads
 with ``weights_only=True``)::
 
-    format, version, kind            "recvae-checkpoint", 1, "best" | "last"
+    format, version, kind            "recvae-checkpoint", 2, "best" | "last"
+    tensors_sha256                   :func:`tensors_sha256` of ``model`` (version 2; version 1 had none)
     model_config                     RecVAEConfig as a dict
     train_config                     TrainConfig as a dict
     dataset                          {"name", "manifest", "vocabulary_fingerprint", "n_items", "items"}
@@ -20,13 +21,20 @@ A checkpoint's bytes depend only on what it holds (written through a file object
 inside is not named after the temporary file), and :func:`checkpoint_identity` names a model by
 a hash of its tensors and configuration: two identical trainings give the same identity, which is
 what trace metadata and default trace names should record.
+
+Reading (:func:`load_file`, shared with :mod:`recvae.models.checkpoint`) refuses, each with one
+:class:`UserError` line naming the file: an unreadable file, another format or version, a missing
+entry or dataset record, tensors that do not match their checksum, and NaN/inf weights; building
+the model (:func:`model_from`) refuses weights whose names or shapes do not fit the config.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -37,7 +45,13 @@ from recvae.model import RecVAE, RecVAEConfig
 from recvae.storage import atomic_path, sha256_file
 
 FORMAT = "recvae-checkpoint"
-VERSION = 1
+VERSION = 2
+#: Versions this reader accepts (1: before the tensors' checksum).
+READABLE_VERSIONS = (1, 2)
+CHECKSUM_KEY = "tensors_sha256"
+#: What every checkpoint must hold besides its model entry, and what its dataset record must hold.
+REQUIRED = ("dataset", "epoch")
+DATASET_KEYS = ("name", "manifest", "vocabulary_fingerprint", "n_items", "items")
 
 
 def dataset_record(data: PreparedData) -> dict:
@@ -53,9 +67,117 @@ def dataset_record(data: PreparedData) -> dict:
 
 
 def save(path: str | os.PathLike, payload: dict) -> None:
-    """Write ``payload`` (with format and version added) atomically to ``path``."""
+    """Write ``payload`` (with format, version and the model's :func:`tensors_sha256` added) atomically."""
+    write(path, {"format": FORMAT, "version": VERSION, **payload, CHECKSUM_KEY: tensors_sha256(payload["model"])})
+
+
+def write(path: str | os.PathLike, payload: dict) -> None:
+    """``torch.save`` ``payload`` to ``path`` atomically, with bytes that depend only on ``payload``."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: the archive is named "archive"
-        torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
+        torch.save(payload, f)
+
+
+def _leaves(value: object, prefix: str = "") -> Iterator[tuple[str, object]]:
+    """(dotted name, value) of every tensor or plain value in nested dicts, names sorted."""
+    if isinstance(value, dict):
+        for key in sorted(value, key=str):
+            yield from _leaves(value[key], f"{prefix}{key}.")
+    else:
+        yield prefix.rstrip("."), value
+
+
+def tensors_sha256(state: dict) -> str:
+    """Hex sha256 of a state dict: every entry's name, and a tensor's dtype, shape and bytes (or a
+    plain value's JSON). Deterministic: it depends only on the values, not on how they were saved."""
+    h = hashlib.sha256()
+    for name, value in _leaves(state):
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        else:
+            h.update(f"\0{name}\0{json.dumps(value, sort_keys=True, default=str)}\0".encode())
+    return h.hexdigest()
+
+
+def checkpoint_file(path: str | os.PathLike, best: str = "best.pt") -> Path:
+    """The checkpoint file ``path`` names: itself, or a run directory's ``best``; missing: a UserError."""
+    p = Path(path)
+    if p.is_dir():
+        if not (p / best).is_file():
+            raise UserError(f"{p}: directory holds no {best} checkpoint")
+        p = p / best
+    if not p.is_file():
+        raise UserError(f"{p}: no such checkpoint file")
+    return p
+
+
+def load_file(path: str | os.PathLike, formats: Sequence[str] = (FORMAT,), what: str = "RecVAE") -> dict:
+    """A checkpoint file (or run directory) of one of ``formats`` as a dict on the CPU, ``path`` added.
+
+    Unreadable, foreign (``what`` names the expected kind) files are a UserError; the version,
+    entries, checksum and finiteness are checked by :func:`verify` once the kind is known.
+    """
+    p = checkpoint_file(path)
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle/zip errors of all kinds: report them as one line
+        raise UserError(f"{p}: not a readable checkpoint ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") \
+            from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in formats:
+        raise UserError(f"{p}: not a {what} checkpoint")
+    ckpt["path"] = str(p)
+    return ckpt
+
+
+def verify(ckpt: dict, state_key: str, required: Sequence[str], versions: Sequence[int] = READABLE_VERSIONS) -> dict:
+    """Check a loaded checkpoint (see the module docstring) and return it; each failure is one UserError line.
+
+    ``state_key``: the entry holding the model's tensors; ``required``: the other entries it must hold.
+    """
+    p = ckpt["path"]
+    if ckpt.get("version") not in versions:
+        raise UserError(f"{p}: checkpoint version {ckpt.get('version')} is not supported "
+                        f"(this version reads {', '.join(map(str, versions))})")
+    for key in (state_key, *REQUIRED, *required):
+        if key not in ckpt:
+            raise UserError(f"{p}: corrupt checkpoint: no {key!r} entry")
+    rec = ckpt["dataset"]
+    missing = [k for k in DATASET_KEYS if not isinstance(rec, dict) or k not in rec]
+    if missing:
+        raise UserError(f"{p}: corrupt checkpoint: the dataset record lacks {', '.join(missing)}")
+    state = ckpt[state_key]
+    if not isinstance(state, dict) or not state:
+        raise UserError(f"{p}: corrupt checkpoint: the {state_key!r} entry holds no weights")
+    if ckpt["version"] >= 2:
+        if CHECKSUM_KEY not in ckpt:
+            raise UserError(f"{p}: corrupt checkpoint: no {CHECKSUM_KEY!r} entry")
+        if tensors_sha256(state) != ckpt[CHECKSUM_KEY]:
+            raise UserError(f"{p}: corrupt checkpoint: the weights do not match their checksum")
+    for name, value in _leaves(state):
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            what = "NaN" if bool(torch.isnan(value).any()) else "inf"
+            raise UserError(f"{p}: the weights {name!r} contain {what}; refusing a model that cannot give finite "
+                            "embeddings")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{p}: the weight {name!r} is {value}; refusing a model that cannot give finite embeddings")
+    return ckpt
+
+
+def check_state_fits(path: str, expected: dict, given: dict) -> None:
+    """Refuse a state dict whose entry names or tensor shapes differ from a freshly built model's."""
+    missing = sorted(set(expected) - set(given))
+    if missing:
+        raise UserError(f"{path}: corrupt checkpoint: no model entry {missing[0]!r}"
+                        + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    extra = sorted(set(given) - set(expected))
+    if extra:
+        raise UserError(f"{path}: the checkpoint has model entry {extra[0]!r}, which its model does not")
+    for name in sorted(expected):
+        want, got = expected[name], given[name]
+        if isinstance(want, torch.Tensor) and (not isinstance(got, torch.Tensor) or got.shape != want.shape):
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise UserError(f"{path}: model entry {name!r} has shape {shape}, but its config gives {tuple(want.shape)}")
 
 
 def checkpoint_identity(source: str | os.PathLike | dict) -> str:
@@ -75,25 +197,8 @@ def checkpoint_identity(source: str | os.PathLike | dict) -> str:
 
 
 def read(path: str | os.PathLike) -> dict:
-    """Load a checkpoint dict on the CPU; a missing or foreign file is a :class:`UserError`."""
-    p = Path(path)
-    if p.is_dir():
-        if (p / "best.pt").is_file():
-            p = p / "best.pt"
-        else:
-            raise UserError(f"{p}: directory holds no best.pt checkpoint")
-    if not p.is_file():
-        raise UserError(f"{p}: no such checkpoint file")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors of all kinds: report them as one line
-        raise UserError(f"{p}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise UserError(f"{p}: not a RecVAE checkpoint")
-    if ckpt.get("version") != VERSION:
-        raise UserError(f"{p}: checkpoint version {ckpt.get('version')} is not supported (expected {VERSION})")
-    ckpt["path"] = str(p)
-    return ckpt
+    """Load and verify a RecVAE checkpoint on the CPU; a missing, foreign or corrupt file is a :class:`UserError`."""
+    return verify(load_file(path), "model", ("model_config", "train_config"))
 
 
 def check_vocabulary(ckpt: dict, data: PreparedData, what: str = "checkpoint") -> None:
@@ -111,8 +216,13 @@ def check_vocabulary(ckpt: dict, data: PreparedData, what: str = "checkpoint") -
 
 
 def model_from(ckpt: dict, device: torch.device | str = "cpu") -> RecVAE:
-    """Build the model a checkpoint describes and load its weights (strictly)."""
-    model = RecVAE(RecVAEConfig.from_dict(ckpt["model_config"]))
+    """Build the model a checkpoint describes and load its weights (strictly: names and shapes must fit)."""
+    try:
+        model = RecVAE(RecVAEConfig.from_dict(ckpt["model_config"]))
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise UserError(f"{ckpt.get('path', 'checkpoint')}: corrupt checkpoint: its model config is not valid "
+                        f"({' '.join(str(exc).split())[:200]})") from None
+    check_state_fits(ckpt.get("path", "checkpoint"), model.state_dict(), ckpt["model"])
     model.load_state_dict(ckpt["model"])
     return model.to(device)
 

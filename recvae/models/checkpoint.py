@@ -2,7 +2,8 @@
 
 One ``torch.save`` file of plain containers and tensors (it loads with ``weights_only=True``)::
 
-    format, version, kind            "simcache-model", 1, "best" | "last"
+    format, version, kind            "simcache-model", 2, "best" | "last"
+    tensors_sha256                   recvae.checkpoint.tensors_sha256 of ``state`` (version 2)
     model_type                       registry name ("multvae", "als", ...)
     config                           the model's config dataclass as a dict
     dataset                          as recvae.checkpoint.dataset_record (name, manifest, vocabulary)
@@ -12,53 +13,34 @@ One ``torch.save`` file of plain containers and tensors (it loads with ``weights
     training (kind "last" only)      the model's training state and every RNG: what resuming needs
 
 A checkpoint of one model given where another is expected, or a RecVAE checkpoint given to these
-models (and the reverse), is a :class:`~recvae.errors.UserError` naming both.
+models (and the reverse), is a :class:`~recvae.errors.UserError` naming both. Reading goes through
+RecVAE's checks (:func:`recvae.checkpoint.load_file` and :func:`~recvae.checkpoint.verify`: entries,
+dataset record, checksum, finite weights), and :func:`build` refuses weights that do not fit the config.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
+from recvae import checkpoint as rc
 from recvae.checkpoint import FORMAT as RECVAE_FORMAT
 from recvae.errors import UserError
-from recvae.storage import atomic_path
 
 FORMAT = "simcache-model"
-VERSION = 1
+VERSION = 2
 BEST, LAST, HISTORY = "best.pt", "last.pt", "history.json"
 
 
 def save(path: str | os.PathLike, payload: dict) -> None:
-    """Write ``payload`` (format and version added) atomically."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
-
-
-def _file(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        if not (p / BEST).is_file():
-            raise UserError(f"{p}: directory holds no {BEST} checkpoint")
-        p = p / BEST
-    if not p.is_file():
-        raise UserError(f"{p}: no such checkpoint file")
-    return p
+    """Write ``payload`` (format, version and the state's checksum added) atomically."""
+    rc.write(path, {"format": FORMAT, "version": VERSION, **payload, rc.CHECKSUM_KEY: rc.tensors_sha256(payload["state"])})
 
 
 def load_raw(path: str | os.PathLike) -> dict:
     """Any checkpoint of this package (RecVAE's or a model's) as a dict, on the CPU, ``path`` added."""
-    p = _file(path)
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors of all kinds: one line
-        raise UserError(f"{p}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") not in (FORMAT, RECVAE_FORMAT):
-        raise UserError(f"{p}: not a simcache checkpoint")
-    ckpt["path"] = str(p)
-    return ckpt
+    return rc.load_file(rc.checkpoint_file(path, BEST), (FORMAT, RECVAE_FORMAT), "simcache")
 
 
 def model_type(ckpt: dict) -> str:
@@ -77,9 +59,7 @@ def read(path: str | os.PathLike, expect_type: str | None = None) -> dict:
         )
     if kind == "recvae":
         raise UserError(f"{ckpt['path']} is a RecVAE checkpoint; load it with recvae.checkpoint.load_model")
-    if ckpt.get("version") != VERSION:
-        raise UserError(f"{ckpt['path']}: checkpoint version {ckpt.get('version')} is not supported (expected {VERSION})")
-    return ckpt
+    return rc.verify(ckpt, "state", ("model_type", "config"))
 
 
 def build(ckpt: dict):
@@ -87,10 +67,24 @@ def build(ckpt: dict):
     from recvae.models.registry import get_model
 
     cls = get_model(model_type(ckpt))
-    config = cls.Config.from_dict(ckpt["config"])
+    path = ckpt.get("path", "checkpoint")
     rec = ckpt["dataset"]
-    model = cls(config, rec["n_items"], rec.get("items"))
-    model.load_state_dict(ckpt["state"])
+    try:
+        model = cls(cls.Config.from_dict(ckpt["config"]), rec["n_items"], rec.get("items"))
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise UserError(f"{path}: corrupt checkpoint: its config is not valid ({' '.join(str(exc).split())[:200]})") \
+            from None
+    try:
+        expected = model.state_dict()
+    except (AttributeError, TypeError, ValueError, RuntimeError):
+        expected = None  # a model without weights before training: only loading below checks them
+    if expected:
+        rc.check_state_fits(path, expected, ckpt["state"])
+    try:
+        model.load_state_dict(ckpt["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+        raise UserError(f"{path}: the checkpoint's weights do not fit its model "
+                        f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
     return model
 
 

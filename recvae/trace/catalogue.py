@@ -97,16 +97,13 @@ def read_catalogue(path: str | Path) -> Catalogue:
     """Read a catalogue file (memory-mapped: ``vectors`` and ``bias`` are read-only views of it).
 
     Each problem is one :class:`~recvae.errors.UserError` line naming the file: missing file, not
-    an Arrow IPC file, another kind of file (e.g. a trace), missing or mistyped columns, no
+    an Arrow IPC file or a corrupt one (:func:`recvae.trace.format.read_ipc`), another kind of file (e.g. a trace), missing or mistyped columns, no
     rows, duplicate or null ids, non-finite vectors or biases, metadata disagreeing with the data.
     """
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p}: no such catalogue file")
-    try:
-        table = pa.ipc.open_file(pa.memory_map(str(p), "r")).read_all()
-    except (OSError, pa.ArrowException) as exc:
-        raise UserError(f"{p}: not an Arrow IPC file ({' '.join(str(exc).split())[:200]})") from None
+    table = tf.read_ipc(p)
     meta = tf.decode_metadata(table.schema, p)
     if meta.get("kind", KIND) != KIND:
         raise UserError(f"{p}: not a catalogue (its metadata says kind {meta.get('kind')!r})")

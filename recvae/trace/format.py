@@ -10,7 +10,15 @@ only encoding, used for traces, request files and item catalogues alike.
 Writers: :func:`write_trace` (the trace builder's rows, held as codes into label arrays) and
 :func:`write_requests` (any subset of the trace columns, e.g. vectors from another source); both
 go through :func:`write_ipc`, the one atomic IPC writer. Given the same arrays and metadata, the
-bytes written are identical. The format is documented in ``traces/README.md``.
+bytes written are identical. :func:`write_trace` also records a checksum of every record batch
+(format version 2); :mod:`recvae.trace.integrity` verifies it.
+
+Reader: :func:`read_ipc` is the one way every Arrow IPC input (trace, request file, catalogue) is
+opened: a file Arrow cannot parse, or whose batches fail Arrow's full validation, is one
+:class:`~recvae.errors.UserError` naming the file, before any of its data is used (Arrow's C++
+code aborts the process on some invalid arrays it is handed unvalidated). :func:`check_trace`
+then checks a simcache trace's schema and metadata against its rows. The format is documented
+in ``traces/README.md``.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from recvae.errors import UserError
 from recvae.storage import atomic_path
 
 log = logging.getLogger(__name__)
@@ -46,7 +55,14 @@ SPLITS = ("train", "validation", "test")
 
 #: Format identifier and version recorded in a trace's metadata (bump on incompatible changes).
 TRACE_FORMAT = "simcache-trace"
-TRACE_FORMAT_VERSION = 1
+TRACE_FORMAT_VERSION = 2
+#: Format versions this reader understands (1: no checksum; 2: ``checksum`` in the metadata).
+READABLE_FORMAT_VERSIONS = (1, 2)
+#: Metadata key of the checksums (format 2): ``{"algorithm", "batches", "metadata", "arrow"}``.
+CHECKSUM_KEY = "checksum"
+CHECKSUM_ALGORITHM = "sha256"
+#: The first bytes of an Arrow IPC file.
+IPC_MAGIC = b"ARROW1"
 #: The model type of a trace whose ``model`` metadata names none (every format-1 trace before
 #: other models existed was RecVAE's); :func:`model_metadata` leaves it out, :func:`model_type` reads it.
 DEFAULT_MODEL_TYPE = "recvae"
@@ -114,8 +130,18 @@ def decode_metadata(schema: pa.Schema, source: str | Path | None = None) -> dict
 
 def read_metadata(path: str | Path) -> dict:
     """The ``simcache`` metadata of an Arrow IPC file (trace, request file, catalogue), without its rows."""
-    with pa.memory_map(str(path), "r") as source:
-        return decode_metadata(pa.ipc.open_file(source).schema, path)
+    p = Path(path)
+    try:
+        with pa.memory_map(str(p), "r") as source:
+            return decode_metadata(pa.ipc.open_file(source).schema, p)
+    except (OSError, pa.ArrowException) as exc:
+        raise UserError(f"{p}: not a readable Arrow IPC file ({one_line(exc)})") from None
+
+
+def metadata_sha256(meta: dict) -> str:
+    """SHA-256 of a metadata object's encoding without its ``checksum`` entry (what that entry records)."""
+    rest = {k: v for k, v in meta.items() if k != CHECKSUM_KEY}
+    return hashlib.sha256(encode_metadata(rest)[METADATA_KEY]).hexdigest()
 
 
 def model_metadata(model_type: str, fields: dict) -> dict:
@@ -147,6 +173,111 @@ def catalogue_path(trace: str | Path) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line, shortened (for error messages naming a file)."""
+    return " ".join(str(exc).split())[:300]
+
+
+def read_ipc(path: str | Path, *, stream_fallback: bool = False) -> pa.Table:
+    """The table of an Arrow IPC file (memory-mapped, zero copy), every record batch fully validated.
+
+    A file that is not Arrow IPC, cannot be parsed, does not start with the IPC magic or has a
+    batch failing ``validate(full=True)`` is a :class:`UserError` naming the file (and the batch).
+    ``stream_fallback``: read a file without the file format's magic as an IPC *stream* instead.
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(len(IPC_MAGIC))
+        source = pa.memory_map(str(p), "r")
+        if head != IPC_MAGIC:
+            if not stream_fallback:
+                raise UserError(f"{p}: not an Arrow IPC file (it does not start with {IPC_MAGIC.decode()})")
+            try:
+                reader = pa.ipc.open_stream(source)
+                batches = [_validated(p, b, i) for i, b in enumerate(reader)]
+            except (OSError, pa.ArrowException) as exc:
+                raise UserError(f"{p}: not an Arrow IPC file or stream ({one_line(exc)})") from None
+            return pa.Table.from_batches(batches, schema=reader.schema)
+        reader = pa.ipc.open_file(source)
+        batches = []
+        for i in range(reader.num_record_batches):
+            try:
+                batch = reader.get_batch(i)
+            except (OSError, pa.ArrowException) as exc:
+                raise UserError(f"{p}: corrupt record batch {i} ({one_line(exc)})") from None
+            batches.append(_validated(p, batch, i))
+        return pa.Table.from_batches(batches, schema=reader.schema)
+    except UserError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        raise UserError(f"{p}: not a readable Arrow IPC file ({one_line(exc)})") from None
+
+
+def _validated(p: Path, batch: pa.RecordBatch, i: int) -> pa.RecordBatch:
+    try:
+        batch.validate(full=True)
+    except (pa.ArrowException, ValueError) as exc:
+        raise UserError(f"{p}: corrupt record batch {i} ({one_line(exc)})") from None
+    return batch
+
+
+def is_trace(meta: dict) -> bool:
+    """Whether metadata says the file is a simcache trace (not a request file or catalogue)."""
+    return meta.get("format") == TRACE_FORMAT and meta.get("kind", "trace") == "trace"
+
+
+def check_trace(path: str | Path, table: pa.Table, meta: dict) -> None:
+    """Refuse a simcache trace whose schema or metadata disagrees with its rows (one UserError line).
+
+    Checks the format version, the column types against :func:`trace_schema`, the metadata's
+    ``rows``, ``dim`` and ``topk``, and (format 2) that the checksum entry is well formed, has one
+    checksum per record batch and matches the rest of the metadata. Files that are not traces
+    (no ``format`` in their metadata) pass unchecked.
+    """
+    if not is_trace(meta):
+        return
+    p = Path(path)
+    version = meta.get("format_version")
+    if version not in READABLE_FORMAT_VERSIONS:
+        raise UserError(f"{p}: trace format version {version!r} is not supported "
+                        f"(this version reads {', '.join(map(str, READABLE_FORMAT_VERSIONS))})")
+    names = table.column_names
+    if EMBEDDING not in names:
+        raise UserError(f"{p}: the trace has no {EMBEDDING!r} column (columns: {', '.join(names)})")
+    etype = table.schema.field(EMBEDDING).type
+    if not (pa.types.is_fixed_size_list(etype) and pa.types.is_float32(etype.value_type)):
+        raise UserError(f"{p}: trace column {EMBEDDING!r} has type {etype}, expected fixed_size_list<float32>")
+    topk = table.schema.field(TOPK).type.list_size if TOPK in names and pa.types.is_fixed_size_list(
+        table.schema.field(TOPK).type) else None
+    expected = trace_schema(etype.list_size, topk, columns=[c for c in OPTIONAL_COLUMNS if c in names])
+    for field in table.schema:
+        want = expected.field(field.name).type if field.name in expected.names else None
+        if want is None or field.type != want:
+            raise UserError(f"{p}: trace column {field.name!r} has type {field.type}, "
+                            f"expected {want if want is not None else 'no such column'}")
+    for key, value in (("rows", table.num_rows), ("dim", etype.list_size), ("topk", topk)):
+        if key in meta and meta[key] != value:
+            raise UserError(f"{p}: the trace's metadata says {key} {meta[key]} but the file holds {value}")
+    if version >= 2 or CHECKSUM_KEY in meta:
+        _check_checksum_entry(p, meta, len(table.to_batches()))
+
+
+def _check_checksum_entry(p: Path, meta: dict, n_batches: int) -> None:
+    entry = meta.get(CHECKSUM_KEY)
+    sums = entry.get("batches") if isinstance(entry, dict) else None
+    if not isinstance(sums, list) or entry.get("algorithm") != CHECKSUM_ALGORITHM:
+        raise UserError(f"{p}: the trace's metadata has no valid {CHECKSUM_KEY!r} entry (format version 2 needs one)")
+    if len(sums) != n_batches:
+        raise UserError(f"{p}: the trace's metadata lists {len(sums)} record batch checksums but the file "
+                        f"holds {n_batches} record batches")
+    if entry.get("metadata") != metadata_sha256(meta):
+        raise UserError(f"{p}: corrupt metadata (it does not match its checksum)")
+
+
+# ----------------------------------------------------------------------------------------------
 # Writing
 # ----------------------------------------------------------------------------------------------
 def write_ipc(path: str | Path, schema: pa.Schema, batches: Iterable[list[pa.Array]]) -> Path:
@@ -173,6 +304,22 @@ def _write_batches(sink: pa.NativeFile, schema: pa.Schema, batches: Iterable[lis
     with pa.ipc.new_file(sink, schema) as writer:
         for arrays in batches:
             writer.write_batch(pa.record_batch(arrays, schema=schema))
+
+
+def batch_checksum(batch: pa.RecordBatch) -> str:
+    """Hex SHA-256 of a record batch's IPC message, exactly the bytes :func:`write_ipc` writes for it
+    (header, body and padding): what format 2 records per batch and ``trace info --verify`` rehashes."""
+    return hashlib.sha256(batch.serialize()).hexdigest()
+
+
+def with_checksums(schema: pa.Schema, meta: dict, batches: Iterable[list[pa.Array]]) -> dict:
+    """``meta`` plus its ``checksum`` entry: one :func:`batch_checksum` per batch, and the metadata's own."""
+    bare = schema.remove_metadata()
+    sums = [batch_checksum(pa.record_batch(arrays, schema=bare)) for arrays in batches]
+    rest = {k: v for k, v in meta.items() if k != CHECKSUM_KEY}
+    entry = {"algorithm": CHECKSUM_ALGORITHM, "batches": sums, "arrow": pa.__version__,
+             "metadata": metadata_sha256(rest)}
+    return {**rest, CHECKSUM_KEY: entry}
 
 
 def _fixed_list(values: np.ndarray, pa_type: pa.DataType) -> pa.Array:
@@ -217,13 +364,15 @@ class TraceColumns:
 def write_trace(path: str | Path, cols: TraceColumns, meta: dict, *, batch_rows: int | None = None) -> Path:
     """Write ``cols`` with metadata ``meta`` to ``path`` atomically; return the path.
 
-    ``batch_rows``: rows per record batch (default :data:`BATCH_ROWS`).
+    ``batch_rows``: rows per record batch (default :data:`BATCH_ROWS`). The metadata written is
+    ``meta`` plus its ``checksum`` entry (:func:`with_checksums`; the batches are built twice, once
+    to checksum them, so that they are never all held in memory at once).
     """
     cols.validate()
     batch_rows = int(batch_rows or BATCH_ROWS)
     dim = cols.embedding.shape[1]
     k = cols.topk.shape[1] if cols.topk is not None else None
-    schema = trace_schema(dim, k, metadata=encode_metadata(meta))
+    bare = trace_schema(dim, k)
     users = pa.array(np.asarray(cols.user_labels).astype(str), type=pa.string())
     splits = pa.array(list(SPLITS), type=pa.string())
 
@@ -242,6 +391,7 @@ def write_trace(path: str | Path, cols: TraceColumns, meta: dict, *, batch_rows:
                 arrays.append(_fixed_list(cols.topk[lo:hi], pa.int32()))
             yield arrays
 
+    schema = bare.with_metadata(encode_metadata(with_checksums(bare, meta, batches())))
     return write_ipc(path, schema, batches())
 
 

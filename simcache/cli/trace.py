@@ -144,6 +144,9 @@ def info_cmd(
         "--reference", help="Search the nearest neighbours among at most this many rows (sampled beyond).")] = 200_000,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Only verify the file's integrity: every record batch and the metadata against the "
+        "checksums the trace records (OK, or one error line naming the corrupt part).")] = False,
 ) -> None:
     """Rows, users, time span, embeddings per user, norms and distance scales (to choose a radius)."""
     from recvae.errors import UserError
@@ -151,6 +154,11 @@ def info_cmd(
 
     if sample < 1 or reference < 1:
         raise UserError("--sample and --reference must be >= 1")
+    if verify:
+        from recvae.trace.integrity import verify_trace
+
+        typer.echo(verify_trace(trace).message())
+        return
     info = trace_info(trace, sample=sample, reference=reference, seed=seed)
     if as_json:
         typer.echo(json.dumps(info.to_dict(), indent=2, sort_keys=True, default=str))

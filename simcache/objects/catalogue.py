@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from recvae.errors import UserError
 from recvae.trace.catalogue import Catalogue, read_catalogue
+from recvae.trace.format import read_ipc
 
 ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -68,11 +69,7 @@ def load_catalogue(path: str | Path, *, vector_column: str | None = None, id_col
         ids = np.array([str(i) for i in range(vectors.shape[0])], dtype=object)
         return Catalogue(ids, np.ascontiguousarray(vectors, dtype=np.float32), None, {})
     if suffix in ARROW_SUFFIXES:
-        try:
-            with pa.memory_map(str(path)) as src:
-                table = pa.ipc.open_file(src).read_all()
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise UserError(f"{path}: not a readable Arrow IPC file ({exc})") from None
+        table = read_ipc(path)  # every batch validated: a corrupt file is one UserError line
         if _metadata(table).get("kind") == KIND:
             return read_catalogue(path)  # the trace builder's layout, validated by its reader
     elif suffix in PARQUET_SUFFIXES:
@@ -80,7 +77,8 @@ def load_catalogue(path: str | Path, *, vector_column: str | None = None, id_col
 
         try:
             table = pq.read_table(path)
-        except (pa.ArrowInvalid, OSError) as exc:
+            table.validate(full=True)
+        except (pa.ArrowException, OSError) as exc:
             raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
     else:
         raise UserError(f"{path}: unknown catalogue format {suffix!r}; expected .npy, .arrow/.feather/.ipc or .parquet")

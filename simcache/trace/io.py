@@ -20,7 +20,8 @@ candidates is an error that names them. Columns named as in :mod:`recvae.trace.f
 (``timestamp``, ``user_id``, ``seq``, ``n_items``, ``split``, ``topk``) are picked up when present.
 
 Validation (each failure is one :class:`~recvae.errors.UserError` line naming the file): missing or
-unreadable file, unknown extension, no rows, vectors that are not 2-D or not floating point,
+unreadable file, a corrupt Arrow/Parquet file (every batch fully validated before use; a simcache
+trace's schema and metadata checked against its rows, :func:`recvae.trace.format.check_trace`), unknown extension, no rows, vectors that are not 2-D or not floating point,
 ragged list rows, NaN/inf (the first bad row is named), a dimension different from ``expect_dim``,
 and timestamps that decrease. Decreasing timestamps are refused unless ``sort=True``, which
 reorders every column by a *stable* sort on the timestamp (requests with equal timestamps keep
@@ -265,25 +266,22 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _read_arrow(p: Path) -> pa.Table:
-    source = pa.memory_map(str(p), "r")
-    try:
-        return pa.ipc.open_file(source).read_all()
-    except pa.ArrowInvalid:
-        # Not the IPC file format: try the streaming format (read into memory).
-        source = pa.memory_map(str(p), "r")
-        try:
-            return pa.ipc.open_stream(source).read_all()
-        except pa.ArrowInvalid:
-            raise UserError(f"{p}: not an Arrow IPC file or stream") from None
+    """The file's table, validated (:func:`recvae.trace.format.read_ipc`; an IPC stream is read too),
+    and, for a simcache trace, its schema and metadata checked against the rows."""
+    table = tf.read_ipc(p, stream_fallback=True)
+    tf.check_trace(p, table, tf.decode_metadata(table.schema, p))
+    return table
 
 
 def _read_parquet(p: Path) -> pa.Table:
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(p)
-    except pa.ArrowInvalid as exc:
+        table = pq.read_table(p)
+        table.validate(full=True)
+    except (OSError, pa.ArrowException) as exc:
         raise UserError(f"{p}: not a readable Parquet file ({_one_line(exc)})") from None
+    return table
 
 
 def _is_float_list(t: pa.DataType) -> bool:

@@ -112,7 +112,7 @@ def test_schema_and_metadata_round_trip(synth, tmp_path: Path) -> None:
         assert reader.num_record_batches >= 1
     assert schema.remove_metadata().equals(S.trace_schema(8, 7))
     meta = read_metadata(stats.path)
-    assert meta["format"] == "simcache-trace" and meta["format_version"] == 1
+    assert meta["format"] == "simcache-trace" and meta["format_version"] == 2
     assert meta["dataset"] == "synthetic"
     assert meta["preprocessing"] == prepared.manifest["params"]
     assert meta["model"]["checkpoint_sha256"] == "f" * 64
