@@ -34,7 +34,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -164,8 +164,11 @@ def verify(ckpt: dict, state_key: str, required: Sequence[str], versions: Sequen
     return ckpt
 
 
-def check_state_fits(path: str, expected: dict, given: dict) -> None:
-    """Refuse a state dict whose entry names or tensor shapes differ from a freshly built model's."""
+def check_state_fits(path: str, expected: dict, given: dict, data_shaped: Iterable[str] = ()) -> None:
+    """Refuse a state dict whose entry names or tensor shapes differ from a freshly built model's.
+
+    ``data_shaped``: entries whose shapes come from the training data, not the config (their
+    presence is checked, not their shape)."""
     missing = sorted(set(expected) - set(given))
     if missing:
         raise UserError(f"{path}: corrupt checkpoint: no model entry {missing[0]!r}"
@@ -173,7 +176,7 @@ def check_state_fits(path: str, expected: dict, given: dict) -> None:
     extra = sorted(set(given) - set(expected))
     if extra:
         raise UserError(f"{path}: the checkpoint has model entry {extra[0]!r}, which its model does not")
-    for name in sorted(expected):
+    for name in sorted(set(expected) - set(data_shaped)):
         want, got = expected[name], given[name]
         if isinstance(want, torch.Tensor) and (not isinstance(got, torch.Tensor) or got.shape != want.shape):
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__

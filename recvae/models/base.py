@@ -201,6 +201,8 @@ class Recommender(ABC):
     Config: ClassVar[type[ModelConfig]]
     #: What the model needs beyond the binary split: {"ratings"} (explicit feedback), {"side"} (metadata).
     needs: ClassVar[frozenset[str]] = frozenset()
+    #: State entries whose shapes come from the training data, not the config (loading checks only that they are there).
+    data_shaped_entries: ClassVar[frozenset[str]] = frozenset()
     #: What the user embedding is, for the trace metadata.
     embedding_description: ClassVar[str] = ""
     #: Computed with numpy on the CPU (``--device auto`` then means the CPU; ``cuda`` is refused).

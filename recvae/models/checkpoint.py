@@ -79,7 +79,7 @@ def build(ckpt: dict):
     except (AttributeError, TypeError, ValueError, RuntimeError):
         expected = None  # a model without weights before training: only loading below checks them
     if expected:
-        rc.check_state_fits(path, expected, ckpt["state"])
+        rc.check_state_fits(path, expected, ckpt["state"], type(model).data_shaped_entries)
     try:
         model.load_state_dict(ckpt["state"])
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:

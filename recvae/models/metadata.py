@@ -52,6 +52,7 @@ class MetadataProfile(Recommender):
     name = "metadata"
     title = "metadata embeddings: demographics + genre/decade profile of the history (MovieLens-100K)"
     Config = MetadataConfig
+    data_shaped_entries = frozenset({"item_table", "user_ids", "user_demo", "log_pop"})
     needs = frozenset({"side"})
     cpu_only = True
     embedding_description = "[demographics | genre profile | decade profile] of the prefix, float32"

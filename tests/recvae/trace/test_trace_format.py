@@ -115,13 +115,14 @@ def test_catalogue_path_is_beside_the_trace() -> None:
 # ----------------------------------------------------------------------------------------------
 SYN = dict(n_users=150, n_items=200, mean_items=150, seed=7)
 
-# Digests of the trace below as built before the builder took an encoder (commit 4d67ccc).
+# Digests of the trace below as built before the builder took an encoder (commit 4d67ccc); metadata and
+# file re-pinned for trace format 2 and parser version 2 (only the source digest and the checksums moved).
 GOLDEN = {
-    "metadata": "853861cd90965c250e2c0f2cf6cc5148ec82b71f69cfb56be59c436dc1466c50",
+    "metadata": "2262c85023def52edefaa6eb6256d55e8a29a3fbb3ab41ebe609306c0373fd87",
     "rows": "a47b247af727930c19fe138e84c4fffe5fbfb8cc9938af73b34fa65c71ff0c4d",
     "embedding": "dc9b729813f30f75f676565b70c58f37583e42ad27ccd9da0d52f5b16f4c0673",
     "topk": "14dfcedbdc96cd8bafc106ad1fc3292e6ef0e92b065f61125321c5bf6fedaed9",
-    "file": "16db30e96d1bc116f94170f166ffbbd8030ad86b47b58365573768ffb5a70ecd",
+    "file": "b4b5278c2a53e5e9dcdab0a28db03e30dec851ff25dfa41ade5c70f1713e541d",
 }
 
 
