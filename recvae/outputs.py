@@ -407,6 +407,16 @@ def _path_in(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+#: a temporary component anywhere in a text (see _TEMP)
+_TEMP_IN_TEXT = re.compile(r"\.(?P<name>[^/\s]+?)\.p\d+@[A-Za-z0-9-]+\.[^./\s]+\.(?:tmp|old)(?=$|[/\s:,;)'\"])")
+
+
+def final_names_in(text: str) -> str:
+    """``text`` (a progress line, a message) with every temporary path component named as its
+    destination: a run that builds its result in a temporary folder reports the folder it will be."""
+    return _TEMP_IN_TEXT.sub(lambda m: m["name"], text)
+
+
 def final_name(path: str | os.PathLike) -> str:
     """``path`` with each temporary component (``.<name>.p<pid>@<host>.<random>.tmp``) named as
     its destination, so that a message names the file the user asked for."""
@@ -415,4 +425,4 @@ def final_name(path: str | os.PathLike) -> str:
 
 
 __all__ = ["FolderLock", "Leftover", "clean_leftovers", "clear", "contents", "find_leftovers", "foreign_files",
-           "check_output", "describe_os_error", "fresh_folder", "is_empty", "lock_path", "owned_folder", "pid_alive", "refuse_reuse"]
+           "check_output", "describe_os_error", "final_name", "final_names_in", "fresh_folder", "is_empty", "lock_path", "owned_folder", "pid_alive", "refuse_reuse"]

@@ -161,17 +161,21 @@ def run_demo(
     beside ``out`` and swapped in whole at the end, so a failed or killed demo leaves ``out`` as it
     was; an existing report is refused unless ``overwrite``.
     """
-    from recvae.outputs import check_output, fresh_folder
+    from recvae.outputs import check_output, final_names_in, fresh_folder
 
     out = check_output(out, kind="folder")
     if jobs is not None and jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {jobs}")
     if dataset != "synthetic" and (n_users is not None or n_items is not None):
         raise UserError("--users/--items size the synthetic dataset only")
-    with fresh_folder(out, known=DEMO_FILES, overwrite=overwrite, command="simcache demo", echo=echo) as work:
+
+    def say(message: str) -> None:  # names the final folder, not the temporary one the stages write into
+        echo(final_names_in(message))
+
+    with fresh_folder(out, known=DEMO_FILES, overwrite=overwrite, command="simcache demo", echo=say) as work:
         result = _run_stages(work, dataset=dataset, data_dir=data_dir, n_users=n_users, n_items=n_items,
                              epochs=epochs, seed=seed, device=device, jobs=jobs,
-                             max_analysis_points=max_analysis_points, progress=progress, echo=echo)  # fmt: skip
+                             max_analysis_points=max_analysis_points, progress=progress, echo=say)  # fmt: skip
     result.out = out
     return result
 

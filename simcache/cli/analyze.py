@@ -102,11 +102,12 @@ def _prepare_and_run(names: Sequence[str], input: Path, dest: Path, specs: list,
                      latest: bool | None, sample: int, vector_column: str | None, progress: bool | None) -> None:
     """Load and select the input rows, then run the analyses into ``dest``."""
     from recvae.errors import UserError
+    from recvae.outputs import final_names_in
     from simcache.analysis.inputs import prepare_input
     from simcache.analysis.run import check_options, run_analyses
 
-    def say(msg: str) -> None:
-        typer.echo(msg, err=True)
+    def say(msg: str) -> None:  # names the final folder, not the temporary one the run writes into
+        typer.echo(final_names_in(msg), err=True)
 
     inp = prepare_input(input, vector_column=vector_column, latest=latest, sample=sample or None, seed=opts.seed)
     info = inp.info
@@ -252,5 +253,7 @@ def compare_command(
             raise UserError(f"--analyses: {exc}") from None
     config = CompareConfig(analyses=selected, options=opts, sample=sample or None, scale_sample=scale_sample,
                            labels=tuple(names_) if names_ is not None else None, sweep=spec)
-    compare_traces(traces, config, out=out, overwrite=overwrite, log=lambda m: typer.echo(m, err=True))
+    from recvae.outputs import final_names_in
+
+    compare_traces(traces, config, out=out, overwrite=overwrite, log=lambda m: typer.echo(final_names_in(m), err=True))
     typer.echo(str(out / "report.md"))

@@ -186,3 +186,15 @@ def test_atomic_path_names_the_destination_in_a_write_failure(tmp_path):
         raise OSError(errno.ENOSPC, "No space left on device")
     assert info.value.filename == str(tmp_path / "out.bin")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_messages_name_the_final_folder_not_the_temporary_one(tmp_path):
+    """A run building its result under a temporary name reports the paths it will have."""
+    from recvae.outputs import final_names_in
+    from recvae.storage import atomic_path
+
+    with atomic_path(tmp_path / "report", is_dir=True) as tmp:
+        line = f"wrote {tmp / 'norms.png'} and {tmp / 'norms.json'} in 0.1 s"
+        assert tmp.name != "report" and tmp.name in line
+    assert final_names_in(line) == f"wrote {tmp_path / 'report' / 'norms.png'} and {tmp_path / 'report' / 'norms.json'} in 0.1 s"
+    assert final_names_in("a file .x.tmp stays as it is") == "a file .x.tmp stays as it is"

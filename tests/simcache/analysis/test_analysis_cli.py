@@ -43,6 +43,7 @@ def test_all_writes_every_figure_json_and_report(trace, tmp_path, assert_png):
     r = runner.invoke(app, ["analyze", "all", str(trace), "--out", str(out), "--all-rows", "--sample", "400", *FAST])
     assert r.exit_code == 0, r.output
     assert "subsampled: analysing 400 of 600 rows" in r.output
+    assert f"wrote {out / 'norms.png'}" in r.output and ".tmp" not in r.output  # the final folder, not the temporary one
     report = (out / "report.md").read_text()
     for name in ANALYSIS_NAMES:
         assert_png(out / f"{name}.png")
