@@ -6,7 +6,8 @@ padding, exactly as written) and of its own metadata (:func:`recvae.trace.format
 
 1. the structure, as every reader does (:func:`~recvae.trace.format.read_ipc` and
    :func:`~recvae.trace.format.check_trace`: parseable, fully validated batches, schema and
-   metadata consistent with the rows, the metadata matching its checksum);
+   metadata consistent with the rows, the metadata matching its checksum), plus ``simcache``
+   metadata that must decode (readers ignore undecodable metadata; verifying must not);
 2. each record batch message, walked from the start of the file independently of the footer,
    against its recorded checksum (a mismatch names the batch);
 3. every other byte (the magic, the schema message, the end-of-stream marker, the footer) against
@@ -19,6 +20,7 @@ A trace without checksums (format 1, or a request file) gets step 1 only, and th
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,7 @@ def verify_trace(path: str | Path) -> Verification:
     """Verify ``path`` (see the module docstring); any corruption is one :class:`UserError` line."""
     p = Path(path)
     table = tf.read_ipc(p)
+    _check_metadata_decodes(p, table.schema)
     meta = tf.decode_metadata(table.schema, p)
     tf.check_trace(p, table, meta)
     batches = table.to_batches()
@@ -63,6 +66,20 @@ def verify_trace(path: str | Path) -> Verification:
     if same_arrow:
         _check_layout(p, data, table.schema, batches)
     return Verification(p, len(batches), checked=True, layout_checked=same_arrow)
+
+
+def _check_metadata_decodes(p: Path, schema: pa.Schema) -> None:
+    """Refuse ``simcache`` metadata that is not a JSON object: readers ignore it (the rows are still
+    usable), but a verification that then found "no checksums" would pass a corrupted checksum entry."""
+    raw = (schema.metadata or {}).get(tf.METADATA_KEY)
+    if raw is None:
+        return
+    try:
+        ok = isinstance(json.loads(raw), dict)
+    except (ValueError, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        raise UserError(f"{p}: corrupt metadata (the {tf.METADATA_KEY.decode()!r} entry is not a JSON object)")
 
 
 def _check_batch_messages(p: Path, data: pa.Buffer, sums: list[str]) -> None:
