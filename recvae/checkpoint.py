@@ -5,6 +5,8 @@ with ``weights_only=True``)::
 
     format, version, kind            "recvae-checkpoint", 2, "best" | "last"
     tensors_sha256                   :func:`tensors_sha256` of ``model`` (version 2; version 1 had none)
+    record_sha256                    :func:`record_sha256`: of everything but ``model`` and ``training``
+                                     (absent in version-2 files written before it existed)
     model_config                     RecVAEConfig as a dict
     train_config                     TrainConfig as a dict
     dataset                          {"name", "manifest", "vocabulary_fingerprint", "n_items", "items"}
@@ -24,7 +26,7 @@ what trace metadata and default trace names should record.
 
 Reading (:func:`load_file`, shared with :mod:`recvae.models.checkpoint`) refuses, each with one
 :class:`UserError` line naming the file: an unreadable file, another format or version, a missing
-entry or dataset record, tensors that do not match their checksum, and NaN/inf weights; building
+entry or dataset record, tensors or settings that do not match their checksums, and NaN/inf weights; building
 the model (:func:`model_from`) refuses weights whose names or shapes do not fit the config.
 """
 
@@ -49,6 +51,11 @@ VERSION = 2
 #: Versions this reader accepts (1: before the tensors' checksum).
 READABLE_VERSIONS = (1, 2)
 CHECKSUM_KEY = "tensors_sha256"
+#: The checksum of everything else a checkpoint says (see :func:`record_sha256`); absent in older files.
+RECORD_KEY = "record_sha256"
+#: What :func:`record_sha256` leaves out: the weights (checksummed by :data:`CHECKSUM_KEY`), the
+#: resume state, the checksums themselves and the ``path`` the loader adds.
+_UNRECORDED = ("model", "state", "training", "path", CHECKSUM_KEY, RECORD_KEY)
 #: What every checkpoint must hold besides its model entry, and what its dataset record must hold.
 REQUIRED = ("dataset", "epoch")
 DATASET_KEYS = ("name", "manifest", "vocabulary_fingerprint", "n_items", "items")
@@ -67,8 +74,21 @@ def dataset_record(data: PreparedData) -> dict:
 
 
 def save(path: str | os.PathLike, payload: dict) -> None:
-    """Write ``payload`` (with format, version and the model's :func:`tensors_sha256` added) atomically."""
-    write(path, {"format": FORMAT, "version": VERSION, **payload, CHECKSUM_KEY: tensors_sha256(payload["model"])})
+    """Write ``payload`` (with format, version, the model's :func:`tensors_sha256` and the
+    :func:`record_sha256` added) atomically."""
+    write(path, with_record_checksum({"format": FORMAT, "version": VERSION, **payload,
+                                      CHECKSUM_KEY: tensors_sha256(payload["model"])}))
+
+
+def record_sha256(ckpt: dict) -> str:
+    """:func:`tensors_sha256` of every entry but the weights and the resume state (format, configs,
+    dataset record, epochs, history): a corrupted setting is refused, not silently used."""
+    return tensors_sha256({k: v for k, v in ckpt.items() if k not in _UNRECORDED})
+
+
+def with_record_checksum(ckpt: dict) -> dict:
+    """``ckpt`` with its :data:`RECORD_KEY` entry (what every checkpoint writer stores)."""
+    return {**ckpt, RECORD_KEY: record_sha256(ckpt)}
 
 
 def write(path: str | os.PathLike, payload: dict) -> None:
@@ -154,6 +174,9 @@ def verify(ckpt: dict, state_key: str, required: Sequence[str], versions: Sequen
             raise UserError(f"{p}: corrupt checkpoint: no {CHECKSUM_KEY!r} entry")
         if tensors_sha256(state) != ckpt[CHECKSUM_KEY]:
             raise UserError(f"{p}: corrupt checkpoint: the weights do not match their checksum")
+        if RECORD_KEY in ckpt and record_sha256(ckpt) != ckpt[RECORD_KEY]:
+            raise UserError(f"{p}: corrupt checkpoint: its configuration, dataset record or history does not "
+                            "match its checksum")
     for name, value in _leaves(state):
         if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
             what = "NaN" if bool(torch.isnan(value).any()) else "inf"

@@ -4,6 +4,7 @@ One ``torch.save`` file of plain containers and tensors (it loads with ``weights
 
     format, version, kind            "simcache-model", 2, "best" | "last"
     tensors_sha256                   recvae.checkpoint.tensors_sha256 of ``state`` (version 2)
+    record_sha256                    recvae.checkpoint.record_sha256: of everything but ``state``, ``training``
     model_type                       registry name ("multvae", "als", ...)
     config                           the model's config dataclass as a dict
     dataset                          as recvae.checkpoint.dataset_record (name, manifest, vocabulary)
@@ -34,8 +35,9 @@ BEST, LAST, HISTORY = "best.pt", "last.pt", "history.json"
 
 
 def save(path: str | os.PathLike, payload: dict) -> None:
-    """Write ``payload`` (format, version and the state's checksum added) atomically."""
-    rc.write(path, {"format": FORMAT, "version": VERSION, **payload, rc.CHECKSUM_KEY: rc.tensors_sha256(payload["state"])})
+    """Write ``payload`` (format, version, the state's checksum and the record checksum added) atomically."""
+    rc.write(path, rc.with_record_checksum({"format": FORMAT, "version": VERSION, **payload,
+                                            rc.CHECKSUM_KEY: rc.tensors_sha256(payload["state"])}))
 
 
 def load_raw(path: str | os.PathLike) -> dict:

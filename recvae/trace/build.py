@@ -279,7 +279,9 @@ def write_trace_for(
 
 def _check_chunk(encoder: TraceEncoder, lo: int, hi: int, done: int, mu: np.ndarray, tk: np.ndarray | None,
                  dim: int, k: int) -> None:
-    """An encoder's chunk must continue where the last one ended and have the promised shapes."""
+    """An encoder's chunk must continue where the last one ended, have the promised shapes and finite
+    embeddings (a NaN or inf would poison every distance the simulator computes; a UserError, as the
+    model, not the code, is at fault)."""
     name = type(encoder).__name__
     if lo != done or hi <= lo:
         raise ValueError(f"{name}.iter_chunks yielded rows {lo}:{hi} after row {done}")
@@ -288,16 +290,27 @@ def _check_chunk(encoder: TraceEncoder, lo: int, hi: int, done: int, mu: np.ndar
                          f"({hi - lo}, {dim})")
     if k and (tk is None or tk.shape != (hi - lo, k)):
         raise ValueError(f"{name} gave top-k lists of shape {getattr(tk, 'shape', None)}, expected ({hi - lo}, {k})")
+    bad = ~np.isfinite(mu).all(axis=1)
+    if bad.any():
+        row = lo + int(np.argmax(bad))
+        raise UserError(f"the {encoder.model_type} model gave a non-finite embedding (NaN or inf) for row {row} of "
+                        f"the trace (schedule order), and {int(bad.sum())} of rows {lo}:{hi} in all; nothing written")
 
 
 def _catalogue(encoder: TraceEncoder, prepared, dataset: str, dim: int) -> Catalogue | None:
-    """The encoder's item catalogue with the metadata that ties it to the trace (None: it has none)."""
+    """The encoder's item catalogue with the metadata that ties it to the trace (None: it has none);
+    non-finite item vectors or biases (the item side of every score) are a UserError."""
     cat = encoder.catalogue(np.asarray(prepared.items))
     if cat is None:
         return None
     if len(cat) != prepared.n_items or cat.dim != dim:
         raise ValueError(f"{type(encoder).__name__}.catalogue has {len(cat)} items of dimension {cat.dim}, "
                          f"expected {prepared.n_items} of dimension {dim}")
+    for part, values in (("vectors", cat.vectors), ("biases", cat.bias)):
+        if values is not None and not np.isfinite(values).all():
+            item = int(np.argmax(~np.isfinite(np.asarray(values).reshape(len(cat), -1)).all(axis=1)))
+            raise UserError(f"the {encoder.model_type} model's item {part} are not finite (NaN or inf) for item "
+                            f"{cat.ids[item]} (its scores would be too); nothing written")
     description = encoder.description()
     cat.metadata = {
         "model": encoder.model_type,

@@ -200,7 +200,7 @@ def read_ipc(path: str | Path, *, stream_fallback: bool = False) -> pa.Table:
                 batches = [_validated(p, b, i) for i, b in enumerate(reader)]
             except (OSError, pa.ArrowException) as exc:
                 raise UserError(f"{p}: not an Arrow IPC file or stream ({one_line(exc)})") from None
-            return pa.Table.from_batches(batches, schema=reader.schema)
+            return _named(p, pa.Table.from_batches(batches, schema=reader.schema))
         reader = pa.ipc.open_file(source)
         batches = []
         for i in range(reader.num_record_batches):
@@ -209,11 +209,20 @@ def read_ipc(path: str | Path, *, stream_fallback: bool = False) -> pa.Table:
             except (OSError, pa.ArrowException) as exc:
                 raise UserError(f"{p}: corrupt record batch {i} ({one_line(exc)})") from None
             batches.append(_validated(p, batch, i))
-        return pa.Table.from_batches(batches, schema=reader.schema)
+        return _named(p, pa.Table.from_batches(batches, schema=reader.schema))
     except UserError:
         raise
     except (OSError, pa.ArrowException) as exc:
         raise UserError(f"{p}: not a readable Arrow IPC file ({one_line(exc)})") from None
+
+
+def _named(p: Path, table: pa.Table) -> pa.Table:
+    """``table``, once its schema's names are known to decode (Arrow does not check that they are UTF-8)."""
+    try:
+        table.schema.names, str(table.schema)
+    except UnicodeDecodeError:
+        raise UserError(f"{p}: corrupt schema (a column name is not valid UTF-8)") from None
+    return table
 
 
 def _validated(p: Path, batch: pa.RecordBatch, i: int) -> pa.RecordBatch:

@@ -6,7 +6,9 @@ padding, exactly as written) and of its own metadata (:func:`recvae.trace.format
 
 1. the structure, as every reader does (:func:`~recvae.trace.format.read_ipc` and
    :func:`~recvae.trace.format.check_trace`: parseable, fully validated batches, schema and
-   metadata consistent with the rows, the metadata matching its checksum);
+   metadata consistent with the rows, the metadata matching its checksum), plus ``simcache``
+   metadata that must decode (readers ignore undecodable metadata; verifying must not), and the
+   schema message at the start equal to the footer's copy (metadata included);
 2. each record batch message, walked from the start of the file independently of the footer,
    against its recorded checksum (a mismatch names the batch);
 3. every other byte (the magic, the schema message, the end-of-stream marker, the footer) against
@@ -19,6 +21,7 @@ A trace without checksums (format 1, or a request file) gets step 1 only, and th
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,19 +53,48 @@ def verify_trace(path: str | Path) -> Verification:
     """Verify ``path`` (see the module docstring); any corruption is one :class:`UserError` line."""
     p = Path(path)
     table = tf.read_ipc(p)
+    _check_metadata_decodes(p, table.schema)
     meta = tf.decode_metadata(table.schema, p)
     tf.check_trace(p, table, meta)
     batches = table.to_batches()
+    with pa.memory_map(str(p), "r") as source:
+        data = source.read_buffer()
+    _check_schema_copies(p, data, table.schema)
     entry = meta.get(tf.CHECKSUM_KEY)
     if not tf.is_trace(meta) or not isinstance(entry, dict):
         return Verification(p, len(batches), checked=False)
-    with pa.memory_map(str(p), "r") as source:
-        data = source.read_buffer()
     _check_batch_messages(p, data, entry["batches"])
     same_arrow = entry.get("arrow") == pa.__version__
     if same_arrow:
         _check_layout(p, data, table.schema, batches)
     return Verification(p, len(batches), checked=True, layout_checked=same_arrow)
+
+
+def _check_metadata_decodes(p: Path, schema: pa.Schema) -> None:
+    """Refuse ``simcache`` metadata that is not a JSON object: readers ignore it (the rows are still
+    usable), but a verification that then found "no checksums" would pass a corrupted checksum entry."""
+    raw = (schema.metadata or {}).get(tf.METADATA_KEY)
+    if raw is None:
+        return
+    try:
+        ok = isinstance(json.loads(raw), dict)
+    except (ValueError, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        raise UserError(f"{p}: corrupt metadata (the {tf.METADATA_KEY.decode()!r} entry is not a JSON object)")
+
+
+def _check_schema_copies(p: Path, data: pa.Buffer, schema: pa.Schema) -> None:
+    """The schema message at the start must equal the footer's copy (which readers use), metadata
+    included: a damaged footer schema could otherwise drop the metadata that names the checksums,
+    or the pyarrow version that decides whether the layout is compared."""
+    try:
+        first = pa.ipc.read_message(pa.BufferReader(data.slice(8)))
+        same = first.type == "schema" and pa.ipc.read_schema(first).equals(schema, check_metadata=True)
+    except (OSError, pa.ArrowException, UnicodeDecodeError):
+        same = False
+    if not same:
+        raise UserError(f"{p}: corrupt schema (the copy at the start of the file differs from the footer's)")
 
 
 def _check_batch_messages(p: Path, data: pa.Buffer, sums: list[str]) -> None:
