@@ -23,6 +23,7 @@ import pandas as pd
 
 from recvae import __version__
 from recvae.errors import UserError
+from recvae.outputs import check_output
 from recvae.trace import format as tf
 from recvae.trace.catalogue import Catalogue, catalogue_bytes, write_catalogue
 from recvae.trace.encoder import TraceEncoder
@@ -94,6 +95,12 @@ def select_users(hist: Histories, users: object, seed: int) -> tuple[np.ndarray,
             f"split names ({', '.join(SPLIT_NAMES)}) or a sample size"
         )
     return np.unique(pos).astype(np.int64), f"users{len(set(parts))}"
+
+
+def trace_bytes_estimate(rows: int, dim: int, topk: int, catalogue_items: int = 0) -> int:
+    """An upper estimate of a trace's size on disk (float32 embeddings, int32 top-k, about 64 bytes of
+    ids, timestamps and offsets per row) plus its catalogue's, for the free-space check."""
+    return int(rows * (4 * dim + 4 * topk + 64) + catalogue_items * (4 * dim + 64) + (1 << 16))
 
 
 def default_trace_path(dataset: str, checkpoint_sha: str, dim: int, topk: int, users_tag: str | None,
@@ -188,6 +195,11 @@ def write_trace_for(
     position[order] = np.arange(m, dtype=np.int64)
 
     dim = int(encoder.dim)
+    path = Path(out) if out is not None else default_trace_path(
+        dataset, description.checkpoint_sha256, dim, k, users_tag, schedule, clock, encoder.model_type or "recvae"
+    )
+    # before the embedding work: room for the rows (and a catalogue of the items, when one is written)
+    check_output(path, kind="file", estimate_bytes=trace_bytes_estimate(m, dim, k, prepared.n_items if catalogue else 0))
     embedding = np.empty((m, dim), dtype=np.float32)
     top = np.empty((m, k), dtype=np.int32) if k else None
     batch = PrefixBatch(hist.items, hist.offsets, owner, lengths)
@@ -254,9 +266,6 @@ def write_trace_for(
         "seed": int(seed),
         "items": _json_ids(prepared.items),
     }
-    path = Path(out) if out is not None else default_trace_path(
-        dataset, description.checkpoint_sha256, dim, k, users_tag, schedule, clock, encoder.model_type or "recvae"
-    )
     items_catalogue = _catalogue(encoder, prepared, dataset, dim) if catalogue else None
     blob = catalogue_bytes(items_catalogue) if items_catalogue is not None else None
     if blob is not None:

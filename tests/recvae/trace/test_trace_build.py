@@ -296,3 +296,32 @@ def test_end_to_end_on_ml100k(shared_data: Path, tmp_path: Path) -> None:
     mu_ref, _ = direct_prefix_embeddings(model, batch)
     emb = np.stack(t.column("embedding").to_numpy(zero_copy_only=False)[:200])[order]
     np.testing.assert_allclose(emb, mu_ref, atol=1e-5, rtol=0)
+
+
+def test_free_space_is_checked_against_the_trace_estimate_before_embedding(synthetic_data, tmp_path, monkeypatch):
+    """The estimate bounds the real files (trace + catalogue), and too little free space for it is
+    refused before any prefix is embedded, with nothing written."""
+    import shutil
+    from collections import namedtuple
+
+    from recvae.trace import build as build_module
+    from recvae.trace.build import trace_bytes_estimate
+    from recvae.trace.recvae_encoder import RecVAEEncoder
+
+    prepared, df = synthetic_data(n_users=120, n_items=150, mean_items=60, seed=3)
+    torch.manual_seed(0)
+    enc = RecVAEEncoder(RecVAE(RecVAEConfig(prepared.n_items, hidden_dim=16, latent_dim=24)).eval())
+    stats = write_trace_for(prepared=prepared, interactions=df, encoder=enc, out=tmp_path / "a.arrow", progress=False,
+                            topk=7, seed=0)
+    written = stats.path.stat().st_size + S.catalogue_path(stats.path).stat().st_size
+    estimate = trace_bytes_estimate(stats.rows, stats.dim, 7, prepared.n_items)
+    assert written <= estimate <= 3 * written + (1 << 16)
+
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: Usage(1 << 40, 0, estimate - 1))
+    embedded = []
+    monkeypatch.setattr(build_module, "_check_chunk", lambda *a, **k: embedded.append(1))
+    with pytest.raises(UserError, match="not enough free space"):
+        write_trace_for(prepared=prepared, interactions=df, encoder=enc, out=tmp_path / "b" / "b.arrow", progress=False,
+                        topk=7, seed=0)
+    assert embedded == [] and not (tmp_path / "b").exists()
