@@ -1,7 +1,7 @@
 """Hit-ratio and cost curves per policy over capacity and radius, on reference traces.
 
 Builds (or reuses, through the package cache) a RecVAE trace of the synthetic dataset and, when
-the real sample is present at ``../shared/data/ml-100k``, of ML-100K; then sweeps every policy
+the real sample is present (:func:`benchmarks.shared_ml100k`), of ML-100K; then sweeps every policy
 over capacities (fractions of the number of users) and radii (quartiles of the same-user step
 distance) and writes ``benchmarks/results/hit_curves.md`` with the tables and the curves.
 
@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import shared_ml100k
 from recvae.storage import atomic_path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SHARED_ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 CAPACITY_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
@@ -56,11 +56,12 @@ def main(argv: list[str] | None = None) -> None:
 
     cases = [("synthetic", None, 3 if args.quick else 20,
               {"n_users": 500, "n_items": 400} if args.quick else {"n_users": 5000, "n_items": 2000})]
-    if SHARED_ML100K.is_dir():
-        cases.append(("ml100k", SHARED_ML100K, 3 if args.quick else 30, {}))
+    ml100k = shared_ml100k()
+    if ml100k is not None:
+        cases.append(("ml100k", ml100k, 3 if args.quick else 30, {}))
     sections = ["## Hit-ratio and cost curves", ""]
-    if not SHARED_ML100K.is_dir():
-        sections += [f"ML-100K skipped: {SHARED_ML100K} not found.", ""]
+    if ml100k is None:
+        sections += ["ML-100K skipped: no ml-100k under $SIMCACHE_SHARED_DATA or shared/data beside the checkout.", ""]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for dataset, data_dir, epochs, gen in cases:

@@ -22,20 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import shared_ml100k
+
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 #: model -> training options (short: the geometry, not the best quality, is compared)
 MODELS = {"recvae": ["--epochs", "3"], "multvae": ["--param", "epochs=10"], "als": ["--param", "epochs=5"],
           "mf": ["--param", "epochs=5"], "autorec": ["--param", "epochs=5"], "metadata": []}
 QUICK = {"recvae": ["--epochs", "1"], "als": ["--param", "epochs=2"], "metadata": []}
-
-
-def shared_ml100k() -> Path | None:
-    env = os.environ.get("SIMCACHE_SHARED_DATA")
-    for base in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data", REPO.parents[1] / "shared" / "data"]:
-        if (base / "ml-100k" / "u.data").is_file():
-            return base / "ml-100k"
-    return None
 
 
 def simcache(*args: str) -> None:

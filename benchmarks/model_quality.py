@@ -29,17 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import shared_ml100k
+
 RESULTS = Path(__file__).resolve().parent / "results"
-REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = {"multvae": "0.426 / 0.395 / 0.537", "recvae": "0.442 / 0.414 / 0.553"}  # ML-20M
-
-
-def shared_ml100k() -> Path:
-    env = os.environ.get("SIMCACHE_SHARED_DATA")
-    for base in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data", REPO.parents[1] / "shared" / "data"]:
-        if (base / "ml-100k" / "u.data").is_file():
-            return base / "ml-100k"
-    return REPO.parent / "shared" / "data" / "ml-100k"
 
 
 def options(name: str, n_train: int, quick: bool) -> dict:
@@ -163,10 +156,11 @@ def main() -> None:
     seeds = [0] if args.quick else [0, 1, 2]
     ml = args.data_dir or shared_ml100k()
     rows = []
-    if (ml / "u.data").is_file():
+    if ml is not None and (Path(ml) / "u.data").is_file():
         rows += run("ml100k", ml, models, seeds, args.quick)
     else:
-        print(f"ml100k skipped: {ml} not found", file=sys.stderr)
+        print(f"ml100k skipped: {ml or 'no ml-100k under $SIMCACHE_SHARED_DATA or shared/data'} not found",
+              file=sys.stderr)
     rows += run("synthetic", None, models, seeds, args.quick)
     with atomic_path(RESULTS / "model_quality.md") as tmp:
         tmp.write_text(report(rows, recvae_figure(), seeds, args.quick))

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import shared_ml100k
 from recvae.storage import atomic_path
 from simcache.objects import ObjectReplayConfig, replay_objects
 from simcache.objects.policies import OBJECT_POLICIES
@@ -142,12 +143,6 @@ def eta_grid(c_f: float) -> list[float]:
     return sorted({0.5} | {round(v / c_f, 6) for v in ETA_C_F})
 
 
-def shared_ml100k() -> Path:
-    """The ML-100K folder: ``$SIMCACHE_SHARED_DATA/ml-100k``, else ``../shared/data/ml-100k``."""
-    root = os.environ.get("SIMCACHE_SHARED_DATA")
-    return (Path(root) if root else Path("..") / "shared" / "data") / "ml-100k"
-
-
 def ml100k_trace(epochs: int) -> Path | None:
     """The ML-100K trace (its catalogue beside it) from the cache folder, built on first use
     (RecVAE trained for ``epochs``); None when the data is absent."""
@@ -160,7 +155,7 @@ def ml100k_trace(epochs: int) -> Path | None:
     out = cache_dir() / "object_policies" / f"ml100k-e{epochs}.arrow"
     if out.is_file() and out.with_name(f"{out.stem}.catalogue.arrow").is_file():
         return out
-    if not data_dir.is_dir():
+    if data_dir is None:
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
     data = prepare("ml100k", data_dir)
@@ -175,7 +170,7 @@ def ml100k_section(quick: bool) -> dict:
 
     trace = ml100k_trace(ML100K["epochs"])
     if trace is None:
-        return {"skipped": f"ML-100K skipped: {shared_ml100k()} not found (set SIMCACHE_SHARED_DATA)."}
+        return {"skipped": "ML-100K skipped: no ml-100k under $SIMCACHE_SHARED_DATA or shared/data beside the checkout."}
     x = np.ascontiguousarray(load_requests(trace).vectors, dtype=np.float32)
     cat = load_catalogue(trace.with_name(f"{trace.stem}.catalogue.arrow"))
     caps, ks, k_table, etas = ((QUICK_ML["capacities"], QUICK_ML["ks"], QUICK_ML["k_table"], QUICK_ML["etas"])

@@ -80,8 +80,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.n:
         size["n"] = args.n
 
-    import pandas as pd
-
     from simcache.replay.sweep import TIMING_COLUMNS, run_sweep
 
     with tempfile.TemporaryDirectory() as tmp:
