@@ -139,12 +139,11 @@ def plot_maps(result: Any, path: Path) -> Any:
         ax, d = axes[j], s.results["map"]["sets"]["data"]
         xy = np.asarray(d["tsne"], dtype=np.float64)
         labels = np.asarray(d.get("labels", np.zeros(len(xy))))
-        ax.scatter(xy[:, 0], xy[:, 1], c=labels % 10, cmap="tab10", vmin=0, vmax=9, s=3, alpha=0.7, linewidths=0,
-                   label=f"{len(xy):,} points, mixture components: {len(np.unique(labels))}")
-        ax.set_title(s.label, fontsize=10)
+        ax.scatter(xy[:, 0], xy[:, 1], c=labels % 10, cmap="tab10", vmin=0, vmax=9, s=3, alpha=0.7, linewidths=0)
+        # a title, not a legend: one legend marker could not stand for the panel's several colours
+        ax.set_title(f"{s.label}\n{len(xy):,} points, colour: mixture component ({len(np.unique(labels))})", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-        legend_below(ax, ncol=1, markerscale=3.0)
     save_figure(fig, path)
     return fig
 
