@@ -38,7 +38,9 @@ StrictOpt = Annotated[bool, typer.Option(
     "duplicate rows); without it they are repaired and each repair is reported.")]
 
 
-def _gen(n_users: int | None, n_items: int | None, n_clusters: int | None, mean_items: float | None, seed: int | None) -> dict:
+def generator_params(n_users: int | None, n_items: int | None, n_clusters: int | None, mean_items: float | None,
+                     seed: int | None) -> dict:
+    """The synthetic generator's options that were given (None: the generator's default)."""
     opts = {"n_users": n_users, "n_items": n_items, "n_clusters": n_clusters, "mean_items": mean_items, "seed": seed}
     return {k: v for k, v in opts.items() if v is not None}
 
@@ -99,7 +101,7 @@ def fetch_cmd(
     import json
 
     check_output(cache_dir(), kind="folder", option="cache folder")
-    d = ingest(dataset, data_dir, strict=strict, **_gen(n_users, n_items, n_clusters, mean_items, seed))
+    d = ingest(dataset, data_dir, strict=strict, **generator_params(n_users, n_items, n_clusters, mean_items, seed))
     m = json.loads((d / MANIFEST_NAME).read_text())
     c = m["counts"]
     typer.echo(f"{dataset}: {_n(c['rows'])} interactions, {_n(c['users'])} users, {_n(c['items'])} items")
@@ -131,7 +133,7 @@ def prepare_cmd(
     p = prepare(
         dataset, data_dir, heldout_users=heldout_users, min_items_per_user=min_items_per_user,
         min_users_per_item=min_users_per_item, threshold=threshold, force=force, strict=strict,
-        **_gen(n_users, n_items, n_clusters, mean_items, seed),
+        **generator_params(n_users, n_items, n_clusters, mean_items, seed),
     )
     c = p.manifest["counts"]
     typer.echo(
@@ -165,7 +167,7 @@ def info_cmd(
     p = prepare(
         dataset, data_dir, heldout_users=heldout_users, min_items_per_user=min_items_per_user,
         min_users_per_item=min_users_per_item, threshold=threshold, strict=strict,
-        **_gen(n_users, n_items, n_clusters, mean_items, seed),
+        **generator_params(n_users, n_items, n_clusters, mean_items, seed),
     )
     m = p.manifest
     c, prm, src = m["counts"], m["params"], m["source"]

@@ -21,6 +21,7 @@ from simcache.cli.data import (
     NItemsOpt,
     NUsersOpt,
     ThresholdOpt,
+    generator_params,
 )
 
 DeviceOpt = Annotated[
@@ -75,7 +76,7 @@ def train_cmd(
 
     if out is not None:
         check_output(out, kind="folder")
-    gen = {"n_users": n_users, "n_items": n_items, "n_clusters": n_clusters, "mean_items": mean_items, "seed": data_seed}
+    gen = generator_params(n_users, n_items, n_clusters, mean_items, data_seed)
     if model != "recvae" or param:
         from simcache.cli.models import train_other, train_other_options
 
@@ -83,13 +84,13 @@ def train_cmd(
                                       seed=seed, device=device)
         prep = dict(heldout_users=heldout_users, min_items_per_user=min_items_per_user,
                     min_users_per_item=min_users_per_item, threshold=threshold,
-                    **{k: v for k, v in gen.items() if v is not None})
+                    **gen)
         return train_other(model, dataset, data_dir, prep, options, resume=resume, out=out,
                            progress=progress, json_out=json_out)
     data = prepare(
         dataset, data_dir, heldout_users=heldout_users, min_items_per_user=min_items_per_user,
         min_users_per_item=min_users_per_item, threshold=threshold,
-        **{k: v for k, v in gen.items() if v is not None},
+        **gen,
     )
     given = {"epochs": epochs, "gamma": gamma, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device}
     config = TrainConfig.for_dataset(dataset, **given)
