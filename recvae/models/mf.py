@@ -23,6 +23,7 @@ from torch import nn
 from recvae.errors import UserError
 from recvae.models.als import FoldIn
 from recvae.models.base import HistoryContext, ModelConfig, Recommender
+from recvae.models.torchbase import cpu_state
 from recvae.trace.catalogue import Catalogue
 from recvae.trace.prefix import PrefixBatch
 from recvae.training import adam
@@ -120,7 +121,7 @@ class TorchMF(Recommender):
 
     def training_state(self) -> dict:
         return {"optimizer": self._optimizer().state_dict(),
-                "users": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}}
+                "users": cpu_state(self.net)}
 
     def load_training_state(self, state: dict) -> None:
         users = state["users"]
