@@ -10,11 +10,25 @@ import sys
 from pathlib import Path
 
 
-def train_job(out: str | Path, *, resume: bool = False) -> Path:
-    """Four epochs of a small RecVAE on planted data (a few seconds)."""
+def train_job(out: str | Path, *, resume: bool = False, slow: bool = False) -> Path:
+    """Four epochs of a small RecVAE on planted data (a few seconds; ``slow``: each optimiser
+    step takes 40 ms more, so that the job is still running, mid-epoch, when the test's signal
+    arrives however fast the machine is)."""
+    import time
+
+    import torch
+
     from recvae.planted import make_planted
     from recvae.training import TrainConfig, train
 
+    if slow:
+        real = torch.optim.Adam.step
+
+        def slowed(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            time.sleep(0.04)
+            return real(self, *args, **kwargs)
+
+        torch.optim.Adam.step = slowed  # type: ignore[method-assign]
     data = make_planted(300, 120, n_clusters=4, seed=0)
     config = TrainConfig(epochs=4, hidden_dim=16, latent_dim=8, batch_size=100, lr=2e-3, device="cpu")
     return train(data, config, out, resume=resume, progress=False, log_line=lambda s: print(s, flush=True))
@@ -59,6 +73,6 @@ def main() -> None:
     """Run the job named by ``sys.argv[1]`` into ``sys.argv[2]``."""
     kind, out = sys.argv[1], sys.argv[2]
     if kind == "train":
-        train_job(out, resume=sys.argv[3:] == ["resume"])
+        train_job(out, resume=sys.argv[3:] == ["resume"], slow=True)
     else:
         trace_job(out, slow=True)
