@@ -11,6 +11,8 @@
   for flat CPU caches;
 * :mod:`~simcache.cache.kernels.sequential`: the sequential pass that applies the policy request
   by request, given a batched search (a top-m list, or the rows of the block products).
+* :mod:`~simcache.cache.kernels.borrowed`: array views without reference counting, for the
+  sequential pass's loops.
 
 Names load from their submodule on first use (numba compiles, or reads its cache, then), so
 importing a policy, which needs only the signatures and the distance rules, stays cheap.

@@ -125,10 +125,16 @@ def _products_parallel(qb, slot_rows, g):
         _products(qb[r0:r1], slot_rows, g[r0:r1])
 
 
+@nb.njit(cache=True, inline="always")
+def scan_scratch_size(capacity, block):
+    """Length of the products buffer of :func:`block_products` for blocks of up to ``block`` requests."""
+    return block * (capacity + block)
+
+
 @nb.njit(cache=True)
 def scan_scratch(capacity, block):
     """Products buffer of :func:`block_products` for blocks of up to ``block`` requests."""
-    return np.empty(block * (capacity + block), np.float32)
+    return np.empty(scan_scratch_size(capacity, block), np.float32)
 
 
 @nb.njit(cache=True, inline="always")

@@ -40,13 +40,16 @@ import numba as nb
 import numpy as np
 from numba import types as nt
 
+from simcache.cache.kernels.borrowed import borrowed, keep_alive, split
 from simcache.cache.kernels.distances import LANES, METRIC_CODES, fold_lanes, offer, sqdist, to_metric
 from simcache.cache.kernels.draws import uniform
 from simcache.cache.kernels.signatures import (
     APPROX_HIT, DECIDE_T, EXACT_HIT, FMETA, FPAR, GLOB, HIT, INSERT, INSERT_T, META, MOVE_T, N_FULL_SCANS,
     N_USED, N_WRITES, REFRESH, REMOVE_T, TOUCH_T, VICTIM_T,
 )  # fmt: skip
-from simcache.cache.kernels.rowscan import SCAN_LANES, block_products, hide_owned, row_select, row_smallest, scan_scratch
+from simcache.cache.kernels.rowscan import (
+    SCAN_LANES, block_products, hide_owned, row_select, row_smallest, scan_scratch_size,
+)  # fmt: skip
 
 _COSINE = METRIC_CODES["cosine"]
 
@@ -323,19 +326,31 @@ def serve_block(
     """
     n = q.shape[0]
     m = cand_slot.shape[1]
-    cs = np.empty(m + 2 * n, np.int64)  # top-m, in-block insertions, moved keys
-    cr = np.empty(m + 2 * n, np.int64)
-    ca = np.empty(m + 2 * n, np.float64)
-    bsq = np.empty(2, np.float64)
-    breq = np.empty(2, np.int64)
-    bslot = np.empty(2, np.int64)
-    lanes = np.empty(LANES, np.float64)
-    ins_pos = np.empty(n, np.int64)  # block positions of the requests inserted so far
-    ins_slot = np.empty(n, np.int64)
-    ins_ver = np.empty(n, np.int64)
+    # every array of the loop borrowed (see :mod:`~simcache.cache.kernels.borrowed`); the locals' owners
+    # are kept to the end
+    q, owner, gram, qnorm2, tol = borrowed(q), borrowed(owner), borrowed(gram), borrowed(qnorm2), borrowed(tol)
+    fpar, cand_slot, cand_ver, cand_sq = borrowed(fpar), borrowed(cand_slot), borrowed(cand_ver), borrowed(cand_sq)
+    meta, fmeta, glob = borrowed(meta), borrowed(fmeta), borrowed(glob)
+    slots, slot_id, slot_version = borrowed(slots), borrowed(slot_id), borrowed(slot_version)
+    slot_owner, counters, slot_norm2 = borrowed(slot_owner), borrowed(counters), borrowed(slot_norm2)
+    out_outcome, out_served, out_distance = borrowed(out_outcome), borrowed(out_served), borrowed(out_distance)
+    out_inserted, out_evicted = borrowed(out_inserted), borrowed(out_evicted)
+    owned_i64 = np.empty(2 * (m + 2 * n) + 4 + 5 * n, np.int64)
+    owned_f64 = np.empty(m + 2 * n + 2 + LANES, np.float64)
+    i64, f64 = borrowed(owned_i64), borrowed(owned_f64)
+    cs, i64 = split(i64, m + 2 * n)  # top-m, in-block insertions, moved keys
+    cr, i64 = split(i64, m + 2 * n)
+    breq, i64 = split(i64, 2)
+    bslot, i64 = split(i64, 2)
+    ins_pos, i64 = split(i64, n)  # block positions of the requests inserted so far
+    ins_slot, i64 = split(i64, n)
+    ins_ver, i64 = split(i64, n)
+    mv_slot, i64 = split(i64, n)  # slots whose key moved in this block, with the version it gave them
+    mv_ver, i64 = split(i64, n)
+    ca, f64 = split(f64, m + 2 * n)
+    bsq, f64 = split(f64, 2)
+    lanes, f64 = split(f64, LANES)
     n_ins = 0
-    mv_slot = np.empty(n, np.int64)  # slots whose key moved in this block, with the version it gave them
-    mv_ver = np.empty(n, np.int64)
     n_mv = 0
     for i in range(n):
         x = q[i]
@@ -367,6 +382,7 @@ def serve_block(
             ins_slot[n_ins] = slot
             ins_ver[n_ins] = slot_version[slot]
             n_ins += 1
+    keep_alive(owned_i64, owned_f64)
 
 
 @nb.njit(
@@ -401,24 +417,37 @@ def serve_chunk_dense(
     """
     n = q.shape[0]
     capacity = slot_id.shape[0]
+    # every array of the loop borrowed (see :mod:`~simcache.cache.kernels.borrowed`); the locals' owners
+    # are kept to the end
+    q, owner, qnorm2, tol, fpar = borrowed(q), borrowed(owner), borrowed(qnorm2), borrowed(tol), borrowed(fpar)
+    meta, fmeta, glob = borrowed(meta), borrowed(fmeta), borrowed(glob)
+    slot_rows, slot_id, slot_version = borrowed(slot_rows), borrowed(slot_id), borrowed(slot_version)
+    slot_owner, counters, slot_norm2 = borrowed(slot_owner), borrowed(counters), borrowed(slot_norm2)
+    out_outcome, out_served, out_distance = borrowed(out_outcome), borrowed(out_served), borrowed(out_distance)
+    out_inserted, out_evicted = borrowed(out_inserted), borrowed(out_evicted)
     slots = slot_rows[:capacity]
-    buf = scan_scratch(capacity, block)
-    col_norm = np.empty(capacity + block, np.float32)
-    col_owner = np.empty(capacity + block, np.int64)
-    col_slot = np.empty(block, np.int64)
-    slot_col = np.arange(capacity)  # identity outside the slots rewritten in the current block
-    lo1 = np.empty(SCAN_LANES, np.float32)
-    lo2 = np.empty(SCAN_LANES, np.float32)
-    sel = np.empty(capacity + block, np.int64)
-    cs = np.empty(capacity + block, np.int64)
-    cr = np.empty(capacity + block, np.int64)
-    ca = np.empty(capacity + block, np.float64)
-    bsq = np.empty(2, np.float64)
-    breq = np.empty(2, np.int64)
-    bslot = np.empty(2, np.int64)
-    lanes = np.empty(LANES, np.float64)
-    mv_slot = np.empty(block, np.int64)  # slots whose key moved in the current block, with their new version
-    mv_ver = np.empty(block, np.int64)
+    owned_f32 = np.empty(scan_scratch_size(capacity, block) + capacity + block + 2 * SCAN_LANES, np.float32)
+    owned_i64 = np.empty(5 * (capacity + block) + 2 * block + 4, np.int64)
+    owned_f64 = np.empty(capacity + block + 2 + LANES, np.float64)
+    f32, i64, f64 = borrowed(owned_f32), borrowed(owned_i64), borrowed(owned_f64)
+    buf, f32 = split(f32, scan_scratch_size(capacity, block))
+    col_norm, f32 = split(f32, capacity + block)
+    lo1, f32 = split(f32, SCAN_LANES)
+    lo2, f32 = split(f32, SCAN_LANES)
+    col_owner, i64 = split(i64, capacity + block)
+    col_slot, i64 = split(i64, block)
+    slot_col, i64 = split(i64, capacity)  # identity outside the slots rewritten in the current block
+    slot_col[:] = np.arange(capacity)
+    sel, i64 = split(i64, capacity + block)
+    cs, i64 = split(i64, capacity + block)
+    cr, i64 = split(i64, capacity + block)
+    breq, i64 = split(i64, 2)
+    bslot, i64 = split(i64, 2)
+    mv_slot, i64 = split(i64, block)  # slots whose key moved in the current block, with their new version
+    mv_ver, i64 = split(i64, block)
+    ca, f64 = split(f64, capacity + block)
+    bsq, f64 = split(f64, 2)
+    lanes, f64 = split(f64, LANES)
     inf = np.float32(np.inf)
     hiding = False
     for r in range(n):
@@ -480,4 +509,5 @@ def serve_chunk_dense(
         for i in range(b1 - b0):  # back to the identity for the next block
             if col_slot[i] >= 0:
                 slot_col[col_slot[i]] = col_slot[i]
+    keep_alive(owned_f32, owned_i64, owned_f64)
 
