@@ -4,9 +4,10 @@
 * **How many threads** (:class:`ThreadPlan`). A replay may use the cores available to the process
   (its CPU affinity), but on a machine busy with other jobs a team of threads that meets at a
   barrier after every small block can be many times slower than one thread. With ``threads=None``
-  (the default) the engine therefore measures: it runs a chunk of requests on all available
-  threads and one on a single thread, keeps the faster (time per request), and tries the other
-  again every few chunks, so a replay is never much slower than on one thread, whatever the load.
+  (the default) the engine therefore measures: it runs a chunk of requests on a single thread and
+  one on all available threads, keeps all threads only while they are clearly faster (time per
+  request), and tries the other again now and then, so a replay is never much slower than on one
+  thread, whatever the load.
   Results do not depend on the choice. ``threads=N`` fixes the number.
 * OpenMP threads (numba's ``omp`` layer, FAISS) wait passively at barriers
   (``OMP_WAIT_POLICY=PASSIVE``, set when this module is imported unless the environment says
@@ -28,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 # must be set before the OpenMP runtime starts (it reads the environment once)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -111,43 +112,67 @@ class ThreadPlan:
     """Chunk by chunk, how many threads the engine uses (see the module doc).
 
     ``threads``: a fixed number, or None to choose between one thread and ``available_cores()``
-    by measured time per request: after a first chunk on all threads that is not measured (it
-    loads the compiled kernels and starts with an empty cache), the next two chunks try each, then
-    the faster runs, and the other is tried again every ``probe_every`` chunks (the machine's load
-    changes).
+    by measured time per request. One thread first: a warm-up chunk that is not measured (it loads
+    the compiled kernels and starts with an empty cache), then one measured chunk on one thread
+    and one on all threads. All threads then run only while they are faster by more than
+    ``margin`` (measurement noise must not buy a team of threads on a busy machine). The other
+    choice is tried again after ``probe_every`` chunks (the machine's load changes), and after
+    twice as many each time such a probe confirms the choice, so that a machine that stays
+    busy pays for few probes.
     """
 
-    def __init__(self, threads: int | None, *, probe_every: int = 8) -> None:
+    def __init__(self, threads: int | None, *, probe_every: int = 8, margin: float = 0.1,
+                 clock: Callable[[], float] = time.perf_counter) -> None:  # fmt: skip
         most = 1 if forked_child() else available_cores()
         if _LIMIT is not None:
             most = min(most, _LIMIT)
         self.fixed = min(threads, most) if threads is not None else (1 if most < 2 else None)
         self.most = most
         self.probe_every = probe_every
+        self.margin = margin
+        self.clock = clock
         self.seconds_per_row: dict[int, float] = {}
         self.chunks = 0
         self.used: dict[int, int] = {}  # threads -> chunks run with them (for the log's stats)
+        self._interval = probe_every
+        self._next_probe: int | None = None  # chunk index of the next probe (once both are measured)
+        self._probing = False
+
+    def best(self) -> int:
+        """The faster of the measured choices (all threads only when faster by more than the margin)."""
+        one, most = self.seconds_per_row[1], self.seconds_per_row[self.most]
+        return self.most if most < (1.0 - self.margin) * one else 1
 
     def next(self) -> int:
         """Threads for the next chunk."""
         if self.fixed is not None:
             return self.fixed
-        options = (self.most, 1)
-        untried = [n for n in options if n not in self.seconds_per_row]
-        if untried:
-            return untried[0]
-        best = min(options, key=lambda n: self.seconds_per_row[n])
-        if self.chunks % self.probe_every == 0:
-            return options[1] if best == options[0] else options[0]
+        if self.chunks == 0 or 1 not in self.seconds_per_row:
+            return 1
+        if self.most not in self.seconds_per_row:
+            return self.most
+        best = self.best()
+        if self._next_probe is None:
+            self._next_probe = self.chunks + self._interval
+        self._probing = self.chunks >= self._next_probe
+        if self._probing:
+            return 1 if best == self.most else self.most
         return best
 
     @contextlib.contextmanager
     def chunk(self, rows: int) -> Iterator[int]:
         """Run one chunk of ``rows`` requests: yields the thread count, records the time taken."""
         n = self.next()
-        start = time.perf_counter()
+        before = self.best() if self._next_probe is not None else None
+        start = self.clock()
         yield n
         if rows and self.chunks > 0:
-            self.seconds_per_row[n] = (time.perf_counter() - start) / rows
+            self.seconds_per_row[n] = (self.clock() - start) / rows
+        if before is not None and (self._probing or self.best() != before):
+            # after a probe that confirms the choice, wait twice as long for the next one; after a
+            # switch (found by a probe, or by the chosen count slowing down), start again
+            self._interval = self._interval * 2 if self.best() == before else self.probe_every
+            self._next_probe = self.chunks + 1 + self._interval
+            self._probing = False
         self.chunks += 1
         self.used[n] = self.used.get(n, 0) + 1

@@ -211,22 +211,43 @@ def test_compiled_cost_rule_equals_the_cost_model(kind):
     assert compiled == pytest.approx(c.service_cost(d, hit).tolist())
 
 
-def test_thread_plan_measures_and_keeps_the_faster():
-    """Auto threads: an unmeasured warm-up chunk, one chunk each way, then the faster, with a
-    periodic probe of the other; a fixed count is kept."""
+def _plan_choices(speeds, chunks: int, **kwargs) -> list[int]:
+    """The thread counts an auto plan choosing between one and two threads runs over ``chunks``
+    chunks of 100 rows when ``n`` threads take ``speeds[n]`` seconds per row (a dict, or a
+    function of the chunk index giving one) on a fake clock."""
     from simcache.cache.threads import ThreadPlan
 
-    plan = ThreadPlan(None, probe_every=4)
-    plan.most = 2
-    plan.fixed = None
-    slow = {2: 10.0, 1: 1.0}  # seconds per row: two threads are slow here (a busy machine)
+    now = [0.0]
+    plan = ThreadPlan(None, clock=lambda: now[0], **kwargs)
+    plan.most, plan.fixed = 2, None
     chosen = []
-    for _ in range(9):
-        n = plan.next()
-        chosen.append(n)
-        with plan.chunk(100):
-            pass
-        if plan.chunks > 1:
-            plan.seconds_per_row[n] = slow[n]
-    assert chosen == [2, 2, 1, 1, 2, 1, 1, 1, 2]
+    for i in range(chunks):
+        with plan.chunk(100) as n:
+            chosen.append(n)
+            now[0] += 100 * (speeds(i) if callable(speeds) else speeds)[n]
+    return chosen
+
+
+def test_thread_plan_on_a_busy_machine_stays_on_one_thread_and_backs_off_its_probes():
+    """One thread for the warm-up and the first measurement, all threads once, then the faster;
+    probes of the slower choice after 4, then 8, then 16 chunks while they keep losing."""
+    chosen = _plan_choices({2: 10.0, 1: 1.0}, 40, probe_every=4)  # two threads slow: a busy machine
+    twos = [i for i, n in enumerate(chosen) if n == 2]
+    assert chosen[:3] == [1, 1, 2]
+    assert [b - a for a, b in zip(twos, twos[1:])] == [5, 9, 17]  # each probe waits twice as long
+
+
+def test_thread_plan_keeps_all_threads_only_when_clearly_faster():
+    """A team of threads 5 % faster (within the 10 % margin) is not worth it; 40 % faster is; and
+    when the machine gets busy, the next probe of one thread switches back to it."""
+    assert set(_plan_choices({2: 0.95, 1: 1.0}, 12, probe_every=100)[3:]) == {1}
+    assert set(_plan_choices({2: 0.6, 1: 1.0}, 12, probe_every=100)[3:]) == {2}
+    idle, busy = {2: 0.6, 1: 1.0}, {2: 3.0, 1: 1.2}
+    chosen = _plan_choices(lambda i: idle if i < 5 else busy, 16, probe_every=4)
+    assert chosen == [1, 1, 2, 2, 2, 2, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1]  # slowed at chunk 5; probed again at 10
+
+
+def test_thread_plan_fixed_counts():
+    from simcache.cache.threads import ThreadPlan
+
     assert ThreadPlan(1).next() == 1 and ThreadPlan(3).next() <= 3
