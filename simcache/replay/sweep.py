@@ -372,7 +372,7 @@ def run_sweep(
         "object_replay": shared.get("object"),
         "ks": k_grid,
     })  # fmt: skip
-    record = {"simcache_version": __version__, "trace": str(path), **identity, "policies": pols,
+    record = {"simcache_version": __version__, "trace": _trace_reference(path, out), **identity, "policies": pols,
               "capacities": caps, "radii": rads, "backend": backend}  # fmt: skip
     with owned_folder(out, command="simcache sweep", echo=say):
         _prepare_folder(out, identity, resume=resume, overwrite=overwrite, echo=say)
@@ -415,6 +415,16 @@ def _workers(backend: str, address: str | None, jobs: int | None, todo: int) -> 
     if backend == "ray" and address is not None and jobs is None:
         return None
     return max(1, min(default_jobs() if jobs is None else int(jobs), todo))
+
+
+def _trace_reference(trace: Path, out: Path) -> str:
+    """The trace's path as ``sweep.json`` records it: relative to the sweep folder when the trace
+    lies in the folder that holds it (a report such as the demo's, moved or built in a temporary
+    folder, still points at its own trace), else absolute."""
+    trace, home = Path(trace).resolve(), Path(out).resolve().parent
+    if trace.is_relative_to(home):
+        return Path(os.path.relpath(trace, Path(out).resolve())).as_posix()
+    return str(trace)
 
 
 def _prepare_folder(out: Path, identity: dict[str, Any], *, resume: bool, overwrite: bool,

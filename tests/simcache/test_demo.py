@@ -83,6 +83,9 @@ def test_demo_writes_complete_report(tmp_path) -> None:
     for path in ("trace.arrow", "trace.catalogue.arrow", "object-sweep/results.csv", "model/best.pt",
                  "sweep/results.csv", "analysis/report.md", "analysis/norms.png"):
         assert (out / path).stat().st_size > 0, path
+    # the sweeps point at the report's own trace, not at the temporary folder the demo built in
+    for sweep in ("sweep", "object-sweep"):
+        assert json.loads((out / sweep / "sweep.json").read_text())["trace"] == "../trace.arrow"
     # every figure the README links exists
     for line in readme.splitlines():
         if line.startswith("!["):

@@ -86,6 +86,13 @@ def test_sweep_rows_equal_single_replays(tmp_path, trace_file, jobs):
     assert one["parameters"]["params"]["acceptance"] == "linear"
     meta = json.loads((out / "sweep.json").read_text())
     assert meta["capacities"] == [5, 20] and meta["radii"] == [0.1, 0.2] and meta["jobs"] == jobs
+    assert meta["trace"] == "../trace.arrow"  # beside the sweep folder: recorded relative to it
+
+
+def test_sweep_records_a_trace_elsewhere_by_its_absolute_path(tmp_path, trace_file):
+    out = tmp_path / "deeper" / "runs" / "s"
+    run_sweep(trace_file, capacities="10", radii="0.1", out=out, jobs=1, progress=False)
+    assert json.loads((out / "sweep.json").read_text())["trace"] == str(trace_file.resolve())
 
 
 def test_sweep_single_capacity_writes_radius_curve_only(tmp_path, trace_file):
