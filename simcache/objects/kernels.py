@@ -236,21 +236,66 @@ def exact_best(q, items, bias, metric, cand, n_cand, m, oj, oe, lanes) -> int:
 
 
 @nb.njit(cache=True)
-def nearest_objects(g_row, q, qn2, tol, items, item_n2, bias, metric, m, cap, bv, bj, every, oj, oe, lanes, counters):
-    """The exact ``m`` nearest catalogue objects of one request (ordered by (e, j))."""
+def row_keys(g_row, qn2, item_n2, bias, metric, out) -> None:
+    """The approximate keys (:func:`approx_key`) of a whole row into ``out``: one branch-free
+    loop per metric, which the compiler vectorises."""
+    if metric == 2:
+        for j in range(g_row.shape[0]):
+            out[j] = -(np.float64(g_row[j]) + bias[j])
+    else:
+        for j in range(g_row.shape[0]):
+            out[j] = qn2 + item_n2[j] - 2.0 * np.float64(g_row[j])
+
+
+@nb.njit(cache=True)
+def band_compact(bv, bj, n, m, margin):
+    """Keep (in place, in their order) the entries of ``bv[:n]`` within ``margin`` of their
+    ``m``-th smallest; return (new length, that threshold), or (n, inf) with fewer than ``m``."""
+    if n < m:
+        return n, np.inf
+    limit = np.partition(bv[:n], m - 1)[m - 1] + margin
+    kept = 0
+    for i in range(n):
+        if bv[i] <= limit:
+            bv[kept] = bv[i]
+            bj[kept] = bj[i]
+            kept += 1
+    return kept, limit
+
+
+@nb.njit(cache=True)
+def nearest_objects(g_row, q, qn2, tol, items, item_n2, bias, metric, m, cap, bv, bj, abuf, every, oj, oe, lanes,
+                    counters):  # fmt: skip
+    """The exact ``m`` nearest catalogue objects of one request (ordered by (e, j)).
+
+    The approximate keys of the row are computed in one vectorised pass (into ``abuf``, N
+    floats); the scan then appends every object within the current threshold to an unsorted band
+    (``bv``/``bj``, longer than ``cap``) and, when the band is full, compacts it to the entries
+    within the margin of its ``m``-th smallest (a selection, no sorted insertion), which lowers
+    the threshold. A band still longer than ``cap`` after a compaction or at the end (the final
+    band within ``margin`` of the row's ``m``-th smallest, or the band of a prefix of the row)
+    makes the whole row be evaluated exactly."""
     n_obj = items.shape[0]
     margin = 2.0 * tol
+    row_keys(g_row, qn2, item_n2, bias, metric, abuf)
+    width = bv.shape[0]
     n = 0
-    thr = np.inf  # the m-th smallest approximation so far + margin (band_insert is called rarely)
+    thr = np.inf
+    crowded = False
     for j in range(n_obj):
-        a = approx_key(g_row[j], qn2, item_n2[j], bias[j], metric)
+        a = abuf[j]
         if a <= thr:
-            n = band_insert(a, j, bv, bj, n, m, margin, cap)
-            if n < 0:
-                break
-            if n >= m:
-                thr = bv[m - 1] + margin
-    if n < 0:
+            bv[n] = a
+            bj[n] = j
+            n += 1
+            if n == width:
+                n, thr = band_compact(bv, bj, n, m, margin)
+                if n > cap:
+                    crowded = True
+                    break
+    if not crowded:
+        n, thr = band_compact(bv, bj, n, m, margin)
+    if n > cap:
         counters[FULL_ROWS] += 1
         return exact_best(q, items, bias, metric, every, n_obj, m, oj, oe, lanes)
     return exact_best(q, items, bias, metric, bj, n, m, oj, oe, lanes)
@@ -378,9 +423,10 @@ def serve_block(
     radius = env[ENV_RADIUS]
     c_f = env[ENV_CF]
     m_x = ext.shape[1]
-    width = max(m_all, m_c, m_x) + cap
+    width = 2 * (max(m_all, m_c, m_x) + cap)
     bv = np.empty(width, np.float64)
     bj = np.empty(width, np.int64)
+    abuf = np.empty(n_obj, np.float64)
     every = np.arange(n_obj)
     lanes = np.empty(LANES, np.float64)
     ex_obj = np.empty(m_all, np.int64)
@@ -402,7 +448,7 @@ def serve_block(
         t = t0 + i
         q = Q[i]
         n_ex = nearest_objects(G[i], q, qn2[i], tol[i], items, item_n2, bias, metric, m_all, cap + m_all,
-                               bv, bj, every, ex_obj, ex_e, lanes, counters)  # fmt: skip
+                               bv, bj, abuf, every, ex_obj, ex_e, lanes, counters)  # fmt: skip
         e_min = ex_e[0]
         env[ENV_EMIN] = e_min
         for a in range(k):
@@ -472,15 +518,16 @@ def serve_block(
 @nb.njit(cache=True)
 def nearest_block(G, Q, qn2, tol, items, item_n2, bias, metric, m, cap, out_obj, out_e, counters):
     """The exact ``m`` nearest objects of every request of a block (rows of ``out_obj``, ``out_e``)."""
-    bv = np.empty(m + cap, np.float64)
-    bj = np.empty(m + cap, np.int64)
+    bv = np.empty(2 * (m + cap), np.float64)
+    bj = np.empty(2 * (m + cap), np.int64)
+    abuf = np.empty(items.shape[0], np.float64)
     every = np.arange(items.shape[0])
     lanes = np.empty(LANES, np.float64)
     oj = np.empty(m, np.int64)
     oe = np.empty(m, np.float64)
     for i in range(G.shape[0]):
         n = nearest_objects(G[i], Q[i], qn2[i], tol[i], items, item_n2, bias, metric, m, cap + m,
-                            bv, bj, every, oj, oe, lanes, counters)  # fmt: skip
+                            bv, bj, abuf, every, oj, oe, lanes, counters)  # fmt: skip
         for c in range(n):
             out_obj[i, c] = oj[c]
             out_e[i, c] = oe[c]
