@@ -43,6 +43,8 @@ METRICS = {"l2": 0, "cosine": 1, "ip": 2}
 DISSIMILARITIES = {"distance": 0, "squared": 1, "radius": 2}
 TOL_FACTOR = 4.0
 U32 = 2.0**-24
+#: objects per chunk of the candidate scan (see :func:`nearest_objects`)
+SCAN_CHUNK = 64
 
 # env: float64 constants of the replay handed to every policy update
 ENV_CF, ENV_METRIC, ENV_DKIND, ENV_RADIUS, ENV_EMIN, ENV_K, ENV_SIZE = 0, 1, 2, 3, 4, 5, 8
@@ -235,22 +237,149 @@ def exact_best(q, items, bias, metric, cand, n_cand, m, oj, oe, lanes) -> int:
     return n
 
 
+@nb.njit(cache=True, fastmath=True)
+def chunk_min(t) -> float:
+    """``min(t)`` of one full chunk (:data:`SCAN_CHUNK` values) with four independent running
+    minima (fastmath only lets the compiler reorder them: there is no arithmetic, and a minimum
+    is exact in any order)."""
+    m0, m1, m2, m3 = t[0], t[1], t[2], t[3]
+    for j in range(4, SCAN_CHUNK, 4):
+        m0 = min(m0, t[j])
+        m1 = min(m1, t[j + 1])
+        m2 = min(m2, t[j + 2])
+        m3 = min(m3, t[j + 3])
+    return min(min(m0, m1), min(m2, m3))
+
+
 @nb.njit(cache=True)
-def nearest_objects(g_row, q, qn2, tol, items, item_n2, bias, metric, m, cap, bv, bj, every, oj, oe, lanes, counters):
-    """The exact ``m`` nearest catalogue objects of one request (ordered by (e, j))."""
+def row_keys(g_row, qn2, item_n2, bias, metric, keys, minima) -> int:
+    """The approximate keys (:func:`approx_key`) of a whole row into ``keys`` and the minimum of
+    each chunk of :data:`SCAN_CHUNK` objects into ``minima`` (one pass, chunk by chunk while the
+    chunk is in cache; branch-free fixed-length loops the compiler vectorises); returns the
+    number of chunks."""
+    n = g_row.shape[0]
+    full = n // SCAN_CHUNK
+    for c in range(full):
+        lo = c * SCAN_CHUNK
+        t = keys[lo : lo + SCAN_CHUNK]
+        g = g_row[lo : lo + SCAN_CHUNK]
+        if metric == 2:
+            b = bias[lo : lo + SCAN_CHUNK]
+            for j in range(SCAN_CHUNK):
+                t[j] = -(np.float64(g[j]) + b[j])
+        else:
+            v = item_n2[lo : lo + SCAN_CHUNK]
+            for j in range(SCAN_CHUNK):
+                t[j] = qn2 + v[j] - 2.0 * np.float64(g[j])
+        minima[c] = chunk_min(t)
+    if full * SCAN_CHUNK == n:
+        return full
+    mn = np.inf
+    for j in range(full * SCAN_CHUNK, n):
+        keys[j] = approx_key(g_row[j], qn2, item_n2[j], bias[j], metric)
+        mn = min(mn, keys[j])
+    minima[full] = mn
+    return full + 1
+
+
+@nb.njit(cache=True)
+def kth_smallest(v, n, k, scratch) -> float:
+    """The ``k``-th smallest (0-based) of ``v[:n]`` by quickselect on a copy in ``scratch``."""
+    w = scratch
+    for i in range(n):
+        w[i] = v[i]
+    lo, hi = 0, n - 1
+    while lo < hi:
+        p = w[(lo + hi) // 2]
+        i, j = lo, hi
+        while i <= j:
+            while w[i] < p:
+                i += 1
+            while w[j] > p:
+                j -= 1
+            if i <= j:
+                w[i], w[j] = w[j], w[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return w[k]
+    return w[k]
+
+
+@nb.njit(cache=True)
+def band_compact(bv, bj, n, m, margin, scratch):
+    """Keep (in place, in their order) the entries of ``bv[:n]`` within ``margin`` of their
+    ``m``-th smallest; return (new length, that threshold), or (n, inf) with fewer than ``m``."""
+    if n < m:
+        return n, np.inf
+    limit = kth_smallest(bv, n, m - 1, scratch) + margin
+    kept = 0
+    for i in range(n):
+        if bv[i] <= limit:
+            bv[kept] = bv[i]
+            bj[kept] = bj[i]
+            kept += 1
+    return kept, limit
+
+
+@nb.njit(cache=True)
+def scan_buffer_size(n_objects: int) -> int:
+    """Floats of :func:`nearest_objects`' ``abuf``: the row's keys, its chunk minima, a scratch."""
+    return n_objects + 2 * (n_objects // SCAN_CHUNK + 1)
+
+
+@nb.njit(cache=True)
+def nearest_objects(g_row, q, qn2, tol, items, item_n2, bias, metric, m, cap, bv, bj, abuf, every, oj, oe, lanes,
+                    counters):  # fmt: skip
+    """The exact ``m`` nearest catalogue objects of one request (ordered by (e, j)).
+
+    The approximate keys of the row are computed in one vectorised pass (into ``abuf[:N]``) with
+    the minimum of every chunk of :data:`SCAN_CHUNK` objects (into ``abuf[N:]``, see
+    :func:`row_keys`). The ``m``-th
+    smallest chunk minimum bounds the row's ``m``-th smallest key from above (``m`` distinct
+    objects are at or below it), so only chunks whose minimum is within that bound + margin can
+    hold band objects; their objects within the threshold are appended to an unsorted band
+    (the first half of ``bv``/``bj``, longer than ``cap``; the second half of ``bv`` is a
+    scratch; ``abuf``: :func:`scan_buffer_size` floats), compacted when full to the entries within the margin of
+    its ``m``-th smallest (a selection, no sorted insertion), which lowers the threshold. The
+    final compaction leaves exactly the objects within the margin of the row's ``m``-th smallest
+    key. A band longer than ``cap`` (at the end, or after a compaction: then the band of the part
+    scanned) makes the whole row be evaluated exactly."""
     n_obj = items.shape[0]
     margin = 2.0 * tol
+    cmin = abuf[n_obj:]
+    n_chunks = row_keys(g_row, qn2, item_n2, bias, metric, abuf, cmin)
+    scratch = cmin[n_chunks:]
+    thr = np.inf
+    if n_chunks >= m:
+        thr = kth_smallest(cmin, n_chunks, m - 1, scratch) + margin
+    width = bv.shape[0] // 2
+    bscratch = bv[width:]
     n = 0
-    thr = np.inf  # the m-th smallest approximation so far + margin (band_insert is called rarely)
-    for j in range(n_obj):
-        a = approx_key(g_row[j], qn2, item_n2[j], bias[j], metric)
-        if a <= thr:
-            n = band_insert(a, j, bv, bj, n, m, margin, cap)
-            if n < 0:
-                break
-            if n >= m:
-                thr = bv[m - 1] + margin
-    if n < 0:
+    crowded = False
+    for c in range(n_chunks):
+        if cmin[c] > thr:
+            continue
+        for j in range(c * SCAN_CHUNK, min((c + 1) * SCAN_CHUNK, n_obj)):
+            a = abuf[j]
+            if a <= thr:
+                bv[n] = a
+                bj[n] = j
+                n += 1
+                if n == width:
+                    n, thr = band_compact(bv, bj, n, m, margin, bscratch)
+                    if n > cap:
+                        crowded = True
+                        break
+        if crowded:
+            break
+    if not crowded:
+        n, thr = band_compact(bv, bj, n, m, margin, bscratch)
+    if n > cap:
         counters[FULL_ROWS] += 1
         return exact_best(q, items, bias, metric, every, n_obj, m, oj, oe, lanes)
     return exact_best(q, items, bias, metric, bj, n, m, oj, oe, lanes)
@@ -378,9 +507,10 @@ def serve_block(
     radius = env[ENV_RADIUS]
     c_f = env[ENV_CF]
     m_x = ext.shape[1]
-    width = max(m_all, m_c, m_x) + cap
+    width = 4 * (max(m_all, m_c, m_x) + cap)
     bv = np.empty(width, np.float64)
     bj = np.empty(width, np.int64)
+    abuf = np.empty(scan_buffer_size(n_obj), np.float64)
     every = np.arange(n_obj)
     lanes = np.empty(LANES, np.float64)
     ex_obj = np.empty(m_all, np.int64)
@@ -402,7 +532,7 @@ def serve_block(
         t = t0 + i
         q = Q[i]
         n_ex = nearest_objects(G[i], q, qn2[i], tol[i], items, item_n2, bias, metric, m_all, cap + m_all,
-                               bv, bj, every, ex_obj, ex_e, lanes, counters)  # fmt: skip
+                               bv, bj, abuf, every, ex_obj, ex_e, lanes, counters)  # fmt: skip
         e_min = ex_e[0]
         env[ENV_EMIN] = e_min
         for a in range(k):
@@ -472,15 +602,16 @@ def serve_block(
 @nb.njit(cache=True)
 def nearest_block(G, Q, qn2, tol, items, item_n2, bias, metric, m, cap, out_obj, out_e, counters):
     """The exact ``m`` nearest objects of every request of a block (rows of ``out_obj``, ``out_e``)."""
-    bv = np.empty(m + cap, np.float64)
-    bj = np.empty(m + cap, np.int64)
+    bv = np.empty(4 * (m + cap), np.float64)
+    bj = np.empty(4 * (m + cap), np.int64)
+    abuf = np.empty(scan_buffer_size(items.shape[0]), np.float64)
     every = np.arange(items.shape[0])
     lanes = np.empty(LANES, np.float64)
     oj = np.empty(m, np.int64)
     oe = np.empty(m, np.float64)
     for i in range(G.shape[0]):
         n = nearest_objects(G[i], Q[i], qn2[i], tol[i], items, item_n2, bias, metric, m, cap + m,
-                            bv, bj, every, oj, oe, lanes, counters)  # fmt: skip
+                            bv, bj, abuf, every, oj, oe, lanes, counters)  # fmt: skip
         for c in range(n):
             out_obj[i, c] = oj[c]
             out_e[i, c] = oe[c]

@@ -15,7 +15,10 @@ Rules (the reference in the tests implements them independently, over the whole 
 * **Mirror ascent** (negative entropy): ``z_o = y_o exp(eta g_o)``, then the KL (Bregman)
   projection onto the capped simplex: ``y_o = min(1, s z_o)`` with ``s`` such that ``sum y = C``
   (found by sorting ``z`` descending: the smallest ``j`` with ``z_(j) s_j < 1``, ``s_j = (C - j) /
-  (sum of the values below the top j)``).
+  (sum of the values below the top j)``, and at most ``j = C - 1``: with positive mass below the
+  top ``C`` values the exact projection never caps ``C`` of them, so a product ``z_(C-1) s``
+  that reaches 1 only by float rounding leaves that value uncapped at ``min(1, s z) = 1``
+  instead of setting every other ``y`` to 0 for good; see :func:`capped_projection`).
 * **Rounding** (``period`` M: after requests ``t`` with ``t % M == 0``): systematic sampling, an
   equivalent of DepRound in its marginals: points ``p_i = (u + i) sum(y) / C``, ``i < C``; object
   ``o`` is selected when a point falls in its interval of the cumulative sums of ``y`` in object
@@ -67,19 +70,30 @@ REFRESH = 256
 @nb.njit(cache=True)
 def capped_projection(z_desc, rest, capacity):
     """(j, s) of the KL projection of values ``z_desc`` (descending) plus ``rest`` (the mass of
-    values known to stay below the cap) onto ``{min(1, s z)}`` summing to ``capacity``."""
+    values known to stay below the cap) onto ``{min(1, s z)}`` summing to ``capacity``: the top
+    ``j`` values are capped (y = 1), the others get ``y = min(1, s z)``.
+
+    The boundary rule shared by the lazy and the full form: at most ``capacity - 1`` values are
+    capped. With positive mass below the top ``C`` values the exact projection never caps ``C``
+    (``z_(C-1) s_(C-1) = z_(C-1) / (z_(C-1) + below) < 1``); only float rounding can make that
+    product reach 1, and capping there would give ``s = 0``: every other object ``y = 0`` for
+    good (``y = 0`` stays 0) on a decision that the two forms, whose sums are grouped
+    differently, may take differently. So the ``C``-th value stays uncapped with ``s = 1 /
+    mass`` (its ``min(1, s z)`` is 1 within rounding) and the others keep their tiny positive
+    ``y``, equal in both forms within rounding. ``s = 0`` is returned only when no mass at all is
+    left below the top ``j``."""
     n = z_desc.shape[0]
     tail = np.empty(n + 1, np.float64)
     tail[n] = 0.0
     for i in range(n - 1, -1, -1):
         tail[i] = tail[i + 1] + z_desc[i]
-    top = min(n, capacity)
+    top = min(n, capacity - 1)
     for j in range(top + 1):
         mass = rest + tail[j]
         if mass <= 0.0:
             return j, 0.0  # nothing left below the cap to scale: those objects keep y = 0
         s = (capacity - j) / mass
-        if j == n or z_desc[j] * s < 1.0:
+        if j == top or z_desc[j] * s < 1.0:
             return j, s
     return top, 0.0
 
@@ -303,8 +317,8 @@ def lazy_step(all_obj, g, n_all, eta, fstate, n_obj, capacity) -> None:
     for i in range(n):
         zs[i] = z[order[i]]
     j, s = capped_projection(zs, S * W, capacity)
-    # when the capped objects take the whole capacity (s = 0) every other object has y = 0: keep
-    # the scale, and their weights become 0
+    # s = 0 only when no mass is left below the capped objects (all others already have y = 0):
+    # keep the scale, and their weights become 0
     S_new = S * s if s > 0.0 else S
     for r in range(n):
         o = ids[order[r]]
@@ -342,7 +356,7 @@ def full_step(all_obj, g, n_all, eta, fstate, n_obj, capacity) -> None:
     zs = z[order]
     j, s = capped_projection(zs, 0.0, capacity)
     for r in range(n_obj):
-        fstate[wo + order[r]] = 1.0 if r < j else s * zs[r]
+        fstate[wo + order[r]] = 1.0 if r < j else min(1.0, s * zs[r])
 
 
 @nb.njit(UPDATE_SIG, cache=True)

@@ -254,19 +254,20 @@ class RefQLRUDC(RefLRU):
 
 
 def ref_capped_projection(z: list[float], capacity: int) -> list[float]:
-    """KL projection of positive ``z`` onto the capped simplex by sorting: ``min(1, s z)``."""
+    """KL projection of positive ``z`` onto the capped simplex by sorting: ``min(1, s z)``, at
+    most ``capacity - 1`` values capped (the ``C``-th reaches 1 only by rounding)."""
     order = sorted(range(len(z)), key=lambda i: -z[i])
     zs = [z[i] for i in order]
     tail = [0.0] * (len(zs) + 1)
     for i in range(len(zs) - 1, -1, -1):
         tail[i] = tail[i + 1] + zs[i]
-    for j in range(min(len(zs), capacity) + 1):
+    for j in range(min(len(zs), capacity - 1) + 1):
         s = (capacity - j) / tail[j]
-        if j == len(zs) or zs[j] * s < 1.0:
+        if j == capacity - 1 or zs[j] * s < 1.0:
             break
     y = [0.0] * len(z)
     for r, i in enumerate(order):
-        y[i] = 1.0 if r < j else s * zs[r]
+        y[i] = 1.0 if r < j else min(1.0, s * zs[r])
     return y
 
 
