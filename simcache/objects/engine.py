@@ -22,6 +22,7 @@ import numpy as np
 
 from recvae.errors import UserError
 from simcache.cache.streams import request_blocks
+from simcache.cache.threads import single_threaded_blas
 from simcache.objects import kernels as K
 from simcache.objects.catalogue import as_catalogue
 from simcache.objects.config import ObjectReplayConfig
@@ -132,29 +133,30 @@ def replay_objects(vectors: Any, catalogue: Any, config: ObjectReplayConfig | No
     g_buf = None
     t0 = 0
     try:
-        for raw in blocks:
-            q, qn2, tol = prepare_queries(raw, cat, t0)
-            b = q.shape[0]
-            if log is not None:
-                part, off = log, t0
-            else:
-                part, off = ObjectReplayLog.empty(b, config.k), 0
-                parts.append(part)
-            g_buf = _product(q, cat, g_buf)
-            ext = no_ext
-            if index is not None:
-                from simcache.objects.server import search_prepared
+        with single_threaded_blas():  # small products: BLAS threads would spin between them
+            for raw in blocks:
+                q, qn2, tol = prepare_queries(raw, cat, t0)
+                b = q.shape[0]
+                if log is not None:
+                    part, off = log, t0
+                else:
+                    part, off = ObjectReplayLog.empty(b, config.k), 0
+                    parts.append(part)
+                g_buf = _product(q, cat, g_buf)
+                ext = no_ext
+                if index is not None:
+                    from simcache.objects.server import search_prepared
 
-                ext = np.ascontiguousarray(search_prepared(index, q, cat, m_x)[0])
-            sl = slice(off, off + b)
-            K.serve_block(g_buf, q, qn2, tol, t0, cat.items, cat.norm2, cat.bias, env, m_all, m_c, BAND_CAP,
-                          ext, index is not None, update, key, *cache.args(), fpar,
-                          part.server[sl], part.served[sl], part.local[sl], part.origin[sl], part.cost[sl],
-                          part.cost_empty[sl], part.cost_opt[sl], part.inserted[sl], part.evicted[sl],
-                          counters)  # fmt: skip
-            t0 += b
-            if bar is not None:
-                bar.update(b)
+                    ext = np.ascontiguousarray(search_prepared(index, q, cat, m_x)[0])
+                sl = slice(off, off + b)
+                K.serve_block(g_buf, q, qn2, tol, t0, cat.items, cat.norm2, cat.bias, env, m_all, m_c, BAND_CAP,
+                              ext, index is not None, update, key, *cache.args(), fpar,
+                              part.server[sl], part.served[sl], part.local[sl], part.origin[sl], part.cost[sl],
+                              part.cost_empty[sl], part.cost_opt[sl], part.inserted[sl], part.evicted[sl],
+                              counters)  # fmt: skip
+                t0 += b
+                if bar is not None:
+                    bar.update(b)
     finally:
         if bar is not None:
             bar.close()

@@ -35,6 +35,7 @@ import numba as nb
 import numpy as np
 from numba import types as nt
 
+from simcache.cache.kernels.borrowed import borrowed, keep_alive, split
 from simcache.cache.kernels.distances import LANES, fold_lanes, normalize_rows
 from simcache.cache.kernels.distances import sqdist as lane_sqdist
 from simcache.cache.kernels.draws import seed_key, splitmix64
@@ -508,26 +509,40 @@ def serve_block(
     c_f = env[ENV_CF]
     m_x = ext.shape[1]
     width = 4 * (max(m_all, m_c, m_x) + cap)
-    bv = np.empty(width, np.float64)
-    bj = np.empty(width, np.int64)
-    abuf = np.empty(scan_buffer_size(n_obj), np.float64)
-    every = np.arange(n_obj)
-    lanes = np.empty(LANES, np.float64)
-    ex_obj = np.empty(m_all, np.int64)
-    ex_e = np.empty(m_all, np.float64)
     m_list = max(m_all, m_x + k)
-    all_obj = np.empty(m_list, np.int64)
-    all_e = np.empty(m_list, np.float64)
-    all_h = np.empty(m_list, np.float64)
-    cc_obj = np.empty(m_c, np.int64)
-    cc_e = np.empty(m_c, np.float64)
-    cc_h = np.empty(m_c, np.float64)
-    ans_obj = np.empty(k, np.int64)
-    ans_local = np.empty(k, np.int8)
-    ans_h = np.empty(k, np.float64)
-    ans_eff = np.empty(k, np.float64)
-    ans_e = np.empty(k, np.float64)
-    xbuf = np.empty(m_x + k, np.int64)
+    # every array of the loop borrowed (see :mod:`simcache.cache.kernels.borrowed`); the locals'
+    # owners are kept to the end
+    G, Q, qn2, tol = borrowed(G), borrowed(Q), borrowed(qn2), borrowed(tol)
+    items, item_n2, bias, env = borrowed(items), borrowed(item_n2), borrowed(bias), borrowed(env)
+    ext, fpar, counters = borrowed(ext), borrowed(fpar), borrowed(counters)
+    slot_obj, obj_slot, slot_req, free = borrowed(slot_obj), borrowed(obj_slot), borrowed(slot_req), borrowed(free)
+    cstate, meta, glob, fstate = borrowed(cstate), borrowed(meta), borrowed(glob), borrowed(fstate)
+    o_server, o_served, o_local = borrowed(o_server), borrowed(o_served), borrowed(o_local)
+    o_origin, o_cost, o_empty = borrowed(o_origin), borrowed(o_cost), borrowed(o_empty)
+    o_opt, o_ins, o_ev = borrowed(o_opt), borrowed(o_ins), borrowed(o_ev)
+    owned_f64 = np.empty(width + scan_buffer_size(n_obj) + LANES + m_all + 2 * m_list + 2 * m_c + 3 * k, np.float64)
+    owned_i64 = np.empty(width + n_obj + m_all + m_list + m_c + k + m_x + k, np.int64)
+    owned_i8 = np.empty(k, np.int8)
+    f64, i64, ans_local = borrowed(owned_f64), borrowed(owned_i64), borrowed(owned_i8)
+    bv, f64 = split(f64, width)
+    abuf, f64 = split(f64, scan_buffer_size(n_obj))
+    lanes, f64 = split(f64, LANES)
+    ex_e, f64 = split(f64, m_all)
+    all_e, f64 = split(f64, m_list)
+    all_h, f64 = split(f64, m_list)
+    cc_e, f64 = split(f64, m_c)
+    cc_h, f64 = split(f64, m_c)
+    ans_h, f64 = split(f64, k)
+    ans_eff, f64 = split(f64, k)
+    ans_e, f64 = split(f64, k)
+    bj, i64 = split(i64, width)
+    every, i64 = split(i64, n_obj)
+    every[:] = np.arange(n_obj)
+    ex_obj, i64 = split(i64, m_all)
+    all_obj, i64 = split(i64, m_list)
+    cc_obj, i64 = split(i64, m_c)
+    ans_obj, i64 = split(i64, k)
+    xbuf, i64 = split(i64, m_x + k)
     for i in range(n_req):
         t = t0 + i
         q = Q[i]
@@ -597,6 +612,7 @@ def serve_block(
                q, items, bias, slot_obj, obj_slot, slot_req, free, cstate, meta, glob, fstate, fpar, env)  # fmt: skip
         o_ins[i] = cstate[N_INS]
         o_ev[i] = cstate[N_EV]
+    keep_alive(owned_f64, owned_i64, owned_i8)
 
 
 @nb.njit(cache=True)
