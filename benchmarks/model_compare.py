@@ -100,7 +100,8 @@ def reading(numbers: dict) -> str:
         if not nag:
             continue
         gap = numbers["distances_normalised"].get("request to nearest object, 50%", {}).get(label)
-        item = f"{label} (NAG {min(nag):.2f}-{max(nag):.2f}, requests {gap:.2g} scales from their nearest item)"
+        where = f", requests {gap:.2g} scales from their nearest item" if gap is not None else ""
+        item = f"{label} (NAG {min(nag):.2f}-{max(nag):.2f}{where})"
         (flat if min(nag) >= 0.99 else spread).append(item)
     if not flat:
         return ""
