@@ -81,14 +81,13 @@ NOTES = [
     "search (AÇAI asks for 50 candidates per request where obj-lru asks for k = 10) computes a row's "
     "approximate keys and the minimum of every 64-object chunk in one vectorised pass, bounds the m-th "
     "smallest key by the m-th smallest chunk minimum and scans only the chunks that can hold band objects "
-    "(an unsorted band compacted by quickselect instead of a sorted insertion; the same exact lists). "
-    "Measured when this note was written (`acai_speed(20000, 3000)` three times in a row, load 2.8-3.3 on 2 "
-    "cores): lazy against full 11.5x, 12.2x, 12.6x wall and 11.1x, 11.8x, 12.1x CPU; the previous candidate "
-    "search under the same load gave 8.3x-9.8x wall and 8.7x-9.4x CPU. Most of the lazy replay is still the "
-    "engine's common work (the obj-lru replay took 51-63 % of its time in those runs), and the float32 "
-    "product with multi-threaded BLAS suffers on a loaded machine: with `OPENBLAS_NUM_THREADS=1` the same "
-    "comparison on 1,000 requests gave 18x-21x (minimum of 5 interleaved runs). The ratio of this run and "
-    "the target's verdict are in the AÇAI throughput section above.",
+    "(an unsorted band compacted by quickselect instead of a sorted insertion; the same exact lists). The "
+    "engine's per-request loop runs on borrowed array views (no reference counting; about 11 % of an obj-lru "
+    "replay before, measured with perf) and its block products on one BLAS thread (OpenBLAS's threads spun "
+    "through the sequential pass, taking the other core). Before these two changes, three runs of "
+    "`acai_speed(20000, 3000)` at load 2.8-3.3 gave lazy against full 11.5x-12.6x wall, and the previous "
+    "candidate search 8.3x-9.8x; this run's ratio and the target's verdict are in the AÇAI throughput "
+    "section above.",
     "- GREEDY (lazy greedy, a (1 - 1/e) approximation fitted on the whole trace) is beaten by GRADES at "
     "C = 5 and 10 for k = 1, so it is a reference, not an upper bound.",
     "- With k = 1 and the optimal-answer cost model, LRU/LFU/SIM-LRU insert only when an answer is fetched "
