@@ -42,6 +42,11 @@ N_CANDIDATES = 8
 DENSE_MAX_CAPACITY = 16384
 #: requests read from the input (and handed to the compiled dense loop) at once
 READ_CHUNK = 8192
+#: with threads chosen automatically, the block products are split between threads only from this
+#: many multiply-adds per block: smaller ones end before a passively waiting thread has woken up
+#: (``python -m benchmarks.replay_threads``: the default on two threads was slower than one
+#: thread at C = 100 and 1,000, d = 200, about 2 and 29 million per block, and faster at 10,000)
+MIN_SPLIT_MACS = 100_000_000
 
 
 def default_block_size(capacity: int) -> int:
@@ -92,7 +97,8 @@ class _Engine:
         self.slot_norm2 = np.zeros(cap, dtype=np.float32)  # kept by the block kernels
         self.tol_coef = K.TOL_FACTOR * self.searcher.tol_scale * (dim + 4) * 2.0**-24
         self.max_norm = 0.0
-        self.plan = ThreadPlan(cfg.threads)
+        macs = block_size * (cap + block_size) * dim
+        self.plan = ThreadPlan(cfg.threads, auto_most=1 if self.dense and macs < MIN_SPLIT_MACS else None)
         self.parallel = True  # the current chunk's choice: the block products on two threads
 
     def prepare(self, raw: np.ndarray, t0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

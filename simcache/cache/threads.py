@@ -112,7 +112,7 @@ class ThreadPlan:
     """Chunk by chunk, how many threads the engine uses (see the module doc).
 
     ``threads``: a fixed number, or None to choose between one thread and ``available_cores()``
-    by measured time per request. One thread first: a warm-up chunk that is not measured (it loads
+    (at most ``auto_most``) by measured time per request. One thread first: a warm-up chunk that is not measured (it loads
     the compiled kernels and starts with an empty cache), then one measured chunk on one thread
     and one on all threads. All threads then run only while they are faster by more than
     ``margin`` (measurement noise must not buy a team of threads on a busy machine). The other
@@ -121,11 +121,13 @@ class ThreadPlan:
     busy pays for few probes.
     """
 
-    def __init__(self, threads: int | None, *, probe_every: int = 8, margin: float = 0.1,
-                 clock: Callable[[], float] = time.perf_counter) -> None:  # fmt: skip
+    def __init__(self, threads: int | None, *, auto_most: int | None = None, probe_every: int = 8,
+                 margin: float = 0.1, clock: Callable[[], float] = time.perf_counter) -> None:  # fmt: skip
         most = 1 if forked_child() else available_cores()
         if _LIMIT is not None:
             most = min(most, _LIMIT)
+        if threads is None and auto_most is not None:  # the work cannot use more (the engine knows)
+            most = min(most, auto_most)
         self.fixed = min(threads, most) if threads is not None else (1 if most < 2 else None)
         self.most = most
         self.probe_every = probe_every

@@ -251,3 +251,23 @@ def test_thread_plan_fixed_counts():
     from simcache.cache.threads import ThreadPlan
 
     assert ThreadPlan(1).next() == 1 and ThreadPlan(3).next() <= 3
+
+
+def test_small_block_products_are_never_split_between_threads():
+    """Auto threads: below MIN_SPLIT_MACS multiply-adds per block the engine keeps to one thread
+    (a team cannot win there); above it, the plan may use every available core; a fixed count is
+    always kept."""
+    from simcache.cache.config import ReplayConfig
+    from simcache.cache.engine import MIN_SPLIT_MACS, _Engine, default_block_size
+    from simcache.cache.threads import available_cores
+
+    def plan_most(capacity: int, dim: int, threads: int | None = None) -> int:
+        cfg = ReplayConfig(capacity=capacity, radius=0.5, threads=threads)
+        block = default_block_size(capacity)
+        eng = _Engine(cfg, dim, block)
+        assert (block * (capacity + block) * dim < MIN_SPLIT_MACS) == (capacity == 100)
+        return eng.plan.fixed if eng.plan.fixed is not None else eng.plan.most
+
+    assert plan_most(100, 200) == 1
+    assert plan_most(4000, 512) == available_cores()
+    assert plan_most(100, 200, threads=2) == min(2, available_cores())
