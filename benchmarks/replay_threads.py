@@ -33,7 +33,7 @@ from simcache.cache.threads import faiss_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: the grid (data, not code)
-FULL = {"n": 100_000, "dim": 200, "capacities": [100, 1_000, 10_000], "repeats": 3}
+FULL = {"n": 100_000, "dim": 200, "capacities": [100, 1_000, 10_000], "repeats": 5}
 QUICK = {"n": 10_000, "dim": 200, "capacities": [100, 1_000], "repeats": 2}
 #: issue 20's targets: default / one thread under load, and one thread / ceiling per capacity
 TARGET_LOADED = 0.9
