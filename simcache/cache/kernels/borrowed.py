@@ -3,10 +3,10 @@
 Numba counts references to every array it holds, with an atomic increment and decrement each time
 an array is bound to a new name: every argument of an inlined helper and of a policy kernel, every
 row view. Its pruning pass removes most pairs, but not those whose release lands in different
-branches; the block engine's loop kept about 60 atomic operations per request that way (a fifth of
-a small-cache replay, measured with ``perf``). :func:`borrowed` gives a view of an array without a
-reference (a null meminfo, which numba's increment and decrement skip), so every name bound to it
-in the loop costs nothing.
+branches; the block engine's loop kept about 60 atomic operations per request that way (counted
+with a debugger; ``python -m benchmarks.compare_revisions`` shows the replay speed it cost).
+:func:`borrowed` gives a view of an array without a reference (a null meminfo, which numba's
+increment and decrement skip), so every name bound to it in the loop costs nothing.
 
 Only for arrays that outlive every use of the view: the arguments of the compiled function that
 borrows them (its caller holds them), or locals kept alive by a later use (:func:`keep_alive`).
