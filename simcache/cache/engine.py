@@ -30,7 +30,7 @@ from simcache.cache.log import ReplayLog
 from simcache.cache.options import ENGINES
 from simcache.cache.search import Searcher, make_searcher
 from simcache.cache.streams import request_blocks
-from simcache.cache.threads import ThreadPlan, faiss_threads, single_threaded_blas
+from simcache.cache.threads import MIN_SPLIT_MACS, ThreadPlan, faiss_threads, single_threaded_blas
 
 _FIELDS = ("outcome", "served", "distance", "inserted", "evicted")
 #: candidates taken from each batched top-m search (the FAISS path)
@@ -42,11 +42,6 @@ N_CANDIDATES = 8
 DENSE_MAX_CAPACITY = 16384
 #: requests read from the input (and handed to the compiled dense loop) at once
 READ_CHUNK = 8192
-#: with threads chosen automatically, the block products are split between threads only from this
-#: many multiply-adds per block: smaller ones end before a passively waiting thread has woken up
-#: (``python -m benchmarks.replay_threads``: the default on two threads was slower than one
-#: thread at C = 100 and 1,000, d = 200, about 2 and 29 million per block, and faster at 10,000)
-MIN_SPLIT_MACS = 100_000_000
 
 
 def default_block_size(capacity: int) -> int:

@@ -16,7 +16,9 @@
 * During a replay numpy's and scipy's OpenBLAS run on one thread (:func:`single_threaded_blas`):
   the per-block products are small, and OpenBLAS's own threads wake and wait for each of them,
   which costs most when other jobs share the cores. The block products are split between
-  two numba threads instead, each making single-threaded BLAS calls.
+  two numba threads instead, each making single-threaded BLAS calls. The object engine's
+  products with the whole catalogue, larger, run on one BLAS thread or on all cores
+  (:func:`numpy_blas_threads`), chosen block by block by a :class:`ThreadPlan`.
 * GNU OpenMP (numba's ``omp`` threading layer, FAISS) cannot be used again in a process forked
   after it started threads: numba terminates such a child and FAISS hangs in it. A child forked
   from a process that imported this module (e.g. a ``multiprocessing`` pool on Linux) therefore
@@ -59,8 +61,8 @@ def forked_child() -> bool:
 
 
 @contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """Run numpy's and scipy's BLAS on one thread inside the block; FAISS keeps its own threads."""
+def numpy_blas_threads(n: int) -> Iterator[None]:
+    """Run numpy's and scipy's BLAS on ``n`` threads inside the block; FAISS keeps its own threads."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover
@@ -76,8 +78,13 @@ def single_threaded_blas() -> Iterator[None]:
     if not numpy_blas.lib_controllers:  # pragma: no cover - other BLAS builds: leave them alone
         yield
         return
-    with numpy_blas.limit(limits=1):
+    with numpy_blas.limit(limits=n):
         yield
+
+
+def single_threaded_blas() -> contextlib.AbstractContextManager[None]:
+    """Run numpy's and scipy's BLAS on one thread inside the block; FAISS keeps its own threads."""
+    return numpy_blas_threads(1)
 
 
 @contextlib.contextmanager
@@ -91,6 +98,14 @@ def faiss_threads(n: int) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(old)
+
+
+#: with threads chosen automatically, a product is split between threads only from this many
+#: multiply-adds: smaller ones end before a passively waiting thread has woken up
+#: (``python -m benchmarks.replay_threads``: the query engine's default on two threads was slower
+#: than one thread at C = 100 and 1,000, d = 200, about 2 and 29 million per block, and faster at
+#: 10,000)
+MIN_SPLIT_MACS = 100_000_000
 
 
 def limit_threads(n: int | None) -> None:

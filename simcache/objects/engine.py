@@ -22,7 +22,7 @@ import numpy as np
 
 from recvae.errors import UserError
 from simcache.cache.streams import request_blocks
-from simcache.cache.threads import single_threaded_blas
+from simcache.cache.threads import MIN_SPLIT_MACS, ThreadPlan, numpy_blas_threads
 from simcache.objects import kernels as K
 from simcache.objects.catalogue import as_catalogue
 from simcache.objects.config import ObjectReplayConfig
@@ -132,11 +132,14 @@ def replay_objects(vectors: Any, catalogue: Any, config: ObjectReplayConfig | No
         bar = tqdm(total=n, unit="req", desc=f"replay {config.policy} C={config.capacity}")
     g_buf = None
     t0 = 0
+    # the product of each block with the catalogue on one BLAS thread or on all cores, whichever is
+    # faster as the machine is loaded now (OpenBLAS's threads spin through the sequential pass)
+    plan = ThreadPlan(None, auto_most=None if block * cat.size * cat.dim >= MIN_SPLIT_MACS else 1)
     try:
-        with single_threaded_blas():  # small products: BLAS threads would spin between them
-            for raw in blocks:
-                q, qn2, tol = prepare_queries(raw, cat, t0)
-                b = q.shape[0]
+        for raw in blocks:
+            q, qn2, tol = prepare_queries(raw, cat, t0)
+            b = q.shape[0]
+            with plan.chunk(b) as threads, numpy_blas_threads(threads):
                 if log is not None:
                     part, off = log, t0
                 else:
@@ -154,9 +157,9 @@ def replay_objects(vectors: Any, catalogue: Any, config: ObjectReplayConfig | No
                               part.server[sl], part.served[sl], part.local[sl], part.origin[sl], part.cost[sl],
                               part.cost_empty[sl], part.cost_opt[sl], part.inserted[sl], part.evicted[sl],
                               counters)  # fmt: skip
-                t0 += b
-                if bar is not None:
-                    bar.update(b)
+            t0 += b
+            if bar is not None:
+                bar.update(b)
     finally:
         if bar is not None:
             bar.close()
@@ -174,6 +177,7 @@ def replay_objects(vectors: Any, catalogue: Any, config: ObjectReplayConfig | No
         "catalogue_size": cat.size,
         "dim": cat.dim,
         "final_objects": int(cache.cstate[K.N_USED]),
+        "threads": dict(plan.used),  # BLAS threads of the products -> blocks run with them
     }
     return log
 

@@ -258,8 +258,8 @@ def test_small_block_products_are_never_split_between_threads():
     (a team cannot win there); above it, the plan may use every available core; a fixed count is
     always kept."""
     from simcache.cache.config import ReplayConfig
-    from simcache.cache.engine import MIN_SPLIT_MACS, _Engine, default_block_size
-    from simcache.cache.threads import available_cores
+    from simcache.cache.engine import _Engine, default_block_size
+    from simcache.cache.threads import MIN_SPLIT_MACS, available_cores
 
     def plan_most(capacity: int, dim: int, threads: int | None = None) -> int:
         cfg = ReplayConfig(capacity=capacity, radius=0.5, threads=threads)

@@ -171,3 +171,19 @@ def test_bad_vectors_are_user_errors():
         replay_objects(badx, cat, ObjectReplayConfig(capacity=10, block_size=8))
     with pytest.raises(UserError, match="zero vector"):
         replay_objects(np.zeros((2, 7), np.float32), cat, ObjectReplayConfig(capacity=10, metric="cosine"))
+
+
+def test_blas_threads_of_the_products_change_nothing(monkeypatch):
+    """Small products keep one BLAS thread; with every product allowed on all cores (blocks from the
+    third on may then run on them) the answers and costs are the same."""
+    import simcache.objects.engine as engine
+
+    x, cat, bias = make_instance(3, n_obj=40, n_req=80)
+    config = ObjectReplayConfig(policy="obj-lru", capacity=6, k=3, block_size=8)
+    small = replay_objects(x, (cat, bias), config)
+    assert set(small.stats["threads"]) == {1}
+    monkeypatch.setattr(engine, "MIN_SPLIT_MACS", 0)
+    split = replay_objects(x, (cat, bias), config)
+    assert sum(split.stats["threads"].values()) == 10 and split.stats["threads"].get(1, 0) >= 2
+    for field in ("served", "local", "cost", "cost_empty", "cost_opt", "inserted", "evicted"):
+        np.testing.assert_array_equal(getattr(small, field), getattr(split, field), err_msg=field)
