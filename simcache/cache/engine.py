@@ -27,7 +27,6 @@ from recvae.errors import UserError
 from simcache.cache import kernels as K
 from simcache.cache.config import ReplayConfig
 from simcache.cache.log import ReplayLog
-from simcache.cache.options import ENGINES
 from simcache.cache.search import Searcher, make_searcher
 from simcache.cache.streams import request_blocks
 from simcache.cache.threads import MIN_SPLIT_MACS, ThreadPlan, faiss_threads, single_threaded_blas

@@ -15,7 +15,6 @@ server's list and every cost are still exact.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
