@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks import shared_ml100k
+from simcache.analysis.compare import OBJECT_SCALE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -99,7 +100,7 @@ def reading(numbers: dict) -> str:
         nag = [r["value"] for r in space["sweep"] if r["metric"] == "nag"]
         if not nag:
             continue
-        gap = numbers["distances_normalised"].get("request to nearest object, 50%", {}).get(label)
+        gap = numbers["distances_normalised"].get(label, {}).get(OBJECT_SCALE)
         where = f", requests {gap:.2g} scales from their nearest item" if gap is not None else ""
         item = f"{label} (NAG {min(nag):.2f}-{max(nag):.2f}{where})"
         (flat if min(nag) >= 0.99 else spread).append(item)
