@@ -44,5 +44,8 @@ def keep_alive(*arrays):  # type: ignore[no-untyped-def]
 
 @nb.njit(cache=True, inline="always")
 def split(a, n):  # type: ignore[no-untyped-def]
-    """The first ``n`` items of the 1-D ``a`` and the rest (scratch arrays carved from one buffer)."""
+    """The first ``n`` items of the 1-D ``a`` and the rest (scratch arrays carved from one buffer;
+    a buffer sized too small for its parts is an error, not a short view)."""
+    if n > a.shape[0]:
+        raise ValueError("scratch buffer too small for its parts")
     return a[:n], a[n:]

@@ -67,3 +67,17 @@ def test_borrowing_leaves_the_reference_count_unchanged():
     for _ in range(100):
         _scale_rows_through_view(a, 1.0)
     assert sys.getrefcount(a) == before
+
+
+def test_a_buffer_too_small_for_its_parts_is_an_error():
+    import pytest
+
+    @nb.njit
+    def carve(n):
+        a, rest = split(np.empty(n), 3)
+        b, _ = split(rest, 3)
+        return a.size + b.size
+
+    assert carve(6) == 6
+    with pytest.raises(ValueError, match="too small"):
+        carve(5)
