@@ -300,11 +300,12 @@ def plot(path: Path, rows: list[dict], meta: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    markers = dict(zip(POLICIES, "osD^v"))
+    markers = dict(zip(POLICIES, "osD^vPXh*p"))  # one marker per policy
     for p in dict.fromkeys(r["policy"] for r in rows):
         rs = [r for r in rows if r["policy"] == p]
         ax.plot([r["capacity"] for r in rs], [r["engine_rps"] for r in rs], marker=markers.get(p, "o"),
-                label=f"{p} (k = {rs[0]['k']})")  # fmt: skip
+                label=f"{p} (k = {rs[0]['k']}" + (f", first {rs[0]['requests']:,} requests)"
+                                                   if rs[0].get("requests", meta["n"]) != meta["n"] else ")"))  # fmt: skip
     lru = [r for r in rows if r["policy"] == rows[0]["policy"]]
     caps = [r["capacity"] for r in lru]
     ax.plot(caps, [r["loop_rps"] for r in lru], "k--", label=f"(a) per-request loop, k = {lru[0]['k']}")
