@@ -85,6 +85,25 @@ def sqdist(x: np.ndarray, y: np.ndarray, lanes: np.ndarray) -> float:
 
 
 @nb.njit(cache=True, inline="always")
+def sqnorm(x: np.ndarray, lanes: np.ndarray) -> float:
+    """:func:`sqdist` from ``x`` to the origin, bit for bit (the same partial sums and fold:
+    ``float64(x_k) - 0.0`` is ``float64(x_k)``), without reading a vector of zeros."""
+    n = x.shape[0]
+    lanes[:] = 0.0
+    rows = n // LANES
+    for r in range(rows):
+        base = r * LANES
+        for j in range(LANES):
+            v = np.float64(x[base + j])
+            lanes[j] += v * v
+    base = rows * LANES
+    for j in range(n - base):
+        v = np.float64(x[base + j])
+        lanes[j] += v * v
+    return fold_lanes(lanes)
+
+
+@nb.njit(cache=True, inline="always")
 def to_metric(sq: float, metric: int) -> float:
     """Distance in the replay's metric from the exact squared Euclidean distance."""
     if metric == 0:
@@ -95,15 +114,14 @@ def to_metric(sq: float, metric: int) -> float:
 @nb.njit(cache=True)
 def normalize_rows(x: np.ndarray, out: np.ndarray) -> int:
     """Unit-normalise float32 rows into ``out``: ``float32(x_k / |x|)`` in float64, the squared norm
-    summed as :func:`sqdist` to the origin sums it (vectorised, unlike one running sum).
+    summed by :func:`sqnorm` (vectorised, unlike one running sum).
 
     Returns the index of the first all-zero row, or -1 if there is none.
     """
     bad = -1
     lanes = np.empty(LANES, np.float64)
-    zero = np.zeros(x.shape[1], np.float32)
     for i in range(x.shape[0]):
-        s = sqdist(x[i], zero, lanes)
+        s = sqnorm(x[i], lanes)
         if s == 0.0:
             if bad < 0:
                 bad = i
@@ -118,7 +136,7 @@ def normalize_rows(x: np.ndarray, out: np.ndarray) -> int:
 
 @nb.njit(cache=True)
 def block_norms(q, qnorm2, tol, tol_coef, max_norm):
-    """Squared norms (float32, rounded from :func:`sqdist` to the origin: vectorised, unlike one
+    """Squared norms (float32, rounded from :func:`sqnorm`: vectorised, unlike one
     running sum) and per-request tolerances of a block.
 
     ``tol[i] = tol_coef * (|q_i| + M)**2`` with M the largest norm seen so far, this block
@@ -128,9 +146,8 @@ def block_norms(q, qnorm2, tol, tol_coef, max_norm):
     bad = -1
     n = q.shape[0]
     lanes = np.empty(LANES, np.float64)
-    zero = np.zeros(q.shape[1], np.float32)
     for i in range(n):
-        acc = np.float32(sqdist(q[i], zero, lanes))  # a NaN or inf component makes it NaN or inf
+        acc = np.float32(sqnorm(q[i], lanes))  # a NaN or inf component makes it NaN or inf
         if not acc <= MAX_NORM2 and bad < 0:
             bad = i
         qnorm2[i] = acc

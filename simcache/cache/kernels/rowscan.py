@@ -19,6 +19,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from simcache.cache.kernels.copies import copy_rows
 from simcache.cache.kernels.signatures import N_USED
 
 #: independent running minima of :func:`row_smallest` (column ``c`` goes to lane ``c % SCAN_LANES``)
@@ -40,7 +41,7 @@ def hide_owned(row, n, owner, col_owner):
 def row_smallest(row, qn, col_norm, n, keep, lo1, lo2):
     """Overwrite the products ``row[:n]`` (``row[c] = q . y_c``) by the float32 approximations
     ``qn + col_norm[c] - 2 row[c]`` and return the smallest and, when ``keep == 2``, the second
-    smallest of them (as a multiset; ``+inf`` when there are fewer) as float64.
+    smallest of them (as a multiset; ``+inf`` when there are fewer, and for ``keep == 1``) as float64.
 
     The running minima (pairs of them for ``keep == 2``) of each lane, column ``c`` in lane
     ``c % SCAN_LANES``, are kept in ``lo1`` / ``lo2`` (float32, ``SCAN_LANES`` long) -- independent
@@ -49,6 +50,7 @@ def row_smallest(row, qn, col_norm, n, keep, lo1, lo2):
     (``col_norm`` and ``-row`` may be ``+inf``).
     """
     two = np.float32(2.0)
+    inf = np.float32(np.inf)
     lo1[:] = np.inf
     lo2[:] = np.inf
     full = n - n % SCAN_LANES
@@ -75,18 +77,25 @@ def row_smallest(row, qn, col_norm, n, keep, lo1, lo2):
         hi = a if a > m1 else m1
         lo2[j] = hi if hi < lo2[j] else lo2[j]
         lo1[j] = a if a < m1 else m1
-    a1 = np.inf
-    a2 = np.inf
+    # the fold, branch-free so that it vectorises: the smallest is the least lane minimum; the
+    # second is the least of the lanes' second minima and of the lane minima after one copy of
+    # the smallest (the smallest itself when two lanes hold it)
+    m1 = lo1[0]
+    for j in range(1, SCAN_LANES):
+        m1 = lo1[j] if lo1[j] < m1 else m1
+    if keep == 1:
+        return np.float64(m1), np.inf
+    m2 = lo2[0]
+    rest = inf
+    ties = 0
     for j in range(SCAN_LANES):
-        v = np.float64(lo1[j])
-        if v < a1:
-            a1, a2 = v, a1
-        elif v < a2:
-            a2 = v
-        v = np.float64(lo2[j])
-        if v < a2:
-            a2 = v
-    return a1, a2
+        v = lo1[j]
+        m2 = lo2[j] if lo2[j] < m2 else m2
+        ties += v == m1
+        above = v if v > m1 else inf
+        rest = above if above < rest else rest
+    second = m1 if ties >= 2 else rest
+    return np.float64(m1), np.float64(second if second < m2 else m2)
 
 
 @nb.njit(cache=True, inline="always")
@@ -152,7 +161,7 @@ def block_products(q, b0, b1, parallel, slot_rows, counters, buf):
     n0 = counters[N_USED]
     qb = q[b0:b1]
     g = buf[: b * (n0 + b)].reshape((b, n0 + b))
-    slot_rows[n0 : n0 + b] = qb
+    copy_rows(qb, slot_rows[n0 : n0 + b])
     if parallel:
         _products_parallel(qb, slot_rows, g)
     else:

@@ -41,6 +41,7 @@ import numpy as np
 from numba import types as nt
 
 from simcache.cache.kernels.borrowed import borrowed, keep_alive, split
+from simcache.cache.kernels.copies import copy_row
 from simcache.cache.kernels.distances import LANES, METRIC_CODES, fold_lanes, offer, sqdist, to_metric
 from simcache.cache.kernels.draws import uniform
 from simcache.cache.kernels.signatures import (
@@ -260,7 +261,7 @@ def apply_request(
         slot = victim(t, uniform(key, t, 2), meta, fmeta, glob)
         out_evicted[i] = slot_id[slot]
         remove(slot, meta, fmeta, glob)
-    slots[slot, :] = x
+    copy_row(x, slots[slot])
     slot_id[slot] = t
     slot_owner[slot] = owner
     slot_version[slot] = counters[N_WRITES]
