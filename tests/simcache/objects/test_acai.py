@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from simcache.objects import ObjectReplayConfig, replay_objects
 from simcache.objects.policies.acai import (acai_threshold, capped_projection, fractional_state, full_step,
-                                            lazy_step, new_fstate, systematic_round, tree_build, tree_round)  # fmt: skip
+                                            lazy_step, new_fstate, systematic_round, tree_build,
+                                            tree_round)  # fmt: skip
 from tests.simcache.objects.conftest import make_instance
 from tests.simcache.objects.test_engine_reference import assert_same, run_both
 
