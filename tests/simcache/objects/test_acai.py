@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from simcache.objects import ObjectReplayConfig, replay_objects
 from simcache.objects.policies.acai import (acai_threshold, capped_projection, fractional_state, full_step,
-                                            lazy_step, new_fstate, systematic_round, tree_round)  # fmt: skip
+                                            lazy_step, new_fstate, systematic_round, tree_build,
+                                            tree_round)  # fmt: skip
 from tests.simcache.objects.conftest import make_instance
 from tests.simcache.objects.test_engine_reference import assert_same, run_both
 
@@ -231,3 +232,74 @@ def test_threshold_merge_equals_stable_sort(h_int, k, c_f, data):
             break
     assert acai_threshold(h, y, len(h), k, float(c_f)) == want
     assert acai_threshold(h[::-1].copy(), y[::-1].copy(), len(h), k, float(c_f)) <= h[-1] + c_f  # the sort path
+
+
+def descent_round(f: np.ndarray, n: int, capacity: int, u: float) -> list[int]:
+    """Slow reference for the lazy form's rounding: every point descends the sum tree from the
+    root on its own (``point < acc + mass(left child)``, masses ``S w_sum + capped``), then the
+    collision rule and the fill-up of the module doc."""
+    p = 1 << max(0, (n - 1).bit_length())
+    tw = 4 + 2 * n + capacity
+    mass = lambda node: f[0] * f[tw + 2 * node] + f[tw + 2 * node + 1]  # noqa: E731
+    step = mass(1) / capacity
+    out: list[int] = []
+    for i in range(capacity):
+        point = (u + i) * step
+        node, acc = 1, 0.0
+        while node < p:
+            if point < acc + mass(2 * node):
+                node = 2 * node
+            else:
+                acc += mass(2 * node)
+                node = 2 * node + 1
+        if not point < acc + f[0] * f[tw + 2 * node] + f[tw + 2 * node + 1]:
+            break
+        o = max(node - p, out[-1] + 1 if out else 0)
+        if o >= n:
+            break
+        out.append(o)
+    rest = [o for o in range(n - 1, -1, -1) if o not in out]
+    return sorted(out + rest[: capacity - len(out)])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31), st.integers(1, 90), st.floats(0.05, 5.0), st.integers(0, 300))
+@example(0, 64, 1.0, 0)  # the uniform initial state: every point on an interval boundary (u = 0)
+@example(0, 37, 1.0, 0)
+def test_tree_rounding_equals_descents_from_the_root(seed, n, eta, steps):
+    """The finger search (each point resumes the previous point's descent) selects exactly what
+    independent descents from the root select, bit for bit: random lazy states (tree updates and
+    refreshes included), random offsets and the offset 0, which on the initial state puts every
+    point on an interval boundary (ties with the thresholds)."""
+    rng = np.random.default_rng(seed)
+    capacity = int(rng.integers(1, n)) if n > 1 else 1
+    f = random_lazy_state(rng, n, capacity, eta, steps) if n > 1 else new_state(n, capacity)
+    out = np.empty(capacity, np.int64)
+    for u in [0.0, *rng.random(6), 1.0 - 2**-53]:
+        tree_round(f, n, capacity, u, out)
+        assert out.tolist() == descent_round(f, n, capacity, u)
+
+
+def test_tree_rounding_where_a_deeper_threshold_rounds_above_a_shallower_one():
+    """Hand-made tree (8 objects, C = 2; object 3 empty) where float rounding puts the threshold of
+    node 5 (``m(4) + m(10)``) one ulp above the root's (``m(2)``, with node 5 below it) and the
+    second point in between: that point turns right at the root, so the finger search must climb
+    by the smallest threshold turned left of above a level, not the deepest one (object 3, whose
+    leaf the previous point's path leads to, would be taken instead of object 4)."""
+    n, capacity = 8, 2
+    f = new_fstate(n, capacity)
+    f[0] = 2.9482554146958213  # the global scale S
+    f[4 : 4 + n] = [0.008289873530975784, 0.01994698877999501, 0.8076925557406269, 0.0] + [0.01] * 4
+    tree_build(f, n, capacity)
+    tw = 4 + 2 * n + capacity
+    mass = lambda node: f[0] * f[tw + 2 * node] + f[tw + 2 * node + 1]  # noqa: E731
+    root_thr, deep_thr = mass(2), mass(4) + mass(10)
+    assert deep_thr > root_thr  # the rounding this test is about
+    step = mass(1) / capacity
+    u = root_thr / step - 1.0
+    while (u + 1.0) * step < root_thr:
+        u = math.nextafter(u, 1.0)
+    assert (u + 1.0) * step < deep_thr and 0.0 <= u < 1.0
+    out = np.empty(capacity, np.int64)
+    tree_round(f, n, capacity, u, out)
+    assert out.tolist() == descent_round(f, n, capacity, u) == [2, 4]
