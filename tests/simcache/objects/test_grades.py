@@ -103,7 +103,7 @@ def test_certificate_and_full_scan_both_used():
     assert proven > 150 and scans >= 10
 
 
-@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("metric", ["l2", "cosine", "ip"])
 def test_replay_with_certified_mappings_equals_reference(metric):
     """A catalogue much longer than the lists: the replay (proven mappings and re-anchoring
     scans) equals the reference's full scans."""
