@@ -5,9 +5,11 @@ ratings only::
 
     sum_u sum_{i observed in u} (r_ui - r^_ui)^2 + (reg / 2) (|W|_F^2 + |V|_F^2)
 
-(unobserved entries are 0 in the input and ignored by the loss; :func:`masked_loss`). Trained
-with Adam over mini-batches of users, each batch weighing the regulariser by its share of users so
-that an epoch sums to the objective. The user embedding is the hidden layer ``h``; ``V r`` is
+(unobserved entries are 0 in the input and ignored by the loss: training computes the predictions
+at the observed entries only, :meth:`AutoRecNet.observed`). Trained with Adam over mini-batches of
+users, each batch weighing the regulariser by its share of users so that an epoch sums to the
+objective (its gradient ``reg / n_users * W`` is added in place, the penalty itself is never
+formed). The user embedding is the hidden layer ``h``; ``V r`` is
 linear in the ratings, so prefix embeddings come from running rating-weighted sums of ``V``'s
 columns. Item vectors in the same space: the rows of ``W`` (score = ``h . W_i + c_i``).
 """
@@ -19,13 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from recvae.errors import UserError
 from recvae.model import SparseRows
 from recvae.models.base import HistoryContext, ModelConfig, Recommender
 from recvae.models.linalg import prefix_sums
-from recvae.models.torchbase import cpu_state, dense_rows
 from recvae.trace.catalogue import Catalogue
 from recvae.trace.prefix import PrefixBatch, user_aligned_chunks
 from recvae.training import adam
@@ -45,22 +47,69 @@ class AutoRecConfig(ModelConfig):
             raise UserError("hidden_dim and batch_size must be >= 1, lr > 0, reg >= 0")
 
 
-def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Sum over observed entries (``mask`` true) of the squared error; other entries do not count."""
-    return torch.where(mask, pred - target, torch.zeros((), dtype=pred.dtype, device=pred.device)).pow(2).sum()
-
-
 class AutoRecNet(nn.Module):
+    """``h = sigmoid(V r + b)``, ``r^ = W h + c``.
+
+    ``V`` is kept transposed, as an item table ``item_in`` (n_items, hidden), so that a sparse
+    batch's ``V r`` only gathers the rows of its rated items (``embedding_bag``) and its gradient
+    only adds to them. (A sparse-times-dense product with ``V`` in ``nn.Linear``'s layout copied
+    and transposed the whole table two or three times per step: most of an epoch's time at
+    ML-20M width.) Checkpoints keep ``nn.Linear``'s names and layout
+    (:meth:`linear_state` / :meth:`load_linear_state`).
+    """
+
     def __init__(self, n_items: int, hidden: int) -> None:
         super().__init__()
-        self.encoder = nn.Linear(n_items, hidden)  # V, b
+        encoder = nn.Linear(n_items, hidden)  # nn.Linear's initialisation, drawn as before
+        self.item_in = nn.Parameter(encoder.weight.detach().t().contiguous())  # V^T
+        self.hidden_bias = nn.Parameter(encoder.bias.detach().clone())  # b
         self.decoder = nn.Linear(hidden, n_items)  # W, c
 
+    @property
+    def encoder_weight(self) -> torch.Tensor:
+        """``V`` (hidden, n_items), a view of :attr:`item_in`."""
+        return self.item_in.t()
+
     def hidden(self, r: SparseRows) -> torch.Tensor:
-        return torch.sigmoid(r.matmul_t(self.encoder.weight) + self.encoder.bias)
+        pre = F.embedding_bag(r.indices, self.item_in, r.indptr[:-1], mode="sum", per_sample_weights=r.values)
+        return torch.sigmoid(pre + self.hidden_bias)
 
     def forward(self, r: SparseRows) -> torch.Tensor:
         return self.decoder(self.hidden(r))
+
+    def observed(self, r: SparseRows) -> torch.Tensor:
+        """The predictions at ``r``'s stored entries only, (nnz,) in its CSR order: ``W_i . h_u + c_i``
+        for each stored (u, i), the entries of ``forward(r)`` the loss reads, without the other
+        ``n_items`` outputs per user (differentiable in every parameter)."""
+        h = self.hidden(r)
+        w = self.decoder.weight[r.indices]
+        return (h[r.row_ids] * w).sum(-1) + self.decoder.bias[r.indices]
+
+    def linear_state(self) -> dict[str, torch.Tensor]:
+        """The parameters under ``nn.Linear``'s names and layout (``encoder.weight``: (hidden, n_items)), on the CPU."""
+        return {"encoder.weight": self.encoder_weight.detach().cpu().contiguous(),
+                "encoder.bias": self.hidden_bias.detach().cpu().clone(),
+                "decoder.weight": self.decoder.weight.detach().cpu().clone(),
+                "decoder.bias": self.decoder.bias.detach().cpu().clone()}  # fmt: skip
+
+    def load_linear_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Load what :meth:`linear_state` gives (missing or extra keys, wrong shapes: an error)."""
+        want = ("decoder.bias", "decoder.weight", "encoder.bias", "encoder.weight")
+        if sorted(state) != list(want):
+            raise UserError(f"an AutoRec state needs exactly {list(want)}, got {sorted(state)}")
+        self.load_state_dict({"item_in": state["encoder.weight"].t(), "hidden_bias": state["encoder.bias"],
+                              "decoder.weight": state["decoder.weight"], "decoder.bias": state["decoder.bias"]})
+
+
+def batch_gradients(net: AutoRecNet, r: SparseRows, n_users: int, reg: float) -> torch.Tensor:
+    """Accumulate into the parameters' ``.grad`` the gradient of one mini-batch's share of the
+    objective, ``sse / batch + (reg / 2) (|W|^2 + |V|^2) / n_users``; return the batch's sum of
+    squared errors (detached). The penalty's gradient ``reg / n_users * W`` is added in place."""
+    sse = (net.observed(r) - r.values).pow(2).sum()
+    (sse / r.shape[0]).backward()
+    for weight in (net.item_in, net.decoder.weight):
+        weight.grad.add_(weight.detach(), alpha=reg / n_users)
+    return sse.detach()
 
 
 class AutoRec(Recommender):
@@ -97,6 +146,9 @@ class AutoRec(Recommender):
     def train_epoch(self, data, rng: np.random.Generator) -> dict[str, float]:
         c = self.config
         fit = sp.csr_matrix(data.require_ratings(self.name).fit, dtype=np.float32)
+        if (fit.data == 0).any():  # a stored 0 is no rating (the loss counts observed ratings only)
+            fit = fit.copy()
+            fit.eliminate_zeros()
         n_users = fit.shape[0]
         opt, net = self._optimizer(), self.net
         net.train()
@@ -104,30 +156,30 @@ class AutoRec(Recommender):
         order = rng.permutation(n_users)
         for lo in range(0, n_users, c.batch_size):
             part = fit[order[lo : lo + c.batch_size]]
-            r = self._rows(part)
-            target = dense_rows(part, self.device)
-            pred = net(r)
-            sse = masked_loss(pred, target, target != 0)
-            penalty = 0.5 * c.reg * (net.encoder.weight.pow(2).sum() + net.decoder.weight.pow(2).sum())
-            loss = sse / part.shape[0] + penalty / n_users
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            sse = batch_gradients(net, self._rows(part), n_users, c.reg)
             opt.step()
             sq += float(sse.detach())
             nnz += part.nnz
         return {"train_rmse": float(np.sqrt(sq / max(nnz, 1)))}
 
     def training_state(self) -> dict:
-        return {"optimizer": self._optimizer().state_dict()}
+        return {"optimizer": self._optimizer().state_dict(), "layout": "item-rows"}
 
     def load_training_state(self, state: dict) -> None:
-        self._optimizer().load_state_dict(state["optimizer"])
+        opt = self._optimizer()
+        opt.load_state_dict(state["optimizer"])
+        if state.get("layout") != "item-rows":  # written before V was kept as an item table: V's moments transposed
+            moments = opt.state.get(self.net.item_in, {})
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in moments:
+                    moments[key] = moments[key].t().contiguous()
 
     def state_dict(self) -> dict:
-        return cpu_state(self.net)
+        return self.net.linear_state()
 
     def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state)
+        self.net.load_linear_state(state)
 
     @property
     def dim(self) -> int:
@@ -147,8 +199,8 @@ class AutoRec(Recommender):
     def embed_prefixes(self, batch: PrefixBatch, context: HistoryContext) -> np.ndarray:
         if context.values is None:
             raise UserError(f"model '{self.name}' embeds rating vectors: no ratings were given")
-        vt = self.net.encoder.weight.detach().T.double().cpu().numpy()  # (n_items, hidden)
-        b = self.net.encoder.bias.detach().double().cpu().numpy()
+        vt = self.net.item_in.detach().double().cpu().numpy()  # (n_items, hidden)
+        b = self.net.hidden_bias.detach().double().cpu().numpy()
         out = np.empty((len(batch), self.dim), dtype=np.float32)
         for lo, hi in user_aligned_chunks(batch.owner, 4096):
             part = batch.slice(lo, hi)
