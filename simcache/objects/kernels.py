@@ -36,7 +36,7 @@ import numpy as np
 from numba import types as nt
 
 from simcache.cache.kernels.borrowed import borrowed, keep_alive, split
-from simcache.cache.kernels.distances import LANES, fold_lanes, normalize_rows
+from simcache.cache.kernels.distances import LANES, fold_lanes, normalize_rows, sqnorm
 from simcache.cache.kernels.distances import sqdist as lane_sqdist
 from simcache.cache.kernels.draws import seed_key, splitmix64
 from simcache.cache.kernels.signatures import KernelRef
@@ -166,10 +166,9 @@ def sq_norms(x: np.ndarray, out: np.ndarray) -> int:
     """Exact squared norms of the rows of ``x`` (float64, lane order); index of the first row with
     a non-finite value, or -1."""
     lanes = np.empty(LANES, np.float64)
-    zero = np.zeros(x.shape[1], np.float32)
     bad = -1
     for i in range(x.shape[0]):
-        s = lane_sqdist(x[i], zero, lanes)
+        s = sqnorm(x[i], lanes)
         out[i] = s
         if not np.isfinite(s) and bad < 0:
             bad = i
