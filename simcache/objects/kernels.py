@@ -36,7 +36,7 @@ import numpy as np
 from numba import types as nt
 
 from simcache.cache.kernels.borrowed import borrowed, keep_alive, split
-from simcache.cache.kernels.distances import LANES, fold_lanes, normalize_rows, sqnorm
+from simcache.cache.kernels.distances import LANES, lane_dot, normalize_rows, sqnorm
 from simcache.cache.kernels.distances import sqdist as lane_sqdist
 from simcache.cache.kernels.draws import seed_key, splitmix64
 from simcache.cache.kernels.signatures import KernelRef
@@ -107,21 +107,6 @@ def uniform(key: np.uint64, t: int, j: int) -> float:
 # ---------------------------------------------------------------------------------------------
 # Exact keys
 # ---------------------------------------------------------------------------------------------
-@nb.njit(cache=True, inline="always")
-def lane_dot(x, y, lanes) -> float:
-    """``sum x_i y_i`` in float64 in the order of :func:`lane_sqdist`."""
-    n = x.shape[0]
-    lanes[:] = 0.0
-    rows = n // LANES
-    for r in range(rows):
-        base = r * LANES
-        for j in range(LANES):
-            lanes[j] += np.float64(x[base + j]) * np.float64(y[base + j])
-    base = rows * LANES
-    for j in range(n - base):
-        lanes[j] += np.float64(x[base + j]) * np.float64(y[base + j])
-    return fold_lanes(lanes)
-
 
 @nb.njit(cache=True, inline="always")
 def exact_key(q, items, bias, j, metric, lanes) -> float:

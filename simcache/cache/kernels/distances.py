@@ -85,22 +85,27 @@ def sqdist(x: np.ndarray, y: np.ndarray, lanes: np.ndarray) -> float:
 
 
 @nb.njit(cache=True, inline="always")
-def sqnorm(x: np.ndarray, lanes: np.ndarray) -> float:
-    """:func:`sqdist` from ``x`` to the origin, bit for bit (the same partial sums and fold:
-    ``float64(x_k) - 0.0`` is ``float64(x_k)``), without reading a vector of zeros."""
+def lane_dot(x: np.ndarray, y: np.ndarray, lanes: np.ndarray) -> float:
+    """``sum_k float64(x_k) * float64(y_k)`` in the order of :func:`sqdist` (partial sum ``k % 32``,
+    then the pairwise fold)."""
     n = x.shape[0]
     lanes[:] = 0.0
     rows = n // LANES
     for r in range(rows):
         base = r * LANES
         for j in range(LANES):
-            v = np.float64(x[base + j])
-            lanes[j] += v * v
+            lanes[j] += np.float64(x[base + j]) * np.float64(y[base + j])
     base = rows * LANES
     for j in range(n - base):
-        v = np.float64(x[base + j])
-        lanes[j] += v * v
+        lanes[j] += np.float64(x[base + j]) * np.float64(y[base + j])
     return fold_lanes(lanes)
+
+
+@nb.njit(cache=True, inline="always")
+def sqnorm(x: np.ndarray, lanes: np.ndarray) -> float:
+    """:func:`sqdist` from ``x`` to the origin, bit for bit (``float64(x_k) - 0.0`` is
+    ``float64(x_k)``, so each term is ``x_k * x_k``), without reading a vector of zeros."""
+    return lane_dot(x, x, lanes)
 
 
 @nb.njit(cache=True, inline="always")
