@@ -182,13 +182,14 @@ def nearest_other_distances(
     """
     q = np.ascontiguousarray(queries, dtype=np.float32)
     r = np.ascontiguousarray(reference, dtype=np.float32)
-    r_sq = np.einsum("ij,ij->i", r, r, dtype=np.float64).astype(np.float32)
+    r_sq = np.einsum("ij,ij->i", r, r, dtype=np.float64)  # float64: no overflow to inf - inf
     out = np.full(q.shape[0], np.inf)
     block = max(1, _BLOCK_ELEMENTS // max(1, r.shape[0]))
     for lo in range(0, q.shape[0], block):
         qb = q[lo : lo + block]
         d2 = r_sq[None, :] - 2.0 * (qb @ r.T)  # |q|^2 omitted: constant per row
-        d2[query_groups[lo : lo + block, None] == reference_groups[None, :]] = np.inf
+        same = query_groups[lo : lo + block, None] == reference_groups[None, :]
+        d2[same | np.isnan(d2)] = np.inf  # (NaN: a row with a non-finite value is nobody's nearest)
         best = np.argmin(d2, axis=1)
         ok = np.isfinite(d2[np.arange(qb.shape[0]), best])
         diff = qb[ok].astype(np.float64) - r[best[ok]].astype(np.float64)

@@ -164,3 +164,18 @@ def test_suggested_radii_per_regime():
     s = suggest_radii(other, steps)
     assert s == {"same_user": [0.1, 0.2, 0.4], "cross_user": [2.0, 3.0, 4.0], "separation": 20.0}
     assert suggest_radii(other, {}) == {"cross_user": [2.0, 3.0, 4.0]}
+
+
+def test_a_non_finite_reference_row_is_nobodys_nearest() -> None:
+    """A NaN row (or one whose squared norm overflows float32) must not hide every other row."""
+    vectors, _, _ = random_trace()
+    ref = vectors.astype(np.float32).copy()
+    ref[3] = np.nan
+    ref[5] = 3e19
+    ids = np.arange(len(ref))
+    got = nearest_other_distances(vectors, ref, ids + len(ref), ids)  # no row is excluded
+    finite = np.ones(len(ref), bool)
+    finite[[3, 5]] = False
+    v, r = vectors.astype(np.float64), ref[finite].astype(np.float64)
+    want = np.sqrt(((v[:, None, :] - r[None, :, :]) ** 2).sum(-1)).min(axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
