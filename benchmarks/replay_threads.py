@@ -4,9 +4,12 @@ and one thread against the batched-search ceiling.
 For each capacity, in the same run: SIM-LRU replays of a synthetic trace with ``threads=1`` and
 with the default (``threads=None``: chosen by measurement, see ``simcache.cache.threads``), and one
 batched FAISS ``IndexFlatL2`` search (k = 1) of all requests against a static full cache on one
-FAISS thread (the ceiling of issue 20's single-thread targets). Then the same again while two
-busy-loop processes, started and stopped by this script, load the cores. Writes
-``benchmarks/results/replay_threads.md`` with both tables and the load averages seen.
+FAISS thread (the ceiling of issue 20's single-thread targets). On the idle machine also a scan of
+block sizes at the capacities with the tightest targets (:func:`block_scan`): the one-thread replay
+and its block products alone against the ceiling, in CPU time, with what that leaves the
+sequential pass. Then the timings again while two busy-loop processes, started and stopped by this
+script, load the cores. Writes ``benchmarks/results/replay_threads.md`` with the three tables and
+the load averages seen.
 
     python -m benchmarks.replay_threads [--quick]
 """
@@ -33,8 +36,9 @@ from simcache.cache.threads import faiss_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: the grid (data, not code)
-FULL = {"n": 100_000, "dim": 200, "capacities": [100, 1_000, 10_000], "repeats": 5}
-QUICK = {"n": 10_000, "dim": 200, "capacities": [100, 1_000], "repeats": 2}
+FULL = {"n": 100_000, "dim": 200, "capacities": [100, 1_000, 10_000], "repeats": 5,
+        "blocks": {100: [32, 48, 64, 96, 128], 1_000: [64, 96, 128, 192, 256]}}  # fmt: skip
+QUICK = {"n": 10_000, "dim": 200, "capacities": [100, 1_000], "repeats": 2, "blocks": {100: [32, 64], 1_000: [64, 128]}}
 #: issue 20's targets: default / one thread under load, and one thread / ceiling per capacity
 TARGET_LOADED = 0.9
 TARGET_CEILING = {100: 0.6, 1_000: 0.8, 10_000: 0.9}
@@ -95,6 +99,34 @@ def measure(x: np.ndarray, capacities: list[int], repeats: int, radius: float) -
     return rows
 
 
+def block_scan(x: np.ndarray, blocks: dict[int, list[int]], repeats: int, radius: float) -> list[dict]:
+    """CPU seconds of this thread (best of ``repeats``, interleaved) of the one-thread replay, its block
+    products alone and the ceiling, per capacity and block size: how far the products alone already
+    are from the ceiling, and what that leaves the sequential pass at the target. CPU time, as
+    every part runs on the calling thread here, so that other jobs on the machine matter less."""
+
+    def cpu(run) -> float:
+        start = time.thread_time()
+        run()
+        return time.thread_time() - start
+
+    rows = []
+    for capacity, sizes in blocks.items():
+        best = {"ceiling": np.inf, **{(k, b): np.inf for b in sizes for k in ("replay", "products")}}
+        for _ in range(repeats):
+            best["ceiling"] = min(best["ceiling"], cpu(lambda: ceiling_1thread(x, capacity)))
+            for b in sizes:
+                best["replay", b] = min(best["replay", b], cpu(
+                    lambda: replay(x, policy="lru", capacity=capacity, radius=radius, threads=1, block_size=b)))
+                best["products", b] = min(best["products", b], cpu(
+                    lambda: search_seconds(x, capacity, threads=1, block_size=b)))
+        for b in sizes:
+            rows.append({"capacity": capacity, "block": b, "ceiling_cpu_s": best["ceiling"],
+                         "replay_cpu_s": best["replay", b], "products_cpu_s": best["products", b]})  # fmt: skip
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def blas_kernels() -> dict[str, str]:
     """The kernel set (``architecture``) of each OpenBLAS loaded in this process, by library."""
     from threadpoolctl import threadpool_info
@@ -114,9 +146,10 @@ def main(argv: list[str] | None = None) -> None:
     replay(x[:5000], policy="lru", capacity=100, radius=radius)  # warm-up: compile / load caches
     replay(x[:5000], policy="lru", capacity=4000, radius=radius)
     idle = measure(x, grid["capacities"], grid["repeats"], radius)
+    scan = block_scan(x, grid["blocks"], min(3, grid["repeats"]), radius)
     with cpu_hogs(args.hogs, seconds=3600):
         loaded = measure(x, grid["capacities"], grid["repeats"], radius)
-    write_report(RESULTS, grid, args.hogs, idle, loaded)
+    write_report(RESULTS, grid, args.hogs, idle, loaded, scan)
 
 
 def same_path(row: dict) -> str:
@@ -125,7 +158,7 @@ def same_path(row: dict) -> str:
     return " (same path)" if {str(n) for n in row["default_threads"]} == {"1"} else ""
 
 
-def write_report(out: Path, grid: dict, hogs: int, idle: list[dict], loaded: list[dict]) -> None:
+def write_report(out: Path, grid: dict, hogs: int, idle: list[dict], loaded: list[dict], scan: list[dict]) -> None:
     n = grid["n"]
     lines = [
         "## replay_threads",
@@ -166,6 +199,26 @@ def write_report(out: Path, grid: dict, hogs: int, idle: list[dict], loaded: lis
     lines.append(f"Target under load: default / one thread >= {TARGET_LOADED}. *(same path)*: the default ran "
                  "every chunk on one thread, the one-thread replay's code, so that ratio is the machine's noise "
                  "between identical runs.")
+    lines += [
+        "",
+        "### One thread against the ceiling, by block size (idle, CPU time)",
+        "",
+        "CPU seconds of the calling thread (everything runs on it here), best of "
+        f"{min(3, grid['repeats'])}. *rest*: the replay minus its block products (the sequential pass, the "
+        "squared norms, the Python between chunks), per request. *budget*: what the rest may cost per request "
+        "for the replay to reach its target, given the products' measured time (negative: the products alone "
+        "are over it).",
+        "",
+        "| C | block | one thread / ceiling | products only / ceiling | rest (us / request) | budget at the target "
+        "(us / request) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in scan:
+        target = TARGET_CEILING.get(r["capacity"], float("nan"))
+        budget = (r["ceiling_cpu_s"] / target - r["products_cpu_s"]) / n * 1e6
+        lines.append(f"| {r['capacity']:,} | {r['block']} | {r['ceiling_cpu_s'] / r['replay_cpu_s']:.2f}x | "
+                     f"{r['ceiling_cpu_s'] / r['products_cpu_s']:.2f}x | "
+                     f"{(r['replay_cpu_s'] - r['products_cpu_s']) / n * 1e6:.2f} | {budget:.2f} |")
     RESULTS.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "replay_threads.md") as tmp:
         Path(tmp).write_text("\n".join(lines) + "\n")
