@@ -52,10 +52,9 @@ class AutoRecNet(nn.Module):
 
     ``V`` is kept transposed, as an item table ``item_in`` (n_items, hidden), so that a sparse
     batch's ``V r`` only gathers the rows of its rated items (``embedding_bag``) and its gradient
-    only adds to them. (A sparse-times-dense product with ``V`` in ``nn.Linear``'s layout copied
-    and transposed the whole table two or three times per step: most of an epoch's time at
-    ML-20M width.) Checkpoints keep ``nn.Linear``'s names and layout
-    (:meth:`linear_state` / :meth:`load_linear_state`).
+    only adds to them (a sparse-times-dense product with ``V`` in ``nn.Linear``'s layout copies
+    and transposes the whole table two or three times per step). Checkpoints keep ``nn.Linear``'s
+    names and layout (:meth:`linear_state` / :meth:`load_linear_state`).
     """
 
     def __init__(self, n_items: int, hidden: int) -> None:

@@ -1,9 +1,9 @@
 """Array copies of the hot path as plain element loops.
 
 Numba compiles a slice assignment (``a[i, :] = x``) through its broadcasting code: a scalar loop
-that clamps every index. ``perf`` on a C = 100 replay put about a tenth of the time in the two
-copies of the block engine (each block into the spare slot rows, each inserted request into its
-slot). A loop over two contiguous rows compiles to vector moves instead.
+that clamps every index. The block engine's two copies (each block into the spare slot rows, each
+inserted request into its slot) were among the hottest loops of a small-cache replay under
+``perf`` that way; a loop over two contiguous rows compiles to vector moves instead.
 """
 
 from __future__ import annotations

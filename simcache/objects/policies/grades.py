@@ -48,9 +48,9 @@ from simcache.objects.kernels import (ENV_DKIND, ENV_METRIC, N_FREE, UPDATE_SIG,
 from simcache.objects.policies.base import ObjectPolicy
 
 #: objects in each slot's anchored list (L): a longer list certifies a larger ball around its
-#: anchor, so fewer full scans (on benchmarks.object_cache_speed's catalogue, C = 100, 60,000
-#: requests: 2,135 at L = 32, 1,282 at 64, 709 at 128), at about the same cost per proven mapping
-#: (far list objects are skipped unevaluated) and per scan (+7 % from 32 to 128; +43 % at 256)
+#: anchor, so fewer full scans, at about the same cost per proven mapping (far list objects are
+#: skipped unevaluated); 128 was the best of 32, 64, 128 and 256 in one-off timings on
+#: ``benchmarks.object_cache_speed``'s catalogue (a longer list makes each scan's selection dearer)
 NEIGHBOURS = 128
 #: relative margin on the certificate's distances (a float64 key's relative rounding error is
 #: about (d / 32 + 8) 2^-53: far below this for any dimension up to ~1e9)
