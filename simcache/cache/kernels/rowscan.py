@@ -123,9 +123,13 @@ def _products(qb, slot_rows, g):
         np.dot(qb, slot_rows[: g.shape[1]].T, g)
 
 
-@nb.njit(parallel=True, nogil=True, cache=True)
+@nb.njit("void(float32[:, ::1], float32[:, ::1], float32[:, ::1])", parallel=True, nogil=True, cache=True)
 def _products_parallel(qb, slot_rows, g):
-    """:func:`block_products`'s product in two halves of the requests on two threads."""
+    """:func:`block_products`'s product in two halves of the requests on two threads.
+
+    Compiled eagerly, for the one signature the engine uses: lazily compiled, this parallel callee
+    of cached functions made them crash when loaded from numba's on-disk cache if another process
+    had cached it first (numba issue 8578; ``tests/simcache/cache/test_cache_from_disk.py``)."""
     b = qb.shape[0]
     half = (b + 1) // 2
     for part in nb.prange(2):
