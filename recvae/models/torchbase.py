@@ -17,16 +17,6 @@ def batches(matrix: sp.csr_matrix, order: np.ndarray, batch_size: int, device: t
         yield as_input(matrix[order[start : start + batch_size]], device)
 
 
-def dense_rows(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:
-    """A CSR batch as a dense float32 (n, n_items) tensor on ``device``."""
-    coo = sp.coo_matrix(rows)
-    out = torch.zeros(coo.shape, dtype=torch.float32, device=device)
-    out[torch.from_numpy(coo.row.astype(np.int64)).to(device), torch.from_numpy(coo.col.astype(np.int64)).to(device)] = (
-        torch.from_numpy(coo.data.astype(np.float32)).to(device)
-    )
-    return out
-
-
 def cpu_state(module: torch.nn.Module) -> dict:
     """A module's state dict as CPU tensors (what checkpoints hold)."""
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}

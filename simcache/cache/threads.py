@@ -129,11 +129,11 @@ class ThreadPlan:
     ``threads``: a fixed number, or None to choose between one thread and ``available_cores()``
     (at most ``auto_most``) by measured time per request. One thread first: a warm-up chunk that
     is not measured (it loads the compiled kernels and starts with an empty cache), then one
-    measured chunk on one thread and one on all threads. All threads then run only while they are faster by more than
-    ``margin`` (measurement noise must not buy a team of threads on a busy machine). The other
-    choice is tried again after ``probe_every`` chunks (the machine's load changes), and after
-    twice as many each time such a probe confirms the choice, so that a machine that stays
-    busy pays for few probes.
+    measured chunk on one thread and one on all threads. All threads then run only while they
+    are faster by more than ``margin`` (measurement noise must not buy a team of threads on a
+    busy machine). The other choice is tried again after ``probe_every`` chunks (the machine's
+    load changes), and after twice as many each time such a probe confirms the choice, so that
+    a machine that stays busy pays for few probes.
     """
 
     def __init__(self, threads: int | None, *, auto_most: int | None = None, probe_every: int = 8,

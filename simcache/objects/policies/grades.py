@@ -79,19 +79,6 @@ def grades_step(p, x, alpha, metric, dkind, lanes) -> None:
 
 
 @nb.njit(cache=True)
-def nearest_to_point(p, items, lanes) -> int:
-    """The catalogue object nearest to ``p`` (Euclidean, ties to the smaller index): the full scan
-    that :func:`mapped_object` must agree with (kept as the plain statement of the rule)."""
-    best = -1
-    best_e = 0.0
-    for j in range(items.shape[0]):
-        e = lane_sqdist(p, items[j], lanes)
-        if best < 0 or e < best_e:
-            best, best_e = j, e
-    return best
-
-
-@nb.njit(cache=True)
 def anchor_scan(p, items, lanes, oj, oe) -> int:
     """Full scan from ``p``: its ``len(oj)`` nearest objects ordered by (key, index) into ``oj``,
     ``oe`` (keys: :func:`lane_sqdist`); returns how many (fewer only for a small catalogue)."""
@@ -106,7 +93,8 @@ def anchor_scan(p, items, lanes, oj, oe) -> int:
 
 @nb.njit(cache=True)
 def mapped_object(s, p, items, lanes, meta, glob, fstate, capacity, oj, oe) -> int:
-    """``nearest_to_point(p)`` for slot ``s``, proven from the slot's anchored list when possible.
+    """The catalogue object nearest to ``p`` (Euclidean, lane-order keys, ties to the smaller index:
+    the full scan's answer) for slot ``s``, proven from the slot's anchored list when possible.
 
     The slot keeps an anchor ``a`` (a past point), the ``L`` objects nearest to it (ordered by
     their keys from ``a``, kept too) and ``R``, the distance from ``a`` to the nearest object outside
