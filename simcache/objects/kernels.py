@@ -36,7 +36,7 @@ import numpy as np
 from numba import types as nt
 
 from simcache.cache.kernels.borrowed import borrowed, keep_alive, split
-from simcache.cache.kernels.distances import LANES, lane_dot, normalize_rows, sqnorm
+from simcache.cache.kernels.distances import lane_dot, normalize_rows, sqnorm
 from simcache.cache.kernels.distances import sqdist as lane_sqdist
 from simcache.cache.kernels.draws import seed_key, splitmix64
 from simcache.cache.kernels.signatures import KernelRef
@@ -109,11 +109,11 @@ def uniform(key: np.uint64, t: int, j: int) -> float:
 # ---------------------------------------------------------------------------------------------
 
 @nb.njit(cache=True, inline="always")
-def exact_key(q, items, bias, j, metric, lanes) -> float:
+def exact_key(q, items, bias, j, metric) -> float:
     """The exact key ``e`` of object ``j`` for request ``q`` (see module doc)."""
     if metric == 2:
-        return -(lane_dot(q, items[j], lanes) + bias[j])
-    return lane_sqdist(q, items[j], lanes)
+        return -(lane_dot(q, items[j]) + bias[j])
+    return lane_sqdist(q, items[j])
 
 
 @nb.njit(cache=True, inline="always")
@@ -140,9 +140,8 @@ def dissimilarity(d, kind, radius, c_f) -> float:
 def object_cost(q, items, bias, j, env) -> float:
     """``c_d(q, j)`` for the current request (``env[ENV_EMIN]`` set by the engine): for policies
     that need the cost of an object outside the candidate lists."""
-    lanes = np.empty(LANES, np.float64)
     metric = int(env[ENV_METRIC])
-    e = exact_key(q, items, bias, j, metric, lanes)
+    e = exact_key(q, items, bias, j, metric)
     return dissimilarity(key_distance(e, env[ENV_EMIN], metric), int(env[ENV_DKIND]), env[ENV_RADIUS], env[ENV_CF])
 
 
@@ -150,10 +149,9 @@ def object_cost(q, items, bias, j, env) -> float:
 def sq_norms(x: np.ndarray, out: np.ndarray) -> int:
     """Exact squared norms of the rows of ``x`` (float64, lane order); index of the first row with
     a non-finite value, or -1."""
-    lanes = np.empty(LANES, np.float64)
     bad = -1
     for i in range(x.shape[0]):
-        s = sqnorm(x[i], lanes)
+        s = sqnorm(x[i])
         out[i] = s
         if not np.isfinite(s) and bad < 0:
             bad = i
@@ -213,12 +211,12 @@ def sorted_insert(e, j, oj, oe, n, m):
 
 
 @nb.njit(cache=True)
-def exact_best(q, items, bias, metric, cand, n_cand, m, oj, oe, lanes) -> int:
+def exact_best(q, items, bias, metric, cand, n_cand, m, oj, oe) -> int:
     """The ``m`` best of ``cand[:n_cand]`` by exact (e, j) into ``oj``, ``oe``; returns their number."""
     n = 0
     for c in range(n_cand):
         j = cand[c]
-        n = sorted_insert(exact_key(q, items, bias, j, metric, lanes), j, oj, oe, n, m)
+        n = sorted_insert(exact_key(q, items, bias, j, metric), j, oj, oe, n, m)
     return n
 
 
@@ -318,8 +316,7 @@ def scan_buffer_size(n_objects: int) -> int:
 
 
 @nb.njit(cache=True)
-def nearest_objects(g_row, q, qn2, tol, items, item_n2, bias, metric, m, cap, bv, bj, abuf, every, oj, oe, lanes,
-                    counters):  # fmt: skip
+def nearest_objects(g_row, q, qn2, tol, items, item_n2, bias, metric, m, cap, bv, bj, abuf, every, oj, oe, counters):
     """The exact ``m`` nearest catalogue objects of one request (ordered by (e, j)).
 
     The approximate keys of the row are computed in one vectorised pass (into ``abuf[:N]``) with
@@ -366,12 +363,12 @@ def nearest_objects(g_row, q, qn2, tol, items, item_n2, bias, metric, m, cap, bv
         n, thr = band_compact(bv, bj, n, m, margin, bscratch)
     if n > cap:
         counters[FULL_ROWS] += 1
-        return exact_best(q, items, bias, metric, every, n_obj, m, oj, oe, lanes)
-    return exact_best(q, items, bias, metric, bj, n, m, oj, oe, lanes)
+        return exact_best(q, items, bias, metric, every, n_obj, m, oj, oe)
+    return exact_best(q, items, bias, metric, bj, n, m, oj, oe)
 
 
 @nb.njit(cache=True)
-def nearest_cached(g_row, q, qn2, tol, items, item_n2, bias, metric, m, cap, bv, bj, slot_obj, oj, oe, lanes, counters):
+def nearest_cached(g_row, q, qn2, tol, items, item_n2, bias, metric, m, cap, bv, bj, slot_obj, oj, oe, counters):
     """The exact ``m`` nearest cached objects of one request (ordered by (e, j))."""
     margin = 2.0 * tol
     n = 0
@@ -393,9 +390,9 @@ def nearest_cached(g_row, q, qn2, tol, items, item_n2, bias, metric, m, cap, bv,
         for s in range(slot_obj.shape[0]):
             j = slot_obj[s]
             if j >= 0:
-                n = sorted_insert(exact_key(q, items, bias, j, metric, lanes), j, oj, oe, n, m)
+                n = sorted_insert(exact_key(q, items, bias, j, metric), j, oj, oe, n, m)
         return n
-    return exact_best(q, items, bias, metric, bj, n, m, oj, oe, lanes)
+    return exact_best(q, items, bias, metric, bj, n, m, oj, oe)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,13 +501,12 @@ def serve_block(
     o_server, o_served, o_local = borrowed(o_server), borrowed(o_served), borrowed(o_local)
     o_origin, o_cost, o_empty = borrowed(o_origin), borrowed(o_cost), borrowed(o_empty)
     o_opt, o_ins, o_ev = borrowed(o_opt), borrowed(o_ins), borrowed(o_ev)
-    owned_f64 = np.empty(width + scan_buffer_size(n_obj) + LANES + m_all + 2 * m_list + 2 * m_c + 3 * k, np.float64)
+    owned_f64 = np.empty(width + scan_buffer_size(n_obj) + m_all + 2 * m_list + 2 * m_c + 3 * k, np.float64)
     owned_i64 = np.empty(width + n_obj + m_all + m_list + m_c + k + m_x + k, np.int64)
     owned_i8 = np.empty(k, np.int8)
     f64, i64, ans_local = borrowed(owned_f64), borrowed(owned_i64), borrowed(owned_i8)
     bv, f64 = split(f64, width)
     abuf, f64 = split(f64, scan_buffer_size(n_obj))
-    lanes, f64 = split(f64, LANES)
     ex_e, f64 = split(f64, m_all)
     all_e, f64 = split(f64, m_list)
     all_h, f64 = split(f64, m_list)
@@ -531,7 +527,7 @@ def serve_block(
         t = t0 + i
         q = Q[i]
         n_ex = nearest_objects(G[i], q, qn2[i], tol[i], items, item_n2, bias, metric, m_all, cap + m_all,
-                               bv, bj, abuf, every, ex_obj, ex_e, lanes, counters)  # fmt: skip
+                               bv, bj, abuf, every, ex_obj, ex_e, counters)  # fmt: skip
         e_min = ex_e[0]
         env[ENV_EMIN] = e_min
         for a in range(k):
@@ -561,7 +557,7 @@ def serve_block(
                 if not dup:
                     xbuf[nx] = ex_obj[c]
                     nx += 1
-            n_all = exact_best(q, items, bias, metric, xbuf, nx, nx, all_obj, all_e, lanes)
+            n_all = exact_best(q, items, bias, metric, xbuf, nx, nx, all_obj, all_e)
         else:
             n_all = n_ex
             for c in range(n_ex):
@@ -570,7 +566,7 @@ def serve_block(
         for c in range(n_all):
             all_h[c] = dissimilarity(key_distance(all_e[c], e_min, metric), dkind, radius, c_f)
         n_cc = nearest_cached(G[i], q, qn2[i], tol[i], items, item_n2, bias, metric, m_c, cap + m_c,
-                              bv, bj, slot_obj, cc_obj, cc_e, lanes, counters)  # fmt: skip
+                              bv, bj, slot_obj, cc_obj, cc_e, counters)  # fmt: skip
         for c in range(n_cc):
             cc_h[c] = dissimilarity(key_distance(cc_e[c], e_min, metric), dkind, radius, c_f)
         n_ans = optimal_answer(k, all_obj, all_e, all_h, n_all, cc_obj, cc_e, cc_h, n_cc, obj_slot, c_f,
@@ -606,12 +602,11 @@ def nearest_block(G, Q, qn2, tol, items, item_n2, bias, metric, m, cap, out_obj,
     bj = np.empty(4 * (m + cap), np.int64)
     abuf = np.empty(scan_buffer_size(items.shape[0]), np.float64)
     every = np.arange(items.shape[0])
-    lanes = np.empty(LANES, np.float64)
     oj = np.empty(m, np.int64)
     oe = np.empty(m, np.float64)
     for i in range(G.shape[0]):
         n = nearest_objects(G[i], Q[i], qn2[i], tol[i], items, item_n2, bias, metric, m, cap + m,
-                            bv, bj, abuf, every, oj, oe, lanes, counters)  # fmt: skip
+                            bv, bj, abuf, every, oj, oe, counters)  # fmt: skip
         for c in range(n):
             out_obj[i, c] = oj[c]
             out_e[i, c] = oe[c]

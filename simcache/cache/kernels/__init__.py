@@ -28,7 +28,7 @@ from simcache.cache.kernels.signatures import __all__ as _SIGNATURES
 
 #: submodule of every other public name; loaded (and compiled or read from numba's cache) on first use
 _WHERE = {
-    **dict.fromkeys(("LANES", "MAX_NORM2", "METRIC_CODES", "TOL_FACTOR", "block_norms", "fold_lanes", "normalize_rows",
+    **dict.fromkeys(("MAX_NORM2", "METRIC_CODES", "TOL_FACTOR", "block_norms", "normalize_rows", "sqnorm",
                      "offer", "sqdist", "to_metric", "within_radius"), "distances"),
     **dict.fromkeys(("seed_key", "splitmix64", "uniform"), "draws"),
     **dict.fromkeys(("apply_request", "collect_inblock", "collect_topk", "full_scan", "resolve", "serve_block",

@@ -3,7 +3,9 @@
 * **Distance.** Vectors are float32 (unit-normalised first for ``cosine``, see
   :func:`normalize_rows`). The distance between a request ``x`` and a cached entry ``y`` is computed
   from ``sq = sum_k (float64(x_k) - float64(y_k))**2`` accumulated in float64
-  (:func:`sqdist`: 32 interleaved partial sums combined pairwise, a fixed order), then
+  (:func:`sqdist`, :mod:`~simcache.cache.kernels.lanesum`: component ``k`` into partial sum
+  ``k % 32``, each in increasing ``k``, then neighbouring partial sums added in pairs until one is
+  left; a fixed order, the same on every machine), then
   ``d = sqrt(sq)`` for ``l2`` (Euclidean, not squared) or ``d = sq / 2`` for ``cosine``
   (= 1 - cos for unit vectors; exactly 0 for identical vectors). FAISS distances are only used to
   pick candidates; every decision uses this recomputation, so the block engine, the plain engine
@@ -27,6 +29,7 @@ import math
 import numba as nb
 import numpy as np
 
+from simcache.cache.kernels.lanesum import product_sum, sqdiff_sum
 from simcache.cache.options import METRICS
 
 #: metric name -> code inside the compiled loops
@@ -38,9 +41,6 @@ TOL_FACTOR = 4.0
 #: (no overflow, hence no NaN, in the row scans)
 MAX_NORM2 = 1e37
 
-#: number of interleaved float64 partial sums in :func:`sqdist`
-LANES = 32
-
 
 @nb.njit(cache=True, inline="always")
 def within_radius(d: float, r: float) -> bool:
@@ -49,63 +49,23 @@ def within_radius(d: float, r: float) -> bool:
 
 
 @nb.njit(cache=True, inline="always")
-def fold_lanes(lanes: np.ndarray) -> float:
-    """Add the ``LANES`` partial sums pairwise (neighbours first) until one is left."""
-    width = LANES
-    while width > 1:
-        width //= 2
-        for j in range(width):
-            lanes[j] = lanes[2 * j] + lanes[2 * j + 1]
-    return lanes[0]
+def sqdist(x: np.ndarray, y: np.ndarray) -> float:
+    """Exact squared Euclidean distance ``sum_k (float64(x_k) - float64(y_k))**2`` in the fixed
+    lane order (:mod:`~simcache.cache.kernels.lanesum`; ``x``, ``y`` contiguous float32 or float64)."""
+    return sqdiff_sum(x, y)
 
 
 @nb.njit(cache=True, inline="always")
-def sqdist(x: np.ndarray, y: np.ndarray, lanes: np.ndarray) -> float:
-    """Squared Euclidean distance in a fixed float64 summation order.
-
-    Component ``k``'s squared difference ``(float64(x_k) - float64(y_k))**2`` is added to partial
-    sum ``k % 32`` (each summed in increasing ``k``); then neighbouring partial sums are added in
-    pairs, halving their number until one is left. The order is written out, so the result is the
-    same on every machine, and the 32 independent sums let LLVM vectorise the loop (a single
-    running sum waits ~4 cycles per component). ``lanes``: float64 scratch of length ``LANES``.
-    """
-    n = x.shape[0]
-    lanes[:] = 0.0
-    rows = n // LANES
-    for r in range(rows):
-        base = r * LANES
-        for j in range(LANES):
-            diff = np.float64(x[base + j]) - np.float64(y[base + j])
-            lanes[j] += diff * diff
-    base = rows * LANES
-    for j in range(n - base):
-        diff = np.float64(x[base + j]) - np.float64(y[base + j])
-        lanes[j] += diff * diff
-    return fold_lanes(lanes)
+def lane_dot(x: np.ndarray, y: np.ndarray) -> float:
+    """``sum_k float64(x_k) * float64(y_k)`` in the order of :func:`sqdist`."""
+    return product_sum(x, y)
 
 
 @nb.njit(cache=True, inline="always")
-def lane_dot(x: np.ndarray, y: np.ndarray, lanes: np.ndarray) -> float:
-    """``sum_k float64(x_k) * float64(y_k)`` in the order of :func:`sqdist` (partial sum ``k % 32``,
-    then the pairwise fold)."""
-    n = x.shape[0]
-    lanes[:] = 0.0
-    rows = n // LANES
-    for r in range(rows):
-        base = r * LANES
-        for j in range(LANES):
-            lanes[j] += np.float64(x[base + j]) * np.float64(y[base + j])
-    base = rows * LANES
-    for j in range(n - base):
-        lanes[j] += np.float64(x[base + j]) * np.float64(y[base + j])
-    return fold_lanes(lanes)
-
-
-@nb.njit(cache=True, inline="always")
-def sqnorm(x: np.ndarray, lanes: np.ndarray) -> float:
+def sqnorm(x: np.ndarray) -> float:
     """:func:`sqdist` from ``x`` to the origin, bit for bit (``float64(x_k) - 0.0`` is
     ``float64(x_k)``, so each term is ``x_k * x_k``), without reading a vector of zeros."""
-    return lane_dot(x, x, lanes)
+    return lane_dot(x, x)
 
 
 @nb.njit(cache=True, inline="always")
@@ -124,9 +84,8 @@ def normalize_rows(x: np.ndarray, out: np.ndarray) -> int:
     Returns the index of the first all-zero row, or -1 if there is none.
     """
     bad = -1
-    lanes = np.empty(LANES, np.float64)
     for i in range(x.shape[0]):
-        s = sqnorm(x[i], lanes)
+        s = sqnorm(x[i])
         if s == 0.0:
             if bad < 0:
                 bad = i
@@ -150,9 +109,8 @@ def block_norms(q, qnorm2, tol, tol_coef, max_norm):
     """
     bad = -1
     n = q.shape[0]
-    lanes = np.empty(LANES, np.float64)
     for i in range(n):
-        acc = np.float32(sqnorm(q[i], lanes))  # a NaN or inf component makes it NaN or inf
+        acc = np.float32(sqnorm(q[i]))  # a NaN or inf component makes it NaN or inf
         if not acc <= MAX_NORM2 and bad < 0:
             bad = i
         qnorm2[i] = acc

@@ -42,7 +42,7 @@ from numba import types as nt
 
 from simcache.cache.kernels.borrowed import borrowed, keep_alive, split
 from simcache.cache.kernels.copies import copy_row
-from simcache.cache.kernels.distances import LANES, METRIC_CODES, fold_lanes, offer, sqdist, to_metric
+from simcache.cache.kernels.distances import METRIC_CODES, offer, sqdist, sqnorm, to_metric
 from simcache.cache.kernels.draws import uniform
 from simcache.cache.kernels.signatures import (
     APPROX_HIT, DECIDE_T, EXACT_HIT, FMETA, FPAR, GLOB, HIT, INSERT, INSERT_T, META, MOVE_T, N_FULL_SCANS,
@@ -63,13 +63,13 @@ def hidden(owner, entry_owner):
 
 
 @nb.njit(cache=True)
-def full_scan(x, owner, slots, slot_id, slot_owner, n_used, bsq, breq, bslot, keep, lanes):
+def full_scan(x, owner, slots, slot_id, slot_owner, n_used, bsq, breq, bslot, keep):
     """Exact nearest ``keep`` entries over every used slot the request may see."""
     nbest = 0
     for s in range(n_used):
         if hidden(owner, slot_owner[s]):
             continue
-        nbest = offer(sqdist(x, slots[s], lanes), slot_id[s], s, bsq, breq, bslot, nbest, keep)
+        nbest = offer(sqdist(x, slots[s]), slot_id[s], s, bsq, breq, bslot, nbest, keep)
     return nbest
 
 
@@ -139,8 +139,7 @@ def collect_inblock(i, owner, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, s
 
 
 @nb.njit(cache=True, inline="always")
-def moved_candidates(x, owner, mv_slot, mv_ver, n_mv, slots, slot_id, slot_version, slot_owner, cs, cr, ca, nc,
-                     lanes):  # fmt: skip
+def moved_candidates(x, owner, mv_slot, mv_ver, n_mv, slots, slot_id, slot_version, slot_owner, cs, cr, ca, nc):
     """Append the live, visible entries whose key moved earlier in the block, with their exact
     squared distance as the approximation (the block's precomputed ones are stale); return the
     number of candidates."""
@@ -152,19 +151,19 @@ def moved_candidates(x, owner, mv_slot, mv_ver, n_mv, slots, slot_id, slot_versi
             continue
         cs[nc] = s
         cr[nc] = slot_id[s]
-        ca[nc] = sqdist(x, slots[s], lanes)
+        ca[nc] = sqdist(x, slots[s])
         nc += 1
     return nc
 
 
 @nb.njit(cache=True, inline="always")
-def resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot, lanes):
+def resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot):
     """Exact nearest ``keep`` among the scratch candidates, recomputing only those with an
     approximation within ``threshold`` (see :func:`collect_inblock`)."""
     nbest = 0
     for j in range(nc):
         if ca[j] <= threshold:
-            nbest = offer(sqdist(x, slots[cs[j]], lanes), cr[j], cs[j], bsq, breq, bslot, nbest, keep)
+            nbest = offer(sqdist(x, slots[cs[j]]), cr[j], cs[j], bsq, breq, bslot, nbest, keep)
     return nbest
 
 
@@ -197,18 +196,7 @@ def topk_complete(i, cand_slot, cand_sq, tol, nbest, bsq, keep, exact):
 
 
 @nb.njit(cache=True, inline="always")
-def key_norm2(y, lanes):
-    """Squared norm of ``y`` summed as :func:`~simcache.cache.kernels.distances.sqdist` sums it to
-    the origin (component k into partial sum k % LANES, then pairwise)."""
-    lanes[:] = 0.0
-    for k in range(y.shape[0]):
-        v = np.float64(y[k])
-        lanes[k % LANES] += v * v
-    return fold_lanes(lanes)
-
-
-@nb.njit(cache=True, inline="always")
-def move_key(y, x, m, metric, lanes):
+def move_key(y, x, m, metric):
     """Move key ``y`` toward request ``x``: ``float32(y_k + (x_k - y_k) / m)`` in float64 (m = n + 1:
     the running mean of n + 1 requests); for ``cosine`` the result is unit-normalised again as
     :func:`~simcache.cache.kernels.distances.normalize_rows` normalises requests (left as it is if
@@ -217,7 +205,7 @@ def move_key(y, x, m, metric, lanes):
         yk = np.float64(y[k])
         y[k] = np.float32(yk + (np.float64(x[k]) - yk) / m)
     if metric == _COSINE:
-        s = key_norm2(y, lanes)
+        s = sqnorm(y)
         if s > 0.0:
             n = math.sqrt(s)
             for k in range(y.shape[0]):
@@ -272,8 +260,7 @@ def apply_request(
 
 
 @nb.njit(cache=True, inline="always")
-def apply_move(served, t, x, metric, fpar, move, meta, fmeta, glob, slots, slot_version, counters, slot_norm2,
-               lanes):  # fmt: skip
+def apply_move(served, t, x, metric, fpar, move, meta, fmeta, glob, slots, slot_version, counters, slot_norm2):
     """The policy's key update after request ``t`` was served by the entry in slot ``served``
     (-1: a miss, nothing to do), after the request's insertion if any. Return the slot whose key
     moved (-1: none); it gets the next version and its squared norm is kept in ``slot_norm2``."""
@@ -282,10 +269,10 @@ def apply_move(served, t, x, metric, fpar, move, meta, fmeta, glob, slots, slot_
     m = move(served, t, meta, fmeta, glob, fpar)
     if not m > 0.0:
         return -1
-    move_key(slots[served], x, m, metric, lanes)
+    move_key(slots[served], x, m, metric)
     slot_version[served] = counters[N_WRITES]
     counters[N_WRITES] += 1
-    slot_norm2[served] = np.float32(key_norm2(slots[served], lanes))
+    slot_norm2[served] = np.float32(sqnorm(slots[served]))
     return served
 
 
@@ -337,7 +324,7 @@ def serve_block(
     out_outcome, out_served, out_distance = borrowed(out_outcome), borrowed(out_served), borrowed(out_distance)
     out_inserted, out_evicted = borrowed(out_inserted), borrowed(out_evicted)
     owned_i64 = np.empty(2 * (m + 2 * n) + 4 + 5 * n, np.int64)
-    owned_f64 = np.empty(m + 2 * n + 2 + LANES, np.float64)
+    owned_f64 = np.empty(m + 2 * n + 2, np.float64)
     i64, f64 = borrowed(owned_i64), borrowed(owned_f64)
     cs, i64 = split(i64, m + 2 * n)  # top-m, in-block insertions, moved keys
     cr, i64 = split(i64, m + 2 * n)
@@ -350,20 +337,18 @@ def serve_block(
     mv_ver, i64 = split(i64, n)
     ca, f64 = split(f64, m + 2 * n)
     bsq, f64 = split(f64, 2)
-    lanes, f64 = split(f64, LANES)
     n_ins = 0
     n_mv = 0
     for i in range(n):
         x = q[i]
         u = owner[i]
         nc = collect_topk(i, u, cand_slot, cand_ver, cand_sq, slot_id, slot_version, slot_owner, cs, cr, ca, 0)
-        nc = moved_candidates(x, u, mv_slot, mv_ver, n_mv, slots, slot_id, slot_version, slot_owner, cs, cr, ca, nc,
-                              lanes)  # fmt: skip
+        nc = moved_candidates(x, u, mv_slot, mv_ver, n_mv, slots, slot_id, slot_version, slot_owner, cs, cr, ca, nc)
         nc, threshold = collect_inblock(i, u, gram, qnorm2, ins_pos, ins_slot, ins_ver, n_ins, slot_id, slot_version,
                                         slot_owner, cs, cr, ca, nc, keep, tol[i])  # fmt: skip
-        nbest = resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot, lanes)
+        nbest = resolve(x, cs, cr, ca, nc, threshold, keep, slots, bsq, breq, bslot)
         if not topk_complete(i, cand_slot, cand_sq, tol[i], nbest, bsq, keep, exact):
-            nbest = full_scan(x, u, slots, slot_id, slot_owner, counters[N_USED], bsq, breq, bslot, keep, lanes)
+            nbest = full_scan(x, u, slots, slot_id, slot_owner, counters[N_USED], bsq, breq, bslot, keep)
             counters[N_FULL_SCANS] += 1
         slot, served = apply_request(
             i, t0 + i, x, nbest, bsq, breq, bslot, metric, key, fpar,
@@ -372,7 +357,7 @@ def serve_block(
             out_outcome, out_served, out_distance, out_inserted, out_evicted,
         )  # fmt: skip
         moved = apply_move(served, t0 + i, x, metric, fpar, move, meta, fmeta, glob, slots, slot_version, counters,
-                           slot_norm2, lanes)  # fmt: skip
+                           slot_norm2)  # fmt: skip
         if moved >= 0:
             mv_slot[n_mv] = moved
             mv_ver[n_mv] = slot_version[moved]
@@ -429,7 +414,7 @@ def serve_chunk_dense(
     slots = slot_rows[:capacity]
     owned_f32 = np.empty(scan_scratch_size(capacity, block) + capacity + block + 2 * SCAN_LANES, np.float32)
     owned_i64 = np.empty(5 * (capacity + block) + 2 * block + 4, np.int64)
-    owned_f64 = np.empty(capacity + block + 2 + LANES, np.float64)
+    owned_f64 = np.empty(capacity + block + 2, np.float64)
     f32, i64, f64 = borrowed(owned_f32), borrowed(owned_i64), borrowed(owned_f64)
     buf, f32 = split(f32, scan_scratch_size(capacity, block))
     col_norm, f32 = split(f32, capacity + block)
@@ -448,7 +433,6 @@ def serve_chunk_dense(
     mv_ver, i64 = split(i64, block)
     ca, f64 = split(f64, capacity + block)
     bsq, f64 = split(f64, 2)
-    lanes, f64 = split(f64, LANES)
     inf = np.float32(np.inf)
     hiding = False
     for r in range(n):
@@ -473,8 +457,7 @@ def serve_chunk_dense(
                 hide_owned(row, width, u, col_owner)
             a1, a2 = row_smallest(row, qnorm2[r], col_norm, width, keep, lo1, lo2)
             # the moved keys' columns are +inf (not in the row's minima): their exact distances join here
-            nm = moved_candidates(x, u, mv_slot, mv_ver, n_mv, slots, slot_id, slot_version, slot_owner, cs, cr, ca,
-                                  0, lanes)  # fmt: skip
+            nm = moved_candidates(x, u, mv_slot, mv_ver, n_mv, slots, slot_id, slot_version, slot_owner, cs, cr, ca, 0)
             for j in range(nm):
                 a1, a2 = two_smallest(ca[j], a1, a2)
             limit = threshold(a1, a2, keep, tol[r])
@@ -485,7 +468,7 @@ def serve_chunk_dense(
                 cs[nm + j] = s
                 cr[nm + j] = slot_id[s]
                 ca[nm + j] = row[c]
-            nbest = resolve(x, cs, cr, ca, nm + nc, limit, keep, slots, bsq, breq, bslot, lanes)
+            nbest = resolve(x, cs, cr, ca, nm + nc, limit, keep, slots, bsq, breq, bslot)
             full = counters[N_USED] == capacity
             slot, served = apply_request(
                 r, t0 + r, x, nbest, bsq, breq, bslot, metric, key, fpar,
@@ -494,7 +477,7 @@ def serve_chunk_dense(
                 out_outcome, out_served, out_distance, out_inserted, out_evicted,
             )  # fmt: skip
             moved = apply_move(served, t0 + r, x, metric, fpar, move, meta, fmeta, glob, slots, slot_version, counters,
-                               slot_norm2, lanes)  # fmt: skip
+                               slot_norm2)  # fmt: skip
             col_slot[i] = slot
             if moved >= 0:
                 col_norm[slot_col[moved]] = inf  # its products are stale: seen through the moved list

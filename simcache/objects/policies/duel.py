@@ -30,7 +30,6 @@ import numba as nb
 import numpy as np
 
 from recvae.errors import UserError
-from simcache.cache.kernels.distances import LANES
 from simcache.cache.kernels.distances import sqdist as lane_sqdist
 from simcache.cache.policies.base import Param
 from simcache.objects.kernels import (ENV_CF, ENV_K, ENV_METRIC, N_FREE, UPDATE_SIG, cache_evict, cache_insert,
@@ -111,7 +110,6 @@ def duel_update(t, key, ans_obj, ans_local, ans_h, all_obj, all_e, all_h, n_all,
         if fpar[P_NEAREST] != 0.0 and cstate[N_FREE] > 0 and obj_slot[o] < 0:
             cache_insert(o, t, slot_obj, obj_slot, slot_req, free, cstate)
         return
-    lanes = np.empty(LANES, np.float64)
     n_duels = int(fpar[P_MAX])
     base = cost_swapped(k, c_f, all_obj, all_e, all_h, cc_obj, cc_e, cc_h, n_cc, obj_slot, -1, -1, 0.0, 0.0)
     for i in range(n_duels):
@@ -120,7 +118,7 @@ def duel_update(t, key, ans_obj, ans_local, ans_h, all_obj, all_e, all_h, n_all,
             continue
         c = int(fstate[r + D_C])
         d = int(fstate[r + D_D])
-        c_e = exact_key(q, items, bias, c, metric, lanes)
+        c_e = exact_key(q, items, bias, c, metric)
         c_h = object_cost(q, items, bias, c, env)
         without = cost_swapped(k, c_f, all_obj, all_e, all_h, cc_obj, cc_e, cc_h, n_cc, obj_slot, d, -1, 0.0, 0.0)
         swapped = cost_swapped(k, c_f, all_obj, all_e, all_h, cc_obj, cc_e, cc_h, n_cc, obj_slot, d, c, c_e, c_h)
@@ -156,7 +154,7 @@ def duel_update(t, key, ans_obj, ans_local, ans_h, all_obj, all_e, all_h, n_all,
             continue
         for f in (D_C, D_D):
             o = int(fstate[r + f])
-            if o == c or lane_sqdist(items[c], items[o], lanes) <= r2:
+            if o == c or lane_sqdist(items[c], items[o]) <= r2:
                 return
     if free_duel < 0:
         return
@@ -165,7 +163,7 @@ def duel_update(t, key, ans_obj, ans_local, ans_h, all_obj, all_e, all_h, n_all,
         best = 0.0
         for s in range(capacity):
             o = slot_obj[s]
-            e = exact_key(items[c], items, bias, o, metric, lanes)
+            e = exact_key(items[c], items, bias, o, metric)
             if d < 0 or e < best or (e == best and o < d):
                 d, best = o, e
     else:

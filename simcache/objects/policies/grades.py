@@ -40,7 +40,6 @@ import numba as nb
 import numpy as np
 
 from recvae.errors import UserError
-from simcache.cache.kernels.distances import LANES
 from simcache.cache.kernels.distances import sqdist as lane_sqdist
 from simcache.cache.policies.base import Param
 from simcache.objects.kernels import (ENV_DKIND, ENV_METRIC, N_FREE, UPDATE_SIG, cache_evict, cache_insert,
@@ -58,14 +57,14 @@ CERT_SLACK = 1e-6
 
 
 @nb.njit(cache=True)
-def grades_step(p, x, alpha, metric, dkind, lanes) -> None:
+def grades_step(p, x, alpha, metric, dkind) -> None:
     """One (sub)gradient step of the point ``p`` (float64) for request ``x`` (prepared float32)."""
     dim = p.shape[0]
     if metric == 2:
         for i in range(dim):
             p[i] = p[i] + alpha * np.float64(x[i])
         return
-    e = lane_sqdist(p, x, lanes)
+    e = lane_sqdist(p, x)
     if metric == 0:
         d = math.sqrt(e)
         if d == 0.0:
@@ -79,20 +78,20 @@ def grades_step(p, x, alpha, metric, dkind, lanes) -> None:
 
 
 @nb.njit(cache=True)
-def anchor_scan(p, items, lanes, oj, oe) -> int:
+def anchor_scan(p, items, oj, oe) -> int:
     """Full scan from ``p``: its ``len(oj)`` nearest objects ordered by (key, index) into ``oj``,
     ``oe`` (keys: :func:`lane_sqdist`); returns how many (fewer only for a small catalogue)."""
     m = oj.shape[0]
     n = 0
     for j in range(items.shape[0]):
-        e = lane_sqdist(p, items[j], lanes)
+        e = lane_sqdist(p, items[j])
         if n < m or e < oe[m - 1]:  # (a tie with the last one loses: larger index)
             n = sorted_insert(e, j, oj, oe, n, m)
     return n
 
 
 @nb.njit(cache=True)
-def mapped_object(s, p, items, lanes, meta, glob, fstate, capacity, oj, oe) -> int:
+def mapped_object(s, p, items, meta, glob, fstate, capacity, oj, oe) -> int:
     """The catalogue object nearest to ``p`` (Euclidean, lane-order keys, ties to the smaller index:
     the full scan's answer) for slot ``s``, proven from the slot's anchored list when possible.
 
@@ -113,7 +112,7 @@ def mapped_object(s, p, items, lanes, meta, glob, fstate, capacity, oj, oe) -> i
     if n >= 0:
         a = fstate[(capacity + s) * dim : (capacity + s + 1) * dim]
         r = math.sqrt(fstate[2 * capacity * dim + s]) * lo
-        da = math.sqrt(lane_sqdist(p, a, lanes)) * hi
+        da = math.sqrt(lane_sqdist(p, a)) * hi
         if da < r:
             best = -1
             best_e = 0.0
@@ -122,7 +121,7 @@ def mapped_object(s, p, items, lanes, meta, glob, fstate, capacity, oj, oe) -> i
                 if math.sqrt(keys[c]) * lo - da > reach:
                     break
                 j = glob[s * size + c]
-                e = lane_sqdist(p, items[j], lanes)
+                e = lane_sqdist(p, items[j])
                 if best < 0 or e < best_e or (e == best_e and j < best):
                     best, best_e = j, e
                     reach = math.sqrt(best_e) * hi
@@ -130,7 +129,7 @@ def mapped_object(s, p, items, lanes, meta, glob, fstate, capacity, oj, oe) -> i
                 fstate[fstate.shape[0] - 2] += 1.0
                 return best
     fstate[fstate.shape[0] - 1] += 1.0
-    got = anchor_scan(p, items, lanes, oj, oe)
+    got = anchor_scan(p, items, oj, oe)
     n = min(got, size)
     for c in range(n):
         glob[s * size + c] = oj[c]
@@ -148,7 +147,6 @@ def grades_update(t, key, ans_obj, ans_local, ans_h, all_obj, all_e, all_h, n_al
     """fpar = [alpha]; state: see :meth:`ObjectGrades.new_state`."""
     dim = items.shape[1]
     capacity = slot_obj.shape[0]
-    lanes = np.empty(LANES, np.float64)
     size = glob.shape[0] // capacity
     oj = np.empty(size + 1, np.int64)
     oe = np.empty(size + 1, np.float64)
@@ -164,8 +162,8 @@ def grades_update(t, key, ans_obj, ans_local, ans_h, all_obj, all_e, all_h, n_al
             continue
         s = obj_slot[ans_obj[a]]
         p = fstate[s * dim : (s + 1) * dim]
-        grades_step(p, q, fpar[0], metric, dkind, lanes)
-        j = mapped_object(s, p, items, lanes, meta, glob, fstate, capacity, oj, oe)
+        grades_step(p, q, fpar[0], metric, dkind)
+        j = mapped_object(s, p, items, meta, glob, fstate, capacity, oj, oe)
         if j != slot_obj[s] and obj_slot[j] < 0:
             cache_evict(s, slot_obj, obj_slot, slot_req, free, cstate)
             cache_insert(j, t, slot_obj, obj_slot, slot_req, free, cstate)

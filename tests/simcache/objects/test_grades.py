@@ -60,10 +60,9 @@ class OneSlot:
         self.fstate = np.zeros(2 * dim + 1 + size + 2, np.float64)
         self.oj = np.empty(size + 1, np.int64)
         self.oe = np.empty(size + 1, np.float64)
-        self.lanes = np.empty(32, np.float64)
 
     def nearest(self, p: np.ndarray) -> int:
-        return int(mapped_object(0, p, self.items, self.lanes, self.meta, self.glob, self.fstate, 1, self.oj, self.oe))
+        return int(mapped_object(0, p, self.items, self.meta, self.glob, self.fstate, 1, self.oj, self.oe))
 
 
 @settings(max_examples=150, deadline=None)

@@ -14,10 +14,9 @@ from simcache.objects.metrics import prepare_catalogue, prepare_queries
 
 def brute_force(q, cat, metric, m):
     """Every object's exact key, then the m best by (e, j)."""
-    lanes = np.empty(K.LANES, np.float64)
     n = cat.size
     oj, oe = np.empty(m, np.int64), np.empty(m, np.float64)
-    K.exact_best(q, cat.items, cat.bias, K.METRICS[metric], np.arange(n), n, m, oj, oe, lanes)
+    K.exact_best(q, cat.items, cat.bias, K.METRICS[metric], np.arange(n), n, m, oj, oe)
     return oj, oe
 
 
