@@ -20,10 +20,9 @@ import numba as nb
 import numpy as np
 
 from simcache.cache.kernels.copies import copy_rows
+from simcache.cache.kernels.laneminima import SCAN_LANES, lane_minima
 from simcache.cache.kernels.signatures import N_USED
 
-#: independent running minima of :func:`row_smallest` (column ``c`` goes to lane ``c % SCAN_LANES``)
-SCAN_LANES = 32
 _MAX_F32 = float(np.finfo(np.float32).max)
 
 
@@ -44,39 +43,12 @@ def row_smallest(row, qn, col_norm, n, keep, lo1, lo2):
     smallest of them (as a multiset; ``+inf`` when there are fewer, and for ``keep == 1``) as float64.
 
     The running minima (pairs of them for ``keep == 2``) of each lane, column ``c`` in lane
-    ``c % SCAN_LANES``, are kept in ``lo1`` / ``lo2`` (float32, ``SCAN_LANES`` long) -- independent
-    elementwise minima, which LLVM vectorises (a single running minimum it does not) -- and
-    folded at the end; ``lo1`` is left for :func:`row_select`. Values must not be NaN
-    (``col_norm`` and ``-row`` may be ``+inf``).
+    ``c % SCAN_LANES``, are kept in ``lo1`` / ``lo2`` (float32, ``SCAN_LANES`` long;
+    :func:`~simcache.cache.kernels.laneminima.lane_minima`, vector code) and folded here; ``lo1``
+    is left for :func:`row_select`. Values must not be NaN (``col_norm`` and ``-row`` may be ``+inf``).
     """
-    two = np.float32(2.0)
     inf = np.float32(np.inf)
-    lo1[:] = np.inf
-    lo2[:] = np.inf
-    full = n - n % SCAN_LANES
-    if keep == 1:
-        for base in range(0, full, SCAN_LANES):
-            for j in range(SCAN_LANES):
-                a = qn + col_norm[base + j] - two * row[base + j]
-                row[base + j] = a
-                lo1[j] = a if a < lo1[j] else lo1[j]
-    else:
-        for base in range(0, full, SCAN_LANES):
-            for j in range(SCAN_LANES):
-                a = qn + col_norm[base + j] - two * row[base + j]
-                row[base + j] = a
-                m1 = lo1[j]
-                hi = a if a > m1 else m1
-                lo2[j] = hi if hi < lo2[j] else lo2[j]
-                lo1[j] = a if a < m1 else m1
-    for c in range(full, n):
-        j = c - full
-        a = qn + col_norm[c] - two * row[c]
-        row[c] = a
-        m1 = lo1[j]
-        hi = a if a > m1 else m1
-        lo2[j] = hi if hi < lo2[j] else lo2[j]
-        lo1[j] = a if a < m1 else m1
+    lane_minima(row, qn, col_norm, n, keep, lo1, lo2)
     # the fold, branch-free so that it vectorises: the smallest is the least lane minimum; the
     # second is the least of the lanes' second minima and of the lane minima after one copy of
     # the smallest (the smallest itself when two lanes hold it)

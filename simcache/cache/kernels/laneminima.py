@@ -1,0 +1,135 @@
+"""The row scan's inner loop, emitted as vector code: approximations and their lane minima.
+
+``lane_minima(row, qn, col_norm, n, keep, lo1, lo2)`` overwrites the products ``row[:n]`` by the
+float32 approximations ``(qn + col_norm[c]) - 2 row[c]`` and leaves in ``lo1`` (and, when
+``keep == 2``, ``lo2``) the smallest (and second smallest) approximation of each of the
+``SCAN_LANES`` lanes, column ``c`` in lane ``c % SCAN_LANES``: exactly the values, NaN rule included
+(``a if a < m else m``), of the plain loop that
+:func:`~simcache.cache.kernels.rowscan.row_smallest` documents and the tests keep. Emitted
+directly, the 32 running minima are four vectors in registers; as a numba loop they live in
+scratch arrays that LLVM must assume may alias the row it writes, so every step stored and
+reloaded them. The last ``n % 32`` columns are read and written by masked loads and stores.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+#: running minima, and the float32 vector width they are kept in
+SCAN_LANES = 32
+_WIDTH = 8
+_GROUPS = SCAN_LANES // _WIDTH
+
+_F32 = ir.FloatType()
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+_VEC = ir.VectorType(_F32, _WIDTH)
+_IVEC = ir.VectorType(_I32, _WIDTH)
+_MASK = ir.VectorType(ir.IntType(1), _WIDTH)
+
+
+def _vec_ptr(builder: ir.IRBuilder, base: ir.Value, index: ir.Value) -> ir.Value:
+    """Pointer to the ``_WIDTH`` floats of ``base`` from element ``index``."""
+    return builder.bitcast(builder.gep(base, [index]), _VEC.as_pointer())
+
+
+def _masked_load(builder: ir.IRBuilder, ptr: ir.Value, mask: ir.Value) -> ir.Value:
+    fnty = ir.FunctionType(_VEC, [_VEC.as_pointer(), _I32, _MASK, _VEC])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.masked.load.v8f32.p0v8f32")
+    return builder.call(fn, [ptr, ir.Constant(_I32, 4), mask, ir.Constant(_VEC, [0.0] * _WIDTH)])
+
+
+def _masked_store(builder: ir.IRBuilder, value: ir.Value, ptr: ir.Value, mask: ir.Value) -> None:
+    fnty = ir.FunctionType(ir.VoidType(), [_VEC, _VEC.as_pointer(), _I32, _MASK])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.masked.store.v8f32.p0v8f32")
+    builder.call(fn, [value, ptr, ir.Constant(_I32, 4), mask])
+
+
+def _smaller(builder: ir.IRBuilder, a: ir.Value, m: ir.Value) -> ir.Value:
+    """``a if a < m else m`` elementwise (``m`` when either is NaN)."""
+    return builder.select(builder.fcmp_ordered("<", a, m), a, m)
+
+
+def _update(builder: ir.IRBuilder, a: ir.Value, lo1: ir.Value, lo2: ir.Value | None):
+    """One column per lane into the lane minima (and second minima): the plain loop's update."""
+    if lo2 is None:
+        return _smaller(builder, a, lo1), None
+    hi = builder.select(builder.fcmp_ordered(">", a, lo1), a, lo1)
+    return _smaller(builder, a, lo1), _smaller(builder, hi, lo2)
+
+
+def _scan(builder, rp, cp, qn2, n, keep2: bool, lo1p, lo2p) -> None:
+    """The loop for one ``keep`` (``keep2``: also the second minima)."""
+    two = ir.Constant(_VEC, [2.0] * _WIDTH)
+    inf = ir.Constant(_VEC, [float("inf")] * _WIDTH)
+    m1 = [cgutils.alloca_once_value(builder, inf) for _ in range(_GROUPS)]
+    m2 = [cgutils.alloca_once_value(builder, inf) for _ in range(_GROUPS)] if keep2 else [None] * _GROUPS
+
+    def column_block(k, mask):
+        for g in range(_GROUPS):
+            at = builder.add(k, ir.Constant(_I64, g * _WIDTH))
+            rptr, cptr = _vec_ptr(builder, rp, at), _vec_ptr(builder, cp, at)
+            if mask is None:
+                r, c = builder.load(rptr, align=4), builder.load(cptr, align=4)
+            else:
+                r, c = _masked_load(builder, rptr, mask[g]), _masked_load(builder, cptr, mask[g])
+            a = builder.fsub(builder.fadd(qn2, c), builder.fmul(two, r))
+            if mask is None:
+                builder.store(a, rptr, align=4)
+            else:
+                _masked_store(builder, a, rptr, mask[g])
+                a = builder.select(mask[g], a, inf)  # a column past the end changes no minimum
+            lo1, lo2 = _update(builder, a, builder.load(m1[g]), builder.load(m2[g]) if keep2 else None)
+            builder.store(lo1, m1[g])
+            if keep2:
+                builder.store(lo2, m2[g])
+
+    rows = builder.udiv(n, ir.Constant(_I64, SCAN_LANES))
+    with cgutils.for_range(builder, rows) as loop:
+        column_block(builder.mul(loop.index, ir.Constant(_I64, SCAN_LANES)), None)
+    start = builder.mul(rows, ir.Constant(_I64, SCAN_LANES))
+    left = builder.trunc(builder.sub(n, start), _I32)
+    left = builder.shuffle_vector(builder.insert_element(ir.Constant(_IVEC, None), left, ir.Constant(_I32, 0)),
+                                  ir.Constant(_IVEC, None), ir.Constant(_IVEC, [0] * _WIDTH))  # fmt: skip
+    masks = [builder.icmp_unsigned("<", ir.Constant(_IVEC, list(range(g * _WIDTH, (g + 1) * _WIDTH))), left)
+             for g in range(_GROUPS)]  # fmt: skip
+    column_block(start, masks)
+    for g in range(_GROUPS):
+        builder.store(builder.load(m1[g]), _vec_ptr(builder, lo1p, ir.Constant(_I64, g * _WIDTH)), align=4)
+        if keep2:
+            builder.store(builder.load(m2[g]), _vec_ptr(builder, lo2p, ir.Constant(_I64, g * _WIDTH)), align=4)
+
+
+def _f32_vector(ty) -> bool:
+    """Whether ``ty`` is a contiguous 1-d float32 array."""
+    return isinstance(ty, types.Array) and ty.ndim == 1 and ty.layout == "C" and ty.dtype == types.float32
+
+
+@intrinsic
+def lane_minima(typingctx, row, qn, col_norm, n, keep, lo1, lo2):
+    """Approximations into ``row[:n]`` and the lane minima into ``lo1`` (and ``lo2`` when
+    ``keep == 2``; otherwise ``lo2`` is left alone) -- see the module doc. ``lo1`` and ``lo2``
+    hold ``SCAN_LANES`` floats."""
+    arrays = (row, col_norm, lo1, lo2)
+    if not (all(_f32_vector(a) for a in arrays) and qn == types.float32 and isinstance(n, types.Integer)
+            and isinstance(keep, types.Integer)):  # fmt: skip
+        return None
+
+    def codegen(context, builder, signature, args):
+        rp, cp, l1p, l2p = (context.make_array(t)(context, builder, value=v).data
+                            for t, v in zip(arrays, (args[0], args[2], args[5], args[6])))  # fmt: skip
+        n64 = context.cast(builder, args[3], signature.args[3], types.int64)
+        keep64 = context.cast(builder, args[4], signature.args[4], types.int64)
+        qn2 = builder.shuffle_vector(builder.insert_element(ir.Constant(_VEC, None), args[1], ir.Constant(_I32, 0)),
+                                     ir.Constant(_VEC, None), ir.Constant(_IVEC, [0] * _WIDTH))  # fmt: skip
+        with builder.if_else(builder.icmp_signed("==", keep64, ir.Constant(_I64, 2))) as (two, one):
+            with two:
+                _scan(builder, rp, cp, qn2, n64, True, l1p, l2p)
+            with one:
+                _scan(builder, rp, cp, qn2, n64, False, l1p, l2p)
+        return context.get_dummy_value()
+
+    return types.none(row, qn, col_norm, n, keep, lo1, lo2), codegen
