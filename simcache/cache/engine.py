@@ -89,14 +89,15 @@ class _Engine:
         self.searcher: Searcher = make_searcher(cfg.index, cfg.device, self.slots, self.slot_version, self.counters)
         self.block_size = block_size
         self.slot_norm2 = np.zeros(cap, dtype=np.float32)  # kept by the block kernels
-        self.tol_coef = K.TOL_FACTOR * self.searcher.tol_scale * (dim + 4) * 2.0**-24
-        self.max_norm = 0.0
+        # [tolerance coefficient, largest norm seen so far] (see kernels.block_norms)
+        self.norm_state = np.array([K.TOL_FACTOR * self.searcher.tol_scale * (dim + 4) * 2.0**-24, 0.0])
         macs = block_size * (cap + block_size) * dim
         self.plan = ThreadPlan(cfg.threads, auto_most=1 if self.dense and macs < MIN_SPLIT_MACS else None)
         self.parallel = True  # the current chunk's choice: the block products on two threads
 
-    def prepare(self, raw: np.ndarray, t0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Checked, contiguous float32 (normalised for cosine) block; its squared norms; tolerances."""
+    def prepare(self, raw: np.ndarray, t0: int, norms: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Checked, contiguous float32 (normalised for cosine) block; its squared norms; tolerances
+        (``norms`` False: left to the dense kernel, which computes and checks them block by block)."""
         if raw.ndim != 2 or raw.shape[1] != self.dim:
             raise UserError(f"request vectors must have dimension {self.dim}, got a block of shape {raw.shape}")
         q = np.ascontiguousarray(raw, dtype=np.float32)
@@ -110,12 +111,9 @@ class _Engine:
             q = out
         qnorm2 = np.empty(q.shape[0], dtype=np.float32)
         tol = np.empty(q.shape[0], dtype=np.float64)
-        self.max_norm, bad = K.block_norms(q, qnorm2, tol, self.tol_coef, self.max_norm)
-        if bad >= 0:
-            if not np.isfinite(q[bad]).all():
-                raise UserError(f"request {t0 + bad} has a non-finite (NaN or inf) component")
-            raise UserError(f"request {t0 + bad} has a squared norm above {K.MAX_NORM2:g}, too large for "
-                            "float32 distances; rescale the vectors")  # fmt: skip
+        if norms:
+            self.norm_state[1], bad = K.block_norms(q, qnorm2, tol, self.norm_state[0], self.norm_state[1])
+            check_row(q, t0, bad)
         return q, qnorm2, tol
 
     @contextlib.contextmanager
@@ -160,10 +158,23 @@ class _Engine:
         self.counters[K.N_WRITES] = n
 
 
+def check_row(q: np.ndarray, t0: int, bad: int) -> None:
+    """Raise for request ``t0 + bad`` (row ``bad`` of ``q``) if ``bad >= 0``: a row whose squared norm
+    is not finite or above ``MAX_NORM2`` (:func:`simcache.cache.kernels.block_norms`)."""
+    if bad < 0:
+        return
+    if not np.isfinite(q[bad]).all():
+        raise UserError(f"request {t0 + bad} has a non-finite (NaN or inf) component")
+    raise UserError(f"request {t0 + bad} has a squared norm above {K.MAX_NORM2:g}, too large for "
+                    "float32 distances; rescale the vectors")  # fmt: skip
+
+
 def _run_block(eng: _Engine, q, owner, qnorm2, tol, t0, outs) -> None:
     if eng.dense:
-        K.serve_chunk_dense(q, owner, t0, qnorm2, tol, eng.block_size, eng.parallel, eng.keep, eng.metric, eng.key,
-                            eng.fpar, *eng.kernel_args(spare_rows=True), eng.slot_norm2, *outs)  # fmt: skip
+        bad = K.serve_chunk_dense(q, owner, t0, qnorm2, tol, eng.norm_state, eng.block_size, eng.parallel, eng.keep,
+                                  eng.metric, eng.key, eng.fpar, *eng.kernel_args(spare_rows=True), eng.slot_norm2,
+                                  *outs)  # fmt: skip
+        check_row(q, t0, bad)
         return
     for b0, b1, gram, (dist, slot, version) in eng.block_searches(q):
         qb = q[b0:b1]
@@ -223,7 +234,7 @@ def search_seconds(vectors: np.ndarray, capacity: int, *, block_size: int | None
         start = time.perf_counter()
         step = _chunk_rows(block)
         for c0 in range(0, vectors.shape[0], step):
-            q, qnorm2, _ = eng.prepare(vectors[c0 : c0 + step], c0)
+            q, qnorm2, _ = eng.prepare(vectors[c0 : c0 + step], c0, norms=not eng.dense)
             with eng.chunk(q.shape[0]):
                 if eng.dense:
                     K.search_chunk_dense(q, eng.block_size, eng.parallel, eng.slot_rows, cfg.capacity, eng.counters)
@@ -276,7 +287,7 @@ def replay(vectors: Any, config: ReplayConfig | None = None, /, *, owners: np.nd
             for raw in blocks:
                 if eng is None:
                     eng = _Engine(cfg, int(dim if dim is not None else raw.shape[1]), block)
-                q, qnorm2, tol = eng.prepare(raw, t0)
+                q, qnorm2, tol = eng.prepare(raw, t0, norms=not (run is _run_block and eng.dense))
                 b = q.shape[0]
                 if log is not None:
                     outs = tuple(getattr(log, f)[t0 : t0 + b] for f in _FIELDS)

@@ -41,8 +41,8 @@ import numpy as np
 from numba import types as nt
 
 from simcache.cache.kernels.borrowed import borrowed, keep_alive, split
-from simcache.cache.kernels.copies import copy_row
-from simcache.cache.kernels.distances import METRIC_CODES, offer, sqdist, sqnorm, to_metric
+from simcache.cache.kernels.copies import copy_row, prefetch
+from simcache.cache.kernels.distances import METRIC_CODES, block_norms, offer, sqdist, sqnorm, to_metric
 from simcache.cache.kernels.draws import uniform
 from simcache.cache.kernels.signatures import (
     APPROX_HIT, DECIDE_T, EXACT_HIT, FMETA, FPAR, GLOB, HIT, INSERT, INSERT_T, META, MOVE_T, N_FULL_SCANS,
@@ -372,14 +372,14 @@ def serve_block(
 
 
 @nb.njit(
-    nt.void(
-        _F32_2D, nt.int64[::1], nt.int64, nt.float32[::1], nt.float64[::1], nt.int64, nt.boolean,
+    nt.int64(
+        _F32_2D, nt.int64[::1], nt.int64, nt.float32[::1], nt.float64[::1], nt.float64[::1], nt.int64, nt.boolean,
         *_RULE, *_POLICY, *_STATE, nt.float32[::1], *_OUTS,
     ),
     cache=True,
 )  # fmt: skip
 def serve_chunk_dense(
-    q, owner, t0, qnorm2, tol, block, parallel,
+    q, owner, t0, qnorm2, tol, norm_state, block, parallel,
     keep, metric, key, fpar,
     decide, touch, insert, remove, victim, move, meta, fmeta, glob,
     slot_rows, slot_id, slot_version, slot_owner, counters, slot_norm2,
@@ -400,13 +400,19 @@ def serve_chunk_dense(
     (:func:`~simcache.cache.kernels.rowscan.row_select`, :func:`threshold`), the exact re-check
     (:func:`resolve`) and the policy (:func:`apply_request`). Every entry the request may see has an
     approximation, so the candidates are complete by construction (no fallback scan).
+
+    Each block's squared norms and tolerances (``qnorm2``, ``tol``) are computed here, block by
+    block (:func:`~simcache.cache.kernels.distances.block_norms`; ``norm_state`` = [tolerance
+    coefficient, largest norm so far], updated), while the block is in cache: the next block's
+    requests are prefetched as the current one is served. Returns -1, or the index of the first
+    request whose vector is not finite or too large (nothing from its block on is served).
     """
     n = q.shape[0]
     capacity = slot_id.shape[0]
     # every array of the loop borrowed (see :mod:`~simcache.cache.kernels.borrowed`); the locals' owners
     # are kept to the end
     q, owner, qnorm2, tol, fpar = borrowed(q), borrowed(owner), borrowed(qnorm2), borrowed(tol), borrowed(fpar)
-    meta, fmeta, glob = borrowed(meta), borrowed(fmeta), borrowed(glob)
+    meta, fmeta, glob, norm_state = borrowed(meta), borrowed(fmeta), borrowed(glob), borrowed(norm_state)
     slot_rows, slot_id, slot_version = borrowed(slot_rows), borrowed(slot_id), borrowed(slot_version)
     slot_owner, counters, slot_norm2 = borrowed(slot_owner), borrowed(counters), borrowed(slot_norm2)
     out_outcome, out_served, out_distance = borrowed(out_outcome), borrowed(out_served), borrowed(out_distance)
@@ -437,8 +443,13 @@ def serve_chunk_dense(
     hiding = False
     for r in range(n):
         hiding = hiding or owner[r] >= 0
+    bad = -1
     for b0 in range(0, n, block):
         b1 = min(n, b0 + block)
+        norm_state[1], bad = block_norms(q[b0:b1], qnorm2[b0:b1], tol[b0:b1], norm_state[0], norm_state[1])
+        if bad >= 0:
+            bad += b0
+            break
         n0 = counters[N_USED]
         n_mv = 0
         g = block_products(q, b0, b1, parallel, slot_rows, counters, buf)
@@ -452,6 +463,8 @@ def serve_chunk_dense(
             x = q[r]
             u = owner[r]
             row = g[i]
+            if r + block < n:
+                prefetch(q[r + block])  # the next block's request at this position
             width = n0 + i  # the block columns from i on hold no entry yet
             if u >= 0:
                 hide_owned(row, width, u, col_owner)
@@ -494,4 +507,5 @@ def serve_chunk_dense(
             if col_slot[i] >= 0:
                 slot_col[col_slot[i]] = col_slot[i]
     keep_alive(owned_f32, owned_i64, owned_f64)
+    return bad
 

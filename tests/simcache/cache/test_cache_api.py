@@ -70,6 +70,18 @@ def test_huge_norm_is_a_user_error():
     assert replay(x, capacity=3).outcome.shape == (3,)
 
 
+@pytest.mark.parametrize("engine", ["block", "plain"])
+@pytest.mark.parametrize("bad", [0, 63, 64, 700, 8200])
+@pytest.mark.parametrize("value, message", [(np.nan, "non-finite"), (4e18, "squared norm above")])
+def test_a_bad_request_in_any_block_or_chunk_is_named(engine, bad, value, message):
+    """The block engine checks each block as it reaches it (the dense kernel computes the norms
+    block by block); the first bad request is named, whichever block and read chunk it is in."""
+    x = np.random.default_rng(0).standard_normal((8300, 8)).astype(np.float32)
+    x[bad, 3] = value
+    with pytest.raises(UserError, match=f"request {bad} has a {message}"):
+        replay(x, capacity=50, radius=0.5, engine=engine, block_size=64)
+
+
 @pytest.mark.parametrize("row", [[np.inf, 0.0], [np.nan, 1.0], [np.inf, np.inf]])
 def test_cosine_non_finite_vector_is_a_user_error(row):
     """Normalising keeps the row non-finite, so the norm check names it."""
