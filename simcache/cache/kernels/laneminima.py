@@ -1,14 +1,16 @@
 """The row scan's inner loop, emitted as vector code: approximations and their lane minima.
 
 ``lane_minima(row, qn, col_norm, n, keep, lo1, lo2)`` overwrites the products ``row[:n]`` by the
-float32 approximations ``(qn + col_norm[c]) - 2 row[c]`` and leaves in ``lo1`` (and, when
+float32 approximations ``(qn + col_norm[c]) - 2 row[c]``, leaves in ``lo1`` (and, when
 ``keep == 2``, ``lo2``) the smallest (and second smallest) approximation of each of the
-``SCAN_LANES`` lanes, column ``c`` in lane ``c % SCAN_LANES``: exactly the values, NaN rule included
-(``a if a < m else m``), of the plain loop that
+``SCAN_LANES`` lanes, column ``c`` in lane ``c % SCAN_LANES``, and returns the least of ``lo1``
+(folded as a tree: with no NaN, the least value whatever the order): exactly the values, NaN rule
+included (``a if a < m else m``), of the plain loop that
 :func:`~simcache.cache.kernels.rowscan.row_smallest` documents and the tests keep. Emitted
 directly, the 32 running minima are four vectors in registers; as a numba loop they live in
 scratch arrays that LLVM must assume may alias the row it writes, so every step stored and
 reloaded them. The last ``n % 32`` columns are read and written by masked loads and stores.
+``lanes_at_most(lo1, limit)`` is the row selection's test of the lane minima, as one bit mask.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ def _update(builder: ir.IRBuilder, a: ir.Value, lo1: ir.Value, lo2: ir.Value | N
     return _smaller(builder, a, lo1), _smaller(builder, hi, lo2)
 
 
-def _scan(builder, rp, cp, qn2, n, keep2: bool, lo1p, lo2p) -> None:
-    """The loop for one ``keep`` (``keep2``: also the second minima)."""
+def _scan(builder, rp, cp, qn2, n, keep2: bool, lo1p, lo2p) -> ir.Value:
+    """The loop for one ``keep`` (``keep2``: also the second minima); returns the least lane minimum."""
     two = ir.Constant(_VEC, [2.0] * _WIDTH)
     inf = ir.Constant(_VEC, [float("inf")] * _WIDTH)
     m1 = [cgutils.alloca_once_value(builder, inf) for _ in range(_GROUPS)]
@@ -101,6 +103,16 @@ def _scan(builder, rp, cp, qn2, n, keep2: bool, lo1p, lo2p) -> None:
         builder.store(builder.load(m1[g]), _vec_ptr(builder, lo1p, ir.Constant(_I64, g * _WIDTH)), align=4)
         if keep2:
             builder.store(builder.load(m2[g]), _vec_ptr(builder, lo2p, ir.Constant(_I64, g * _WIDTH)), align=4)
+    groups = [builder.load(m) for m in m1]
+    least = _smaller(builder, _smaller(builder, groups[0], groups[1]), _smaller(builder, groups[2], groups[3]))
+    width = _WIDTH
+    while width > 1:  # halves of the vector, then of what is left
+        width //= 2
+        idx = ir.VectorType(_I32, width)
+        lo = builder.shuffle_vector(least, least, ir.Constant(idx, list(range(width))))
+        hi = builder.shuffle_vector(least, least, ir.Constant(idx, list(range(width, 2 * width))))
+        least = _smaller(builder, lo, hi)
+    return builder.extract_element(least, ir.Constant(_I32, 0))
 
 
 def _f32_vector(ty) -> bool:
@@ -125,11 +137,33 @@ def lane_minima(typingctx, row, qn, col_norm, n, keep, lo1, lo2):
         keep64 = context.cast(builder, args[4], signature.args[4], types.int64)
         qn2 = builder.shuffle_vector(builder.insert_element(ir.Constant(_VEC, None), args[1], ir.Constant(_I32, 0)),
                                      ir.Constant(_VEC, None), ir.Constant(_IVEC, [0] * _WIDTH))  # fmt: skip
+        least = cgutils.alloca_once(builder, _F32)
         with builder.if_else(builder.icmp_signed("==", keep64, ir.Constant(_I64, 2))) as (two, one):
             with two:
-                _scan(builder, rp, cp, qn2, n64, True, l1p, l2p)
+                builder.store(_scan(builder, rp, cp, qn2, n64, True, l1p, l2p), least)
             with one:
-                _scan(builder, rp, cp, qn2, n64, False, l1p, l2p)
-        return context.get_dummy_value()
+                builder.store(_scan(builder, rp, cp, qn2, n64, False, l1p, l2p), least)
+        return builder.load(least)
 
-    return types.none(row, qn, col_norm, n, keep, lo1, lo2), codegen
+    return types.float32(row, qn, col_norm, n, keep, lo1, lo2), codegen
+
+
+@intrinsic
+def lanes_at_most(typingctx, lo1, limit):
+    """Bit ``j`` set for each of the ``SCAN_LANES`` lane minima with ``float64(lo1[j]) <= limit``."""
+    if not (_f32_vector(lo1) and limit == types.float64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        lp = context.make_array(signature.args[0])(context, builder, value=args[0]).data
+        f64vec = ir.VectorType(ir.DoubleType(), _WIDTH)
+        bound = builder.shuffle_vector(builder.insert_element(ir.Constant(f64vec, None), args[1], ir.Constant(_I32, 0)),
+                                       ir.Constant(f64vec, None), ir.Constant(_IVEC, [0] * _WIDTH))  # fmt: skip
+        mask = ir.Constant(_I64, 0)
+        for g in range(_GROUPS):
+            v = builder.fpext(builder.load(_vec_ptr(builder, lp, ir.Constant(_I64, g * _WIDTH)), align=4), f64vec)
+            bits = builder.zext(builder.bitcast(builder.fcmp_ordered("<=", v, bound), ir.IntType(_WIDTH)), _I64)
+            mask = builder.or_(mask, builder.shl(bits, ir.Constant(_I64, g * _WIDTH)))
+        return mask
+
+    return types.int64(lo1, limit), codegen

@@ -20,7 +20,7 @@ import numba as nb
 import numpy as np
 
 from simcache.cache.kernels.copies import copy_rows
-from simcache.cache.kernels.laneminima import SCAN_LANES, lane_minima
+from simcache.cache.kernels.laneminima import SCAN_LANES, lane_minima, lanes_at_most
 from simcache.cache.kernels.signatures import N_USED
 
 _MAX_F32 = float(np.finfo(np.float32).max)
@@ -44,17 +44,15 @@ def row_smallest(row, qn, col_norm, n, keep, lo1, lo2):
 
     The running minima (pairs of them for ``keep == 2``) of each lane, column ``c`` in lane
     ``c % SCAN_LANES``, are kept in ``lo1`` / ``lo2`` (float32, ``SCAN_LANES`` long;
-    :func:`~simcache.cache.kernels.laneminima.lane_minima`, vector code) and folded here; ``lo1``
-    is left for :func:`row_select`. Values must not be NaN (``col_norm`` and ``-row`` may be ``+inf``).
+    :func:`~simcache.cache.kernels.laneminima.lane_minima`, vector code, which also returns the
+    least of them); the second smallest is folded here; ``lo1`` is left for :func:`row_select`.
+    Values must not be NaN (``col_norm`` and ``-row`` may be ``+inf``).
     """
     inf = np.float32(np.inf)
-    lane_minima(row, qn, col_norm, n, keep, lo1, lo2)
-    # the fold, branch-free so that it vectorises: the smallest is the least lane minimum; the
-    # second is the least of the lanes' second minima and of the lane minima after one copy of
-    # the smallest (the smallest itself when two lanes hold it)
-    m1 = lo1[0]
-    for j in range(1, SCAN_LANES):
-        m1 = lo1[j] if lo1[j] < m1 else m1
+    m1 = lane_minima(row, qn, col_norm, n, keep, lo1, lo2)
+    # the second smallest, branch-free so that it vectorises: the least of the lanes' second
+    # minima and of the lane minima after one copy of the smallest (the smallest itself when two
+    # lanes hold it)
     if keep == 1:
         return np.float64(m1), np.inf
     m2 = lo2[0]
@@ -74,13 +72,14 @@ def row_smallest(row, qn, col_norm, n, keep, lo1, lo2):
 def row_select(row, n, lo1, threshold, sel):
     """The columns ``c < n`` with a finite ``row[c] <= threshold`` (float64) into ``sel``, lane by
     lane; return their number. Only the lanes whose minimum (``lo1``, :func:`row_smallest`) is at
-    or below the threshold are read. ``+inf`` marks a column the request may not see, so it is
+    or below the threshold are read (:func:`~simcache.cache.kernels.laneminima.lanes_at_most`). ``+inf`` marks a column the request may not see, so it is
     never selected, even when fewer than ``keep`` entries are visible and the threshold is
     ``+inf``."""
     limit = min(threshold, _MAX_F32)
+    lanes = lanes_at_most(lo1, limit)
     ns = 0
     for j in range(SCAN_LANES):
-        if np.float64(lo1[j]) <= limit:
+        if (lanes >> j) & 1:
             for c in range(j, n, SCAN_LANES):
                 if np.float64(row[c]) <= limit:
                     sel[ns] = c
