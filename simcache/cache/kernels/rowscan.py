@@ -1,10 +1,12 @@
 """Block products and row scans: the search of the block engine for flat CPU caches.
 
-Per block of ``b`` requests, one BLAS product of the block against the ``n0`` slots used at block
-start and against itself (:func:`block_products`: the batched search's own work plus the block's
-Gram matrix), request-major, so that each request's products lie in one contiguous row of
-``n0 + b`` columns: column ``s < n0`` is the entry in slot ``s`` at block start, column ``n0 + p``
-the entry request ``p`` of the block inserted. The sequential pass
+Per block of ``b`` requests, the products of the block with the ``n0`` slots used at block
+start and with itself (:func:`block_products`: the batched search's own work plus the lower
+triangle of the block's Gram matrix), request-major, so that each request's products lie in one
+contiguous row of ``n0 + b`` columns: column ``s < n0`` is the entry in slot ``s`` at block
+start, column ``n0 + p`` the entry request ``p`` of the block inserted; row ``i`` holds its
+columns ``< n0 + i`` (the entries of requests ``p < i``; the columns after them are not
+computed). The sequential pass
 (:func:`~simcache.cache.kernels.sequential.serve_chunk_dense`) keeps one squared norm per column,
 ``+inf`` for a column whose entry the request may not see (evicted, or not inserted yet), hides
 the entries of the request's own owner (:func:`hide_owned`), scans the row for the smallest
@@ -19,11 +21,14 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from simcache.cache.kernels.blas import gemm_nt
 from simcache.cache.kernels.copies import copy_rows
 from simcache.cache.kernels.laneminima import SCAN_LANES, lane_minima, lanes_at_most
 from simcache.cache.kernels.signatures import N_USED
 
 _MAX_F32 = float(np.finfo(np.float32).max)
+#: rows per product of the block's triangle in :func:`block_products`
+TRIANGLE_STRIP = 16
 
 
 @nb.njit(cache=True, inline="always")
@@ -88,25 +93,49 @@ def row_select(row, n, lo1, threshold, sel):
 
 
 @nb.njit(cache=True, inline="always")
-def _products(qb, slot_rows, g):
-    """``g = qb @ slot_rows[:g.shape[1]].T`` (one BLAS call; a part with no rows is skipped)."""
-    if qb.shape[0] > 0:
-        np.dot(qb, slot_rows[: g.shape[1]].T, g)
+def _products(qb, slot_rows, g, n0, r0, r1):
+    """Rows ``r0 .. r1 - 1`` of :func:`block_products`'s ``g``: of row ``i`` at least the columns
+    ``< n0 + i``.
+
+    With ``h`` the middle of the rows, one product of all the rows against the slots and the
+    block rows before ``h`` (the slot matrix is packed once: split across products it is packed
+    again for each), then the rows from ``h`` on in strips of :data:`TRIANGLE_STRIP` rows, each
+    against the block rows from ``h`` to its end. Of the Gram matrix's upper triangle only
+    ``(r1 - r0)^2 / 8`` plus half a strip per row is computed.
+    """
+    h = r0 + (r1 - r0) // 2
+    k = qb.shape[1]
+    lq = qb.strides[0] // 4
+    ls = slot_rows.strides[0] // 4
+    lg = g.strides[0] // 4
+    gemm_nt(qb[r0:], slot_rows, g[r0:], r1 - r0, n0 + h, k, lq, ls, lg)
+    for s in range(h, r1, TRIANGLE_STRIP):
+        e = min(r1, s + TRIANGLE_STRIP)
+        gemm_nt(qb[s:], qb[h:], g[s:, n0 + h :], e - s, e - h, k, lq, lq, lg)
 
 
-@nb.njit("void(float32[:, ::1], float32[:, ::1], float32[:, ::1])", parallel=True, nogil=True, cache=True)
-def _products_parallel(qb, slot_rows, g):
-    """:func:`block_products`'s product in two halves of the requests on two threads.
+@nb.njit(cache=True, inline="always")
+def parallel_split(n0, b):
+    """The row ``s`` that halves the columns ``n0 + i`` the rows ``i < b`` need:
+    ``s n0 + s^2 / 2 = (b n0 + b^2 / 2) / 2``, rounded, within ``[0, b]``."""
+    s = -n0 + np.sqrt(n0 * n0 + b * n0 + b * b / 2.0)
+    return min(b, max(0, int(s + 0.5)))
+
+
+@nb.njit("void(float32[:, ::1], float32[:, ::1], float32[:, ::1], int64)", parallel=True, nogil=True, cache=True)
+def _products_parallel(qb, slot_rows, g, n0):
+    """:func:`block_products`'s products in two ranges of the requests on two threads, split
+    where the columns they need are about equal in number (row ``i`` needs ``n0 + i``).
 
     Compiled eagerly, for the one signature the engine uses: lazily compiled, this parallel callee
     of cached functions made them crash when loaded from numba's on-disk cache if another process
     had cached it first (numba issue 8578; ``tests/simcache/cache/test_cache_from_disk.py``)."""
     b = qb.shape[0]
-    half = (b + 1) // 2
+    split = parallel_split(n0, b)
     for part in nb.prange(2):
-        r0 = min(b, part * half)
-        r1 = min(b, r0 + half)
-        _products(qb[r0:r1], slot_rows, g[r0:r1])
+        r0 = 0 if part == 0 else split
+        r1 = split if part == 0 else b
+        _products(qb, slot_rows, g, n0, r0, r1)
 
 
 @nb.njit(cache=True, inline="always")
@@ -123,14 +152,17 @@ def scan_scratch(capacity, block):
 
 @nb.njit(cache=True, inline="always")
 def block_products(q, b0, b1, parallel, slot_rows, counters, buf):
-    """Products of requests ``b0 .. b1 - 1`` with the ``n0`` used slots and with each other: a
-    (b, n0 + b) view ``g`` of ``buf`` with ``g[i, s] = q_{b0+i} . y_s`` for ``s < n0`` and
-    ``g[i, n0 + p] = q_{b0+i} . q_{b0+p}`` (the block's Gram matrix).
+    """Products of requests ``b0 .. b1 - 1`` with the ``n0`` used slots and with the requests
+    before them: a (b, n0 + b) view ``g`` of ``buf`` with ``g[i, s] = q_{b0+i} . y_s`` for
+    ``s < n0`` and ``g[i, n0 + p] = q_{b0+i} . q_{b0+p}`` for ``p < i`` (the lower triangle of the
+    block's Gram matrix: what the sequential pass reads); the other columns hold some of the
+    upper triangle or garbage.
 
     The block is copied into ``slot_rows[n0 : n0 + b]`` (free slots or the spare rows after the
-    last slot) so that one BLAS call gives both. Split in two halves of the requests on two
-    threads when ``parallel`` (each with single-threaded BLAS), else one call on the calling
-    thread (no OpenMP: safe in a forked child).
+    last slot) so that one BLAS call gives the slots and the first block columns
+    (:func:`_products`). Split in two ranges of the requests on two threads when ``parallel``
+    (each with single-threaded BLAS), else on the calling thread (no OpenMP: safe in a forked
+    child).
     """
     b = b1 - b0
     n0 = counters[N_USED]
@@ -138,9 +170,9 @@ def block_products(q, b0, b1, parallel, slot_rows, counters, buf):
     g = buf[: b * (n0 + b)].reshape((b, n0 + b))
     copy_rows(qb, slot_rows[n0 : n0 + b])
     if parallel:
-        _products_parallel(qb, slot_rows, g)
+        _products_parallel(qb, slot_rows, g, n0)
     else:
-        _products(qb, slot_rows, g)
+        _products(qb, slot_rows, g, n0, 0, b)
     return g
 
 

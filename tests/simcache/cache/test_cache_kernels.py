@@ -86,28 +86,81 @@ def test_hide_owned_makes_the_owners_columns_infinite():
     np.testing.assert_array_equal(row[~hidden], want[~hidden])
 
 
-def test_block_products_are_the_cache_and_gram_products():
-    """One (b, n0 + b) product per block, cache columns then the block's own, equal on one and two
-    threads (bit for bit); the cache rows are left alone."""
-    rng = np.random.default_rng(7)
-    cap, d, block, n0 = 60, 24, 16, 45
+def _assert_read_columns(g, cache, qb, n0, rows):
+    """Row ``i`` of ``g`` (for ``i`` in ``rows``) against float64 products, in every column
+    ``< n0 + i`` the sequential pass reads: the ``n0`` cache entries, then the block's requests
+    before ``i``."""
+    cols = np.concatenate([cache[:n0], qb]).astype(np.float64)
+    for i in rows:
+        want = cols[: n0 + i] @ qb[i].astype(np.float64)
+        scale = np.abs(cols[: n0 + i]) @ np.abs(qb[i].astype(np.float64))
+        assert np.all(np.abs(g[i, : n0 + i] - want) <= 1e-5 * scale + 1e-30), i
+
+
+BLOCKS = dict(
+    cap=st.integers(0, 70),
+    used=st.floats(0.0, 1.0),
+    b=st.integers(1, 70),
+    d=st.integers(1, 40),
+    offset=st.integers(0, 5),
+    parallel=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(**BLOCKS)
+def test_block_products_hold_every_column_the_pass_reads(cap, used, b, d, offset, parallel, seed):
+    """Row ``i`` of a block's products holds its products with the ``n0`` used slots and with
+    the block's requests before it (the lower triangle of the Gram matrix: strips of the
+    triangle, odd block sizes, ``n0 = 0``, on one thread or split between two); the slots are
+    left alone. The columns after ``n0 + i`` are never read, so they are not checked."""
+    rng = np.random.default_rng(seed)
+    n0 = int(round(used * cap))
     cache = rng.standard_normal((cap, d)).astype(np.float32)
-    q = rng.standard_normal((40, d)).astype(np.float32)
+    q = rng.standard_normal((offset + b + 3, d)).astype(np.float32)
+    block = b + int(rng.integers(0, 3))
     slot_rows = np.zeros((cap + block, d), np.float32)
     slot_rows[:cap] = cache
     counters = np.zeros(K.N_COUNTERS, np.int64)
     counters[K.N_USED] = n0
-    b0, b1 = 16, 29  # a partial block
-    results = []
-    for parallel in (True, False):
-        buf = K.scan_scratch(cap, block)
-        results.append(K.block_products(q, b0, b1, parallel, slot_rows, counters, buf).copy())
-    np.testing.assert_array_equal(results[0], results[1])
-    qb = q[b0:b1].astype(np.float64)
-    want = qb @ np.concatenate([cache[:n0], q[b0:b1]]).astype(np.float64).T
-    assert results[0].shape == (b1 - b0, n0 + b1 - b0)
-    np.testing.assert_allclose(results[0], want, rtol=1e-5, atol=1e-4)
+    buf = K.scan_scratch(cap, block)
+    buf[:] = np.nan
+    g = K.block_products(q, offset, offset + b, parallel, slot_rows, counters, buf)
+    assert g.shape == (b, n0 + b)
+    _assert_read_columns(g, cache, q[offset : offset + b], n0, range(b))
     np.testing.assert_array_equal(slot_rows[:n0], cache[:n0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(n0=st.integers(0, 60), b=st.integers(1, 60), r0=st.integers(0, 60), r1=st.integers(0, 60),
+       seed=st.integers(0, 2**32 - 1))  # fmt: skip
+def test_products_of_a_row_range_hold_its_rows_and_touch_no_other(n0, b, r0, r1, seed):
+    """One range of rows (as one of the two threads computes it): its rows hold every column
+    they need, the other rows are left alone."""
+    from simcache.cache.kernels.rowscan import _products
+
+    r0, r1 = sorted((min(r0, b), min(r1, b)))
+    rng = np.random.default_rng(seed)
+    d = 9
+    qb = rng.standard_normal((b, d)).astype(np.float32)
+    slot_rows = np.concatenate([rng.standard_normal((n0, d)), qb]).astype(np.float32)
+    g = np.full((b, n0 + b), np.nan, np.float32)
+    _products(qb, slot_rows, g, n0, r0, r1)
+    _assert_read_columns(g, slot_rows, qb, n0, range(r0, r1))
+    assert np.isnan(g[:r0]).all() and np.isnan(g[r1:]).all()
+
+
+@given(n0=st.integers(0, 10_000), b=st.integers(0, 512))
+def test_the_two_thread_split_halves_the_columns_the_rows_need(n0, b):
+    """The split row of the two-thread products: within the block, and the columns ``n0 + i``
+    the rows before it need are half of all, up to one row's."""
+    from simcache.cache.kernels.rowscan import parallel_split
+
+    s = parallel_split(n0, b)
+    assert 0 <= s <= b
+    need = n0 + np.arange(b)
+    assert abs(int(need[:s].sum()) - int(need[s:].sum())) <= n0 + b
 
 
 def test_normalize_rows_matches_the_reference_and_flags_the_first_zero_row():
