@@ -9,6 +9,8 @@
   purpose);
 * :mod:`~simcache.cache.kernels.rowscan`: the block products and row scans of the block engine
   for flat CPU caches;
+* :mod:`~simcache.cache.kernels.blas`: matrix products into strided sub-matrices (the block
+  products' lower triangle), through numba's own BLAS binding;
 * :mod:`~simcache.cache.kernels.sequential`: the sequential pass that applies the policy request
   by request, given a batched search (a top-m list, or the rows of the block products).
 * :mod:`~simcache.cache.kernels.borrowed`: array views without reference counting, for the
