@@ -48,9 +48,10 @@ def default_block_size(capacity: int) -> int:
     trace; ``block_size=`` overrides it).
 
     Row scans (flat CPU caches): about C / 8 rounded to a multiple of 32, within [64, 256] --
-    each request's row holds a column for every request of its block before it, the block's
-    Gram matrix costs about B / C of the block-versus-cache products, while smaller blocks make
-    smaller, less efficient matrix products. FAISS: 1,024 queries per search amortise the
+    each request's row holds a column for every request of its block before it (the block's
+    Gram matrix, computed for about 5/8 of the block's columns: about 5B / 8C of the
+    block-versus-cache products), while smaller blocks make smaller, less efficient matrix
+    products. FAISS: 1,024 queries per search amortise the
     search's fixed costs while few of the C entries go stale within a block.
     """
     if capacity <= DENSE_MAX_CAPACITY:

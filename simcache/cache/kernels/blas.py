@@ -33,7 +33,8 @@ def gemm_nt(typingctx, a, b, c, m, n, k, lda, ldb, ldc):  # type: ignore[no-unty
         intp = context.get_value_type(types.intp)
         char = ir.IntType(8)
         vp = cgutils.voidptr_t
-        fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, vp, vp, intp, vp, intp, vp, vp, intp])
+        fnty = ir.FunctionType(ir.IntType(32),
+                               [char, char, char, intp, intp, intp, vp, vp, intp, vp, intp, vp, vp, intp])  # fmt: skip
         fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
         ptr = []
         for ty, val in zip(sig.args[:3], args[:3]):

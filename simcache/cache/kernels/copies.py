@@ -51,7 +51,8 @@ def prefetch(typingctx, a):  # type: ignore[no-untyped-def]
             builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8"
         )
         base = builder.bitcast(ary.data, i8p)
-        nbytes = builder.mul(ary.nitems, context.get_constant(types.intp, context.get_abi_sizeof(ary.data.type.pointee)))
+        itemsize = context.get_abi_sizeof(ary.data.type.pointee)
+        nbytes = builder.mul(ary.nitems, context.get_constant(types.intp, itemsize))
         lines = builder.udiv(builder.add(nbytes, context.get_constant(types.intp, _LINE - 1)),
                              context.get_constant(types.intp, _LINE))  # fmt: skip
         with cgutils.for_range(builder, lines) as loop:

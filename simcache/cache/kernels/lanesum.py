@@ -133,7 +133,8 @@ def _codegen(kind: int, xty: types.Array, yty: types.Array):
 
 def _float_vector(ty) -> bool:
     """Whether ``ty`` is a contiguous 1-d float32 or float64 array."""
-    return isinstance(ty, types.Array) and ty.ndim == 1 and ty.layout == "C" and ty.dtype in (types.float32, types.float64)
+    floats = (types.float32, types.float64)
+    return isinstance(ty, types.Array) and ty.ndim == 1 and ty.layout == "C" and ty.dtype in floats
 
 
 def _lane_sum(kind: int, doc: str):

@@ -77,9 +77,9 @@ def row_smallest(row, qn, col_norm, n, keep, lo1, lo2):
 def row_select(row, n, lo1, threshold, sel):
     """The columns ``c < n`` with a finite ``row[c] <= threshold`` (float64) into ``sel``, lane by
     lane; return their number. Only the lanes whose minimum (``lo1``, :func:`row_smallest`) is at
-    or below the threshold are read (:func:`~simcache.cache.kernels.laneminima.lanes_at_most`). ``+inf`` marks a column the request may not see, so it is
-    never selected, even when fewer than ``keep`` entries are visible and the threshold is
-    ``+inf``."""
+    or below the threshold are read (:func:`~simcache.cache.kernels.laneminima.lanes_at_most`).
+    ``+inf`` marks a column the request may not see, so it is never selected, even when fewer
+    than ``keep`` entries are visible and the threshold is ``+inf``."""
     limit = min(threshold, _MAX_F32)
     lanes = lanes_at_most(lo1, limit)
     ns = 0
@@ -99,8 +99,8 @@ def _products(qb, slot_rows, g, n0, r0, r1):
 
     With ``h`` the middle of the rows, one product of all the rows against the slots and the
     block rows before ``h`` (``slot_rows[n0:]`` holds the block; the slot matrix is packed once:
-    split across products it is packed again for each), then the rows from ``h`` on in strips of :data:`TRIANGLE_STRIP` rows, each
-    against the block rows from ``h`` to its end. Of the Gram matrix's upper triangle only
+    split across products it is packed again for each), then the rows from ``h`` on in strips of
+    :data:`TRIANGLE_STRIP` rows, each against the block rows from ``h`` to its end. Of the Gram matrix's upper triangle only
     ``(r1 - r0)^2 / 8`` plus half a strip per row is computed.
     """
     h = r0 + (r1 - r0) // 2
