@@ -10,7 +10,8 @@ included (``a if a < m else m``), of the plain loop that
 directly, the 32 running minima are four vectors in registers; as a numba loop they live in
 scratch arrays that LLVM must assume may alias the row it writes, so every step stored and
 reloaded them. The last ``n % 32`` columns are read and written by masked loads and stores.
-``lanes_at_most(lo1, limit)`` is the row selection's test of the lane minima, as one bit mask.
+``lanes_at_most(lo1, limit)`` is the row selection's test of the lane minima, as one bit mask, and
+``lowest_bit`` walks its set bits.
 """
 
 from __future__ import annotations
@@ -167,3 +168,17 @@ def lanes_at_most(typingctx, lo1, limit):
         return mask
 
     return types.int64(lo1, limit), codegen
+
+
+@intrinsic
+def lowest_bit(typingctx, mask):
+    """Index of the lowest set bit of the non-zero int64 ``mask`` (``llvm.cttz``)."""
+    if mask != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(_I64, [_I64, ir.IntType(1)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.cttz.i64")
+        return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 1)])
+
+    return types.int64(mask), codegen

@@ -23,7 +23,7 @@ import numpy as np
 
 from simcache.cache.kernels.blas import gemm_nt
 from simcache.cache.kernels.copies import copy_rows
-from simcache.cache.kernels.laneminima import SCAN_LANES, lane_minima, lanes_at_most
+from simcache.cache.kernels.laneminima import SCAN_LANES, lane_minima, lanes_at_most, lowest_bit
 from simcache.cache.kernels.signatures import N_USED
 
 _MAX_F32 = float(np.finfo(np.float32).max)
@@ -83,12 +83,13 @@ def row_select(row, n, lo1, threshold, sel):
     limit = min(threshold, _MAX_F32)
     lanes = lanes_at_most(lo1, limit)
     ns = 0
-    for j in range(SCAN_LANES):
-        if (lanes >> j) & 1:
-            for c in range(j, n, SCAN_LANES):
-                if np.float64(row[c]) <= limit:
-                    sel[ns] = c
-                    ns += 1
+    while lanes != 0:
+        j = lowest_bit(lanes)
+        lanes &= lanes - 1
+        for c in range(j, n, SCAN_LANES):
+            if np.float64(row[c]) <= limit:
+                sel[ns] = c
+                ns += 1
     return ns
 
 
