@@ -5,10 +5,15 @@
 * :mod:`~simcache.cache.kernels.distances`: the distance, the hit rule ``d <= r`` and the tie rule
   (every decision recomputes the distance exactly, so the engines and the test reference agree bit
   for bit);
+* :mod:`~simcache.cache.kernels.lanesum`: the exact fixed-order float64 sums under the distances,
+  emitted as vector code (numba intrinsics);
 * :mod:`~simcache.cache.kernels.draws`: seeded uniform draws, a pure function of (seed, request,
   purpose);
 * :mod:`~simcache.cache.kernels.rowscan`: the block products and row scans of the block engine
   for flat CPU caches;
+* :mod:`~simcache.cache.kernels.laneminima`: the row scans' inner loop (approximations and lane
+  minima) and lane mask, emitted as vector code;
+* :mod:`~simcache.cache.kernels.copies`: the hot path's copies and prefetches;
 * :mod:`~simcache.cache.kernels.blas`: matrix products into strided sub-matrices (the block
   products' lower triangle), through numba's own BLAS binding;
 * :mod:`~simcache.cache.kernels.sequential`: the sequential pass that applies the policy request
