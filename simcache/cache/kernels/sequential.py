@@ -388,8 +388,8 @@ def serve_chunk_dense(
     """Block engine for flat CPU caches, a whole chunk per call (no return to Python between blocks).
 
     ``slot_rows``: the slot vectors (first ``capacity`` rows) followed by at least ``block`` spare
-    rows. Per block, one product of the block against the ``n0`` slots used at block start and
-    against itself (:func:`~simcache.cache.kernels.rowscan.block_products`): request ``i``'s row
+    rows. Per block, the products of the block with the ``n0`` slots used at block start and with
+    its own earlier requests (:func:`~simcache.cache.kernels.rowscan.block_products`): request ``i``'s row
     has a column per entry it may have to see, the block-start entries and those requests
     ``p < i`` of the block insert. ``col_norm`` holds each column's squared norm, ``+inf`` once its
     entry is evicted (or while it is not inserted); ``col_slot`` the slot of each block column's
