@@ -13,6 +13,8 @@
   for flat CPU caches;
 * :mod:`~simcache.cache.kernels.laneminima`: the row scans' inner loop (approximations and lane
   minima) and lane mask, emitted as vector code;
+* :mod:`~simcache.cache.kernels.vectorir`: the LLVM IR pieces those two share (masked tails,
+  vector pointers, splats);
 * :mod:`~simcache.cache.kernels.copies`: the hot path's copies and prefetches;
 * :mod:`~simcache.cache.kernels.blas`: matrix products into strided sub-matrices (the block
   products' lower triangle), through numba's own BLAS binding;

@@ -21,34 +21,18 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from simcache.cache.kernels.vectorir import (
+    I32, I64, full_steps, masked_load, masked_store, splat, tail_masks, vector_ptr,
+)  # fmt: skip
+
 #: running minima, and the float32 vector width they are kept in
 SCAN_LANES = 32
 _WIDTH = 8
 _GROUPS = SCAN_LANES // _WIDTH
 
 _F32 = ir.FloatType()
-_I32 = ir.IntType(32)
-_I64 = ir.IntType(64)
 _VEC = ir.VectorType(_F32, _WIDTH)
-_IVEC = ir.VectorType(_I32, _WIDTH)
-_MASK = ir.VectorType(ir.IntType(1), _WIDTH)
-
-
-def _vec_ptr(builder: ir.IRBuilder, base: ir.Value, index: ir.Value) -> ir.Value:
-    """Pointer to the ``_WIDTH`` floats of ``base`` from element ``index``."""
-    return builder.bitcast(builder.gep(base, [index]), _VEC.as_pointer())
-
-
-def _masked_load(builder: ir.IRBuilder, ptr: ir.Value, mask: ir.Value) -> ir.Value:
-    fnty = ir.FunctionType(_VEC, [_VEC.as_pointer(), _I32, _MASK, _VEC])
-    fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.masked.load.v8f32.p0v8f32")
-    return builder.call(fn, [ptr, ir.Constant(_I32, 4), mask, ir.Constant(_VEC, [0.0] * _WIDTH)])
-
-
-def _masked_store(builder: ir.IRBuilder, value: ir.Value, ptr: ir.Value, mask: ir.Value) -> None:
-    fnty = ir.FunctionType(ir.VoidType(), [_VEC, _VEC.as_pointer(), _I32, _MASK])
-    fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.masked.store.v8f32.p0v8f32")
-    builder.call(fn, [value, ptr, ir.Constant(_I32, 4), mask])
+_ZEROS = ir.Constant(_VEC, [0.0] * _WIDTH)
 
 
 def _smaller(builder: ir.IRBuilder, a: ir.Value, m: ir.Value) -> ir.Value:
@@ -73,47 +57,42 @@ def _scan(builder, rp, cp, qn2, n, keep2: bool, lo1p, lo2p) -> ir.Value:
 
     def column_block(k, mask):
         for g in range(_GROUPS):
-            at = builder.add(k, ir.Constant(_I64, g * _WIDTH))
-            rptr, cptr = _vec_ptr(builder, rp, at), _vec_ptr(builder, cp, at)
+            at = builder.add(k, ir.Constant(I64, g * _WIDTH))
+            rptr = vector_ptr(builder, rp, at, _VEC, inbounds=mask is None)
+            cptr = vector_ptr(builder, cp, at, _VEC, inbounds=mask is None)
             if mask is None:
                 r, c = builder.load(rptr, align=4), builder.load(cptr, align=4)
             else:
-                r, c = _masked_load(builder, rptr, mask[g]), _masked_load(builder, cptr, mask[g])
+                r, c = masked_load(builder, rptr, mask[g], _ZEROS), masked_load(builder, cptr, mask[g], _ZEROS)
             a = builder.fsub(builder.fadd(qn2, c), builder.fmul(two, r))
             if mask is None:
                 builder.store(a, rptr, align=4)
             else:
-                _masked_store(builder, a, rptr, mask[g])
+                masked_store(builder, a, rptr, mask[g])
                 a = builder.select(mask[g], a, inf)  # a column past the end changes no minimum
             lo1, lo2 = _update(builder, a, builder.load(m1[g]), builder.load(m2[g]) if keep2 else None)
             builder.store(lo1, m1[g])
             if keep2:
                 builder.store(lo2, m2[g])
 
-    rows = builder.udiv(n, ir.Constant(_I64, SCAN_LANES))
+    rows, start = full_steps(builder, n, SCAN_LANES)
     with cgutils.for_range(builder, rows) as loop:
-        column_block(builder.mul(loop.index, ir.Constant(_I64, SCAN_LANES)), None)
-    start = builder.mul(rows, ir.Constant(_I64, SCAN_LANES))
-    left = builder.trunc(builder.sub(n, start), _I32)
-    left = builder.shuffle_vector(builder.insert_element(ir.Constant(_IVEC, None), left, ir.Constant(_I32, 0)),
-                                  ir.Constant(_IVEC, None), ir.Constant(_IVEC, [0] * _WIDTH))  # fmt: skip
-    masks = [builder.icmp_unsigned("<", ir.Constant(_IVEC, list(range(g * _WIDTH, (g + 1) * _WIDTH))), left)
-             for g in range(_GROUPS)]  # fmt: skip
-    column_block(start, masks)
+        column_block(builder.mul(loop.index, ir.Constant(I64, SCAN_LANES)), None)
+    column_block(start, tail_masks(builder, n, start, _WIDTH, _GROUPS))
     for g in range(_GROUPS):
-        builder.store(builder.load(m1[g]), _vec_ptr(builder, lo1p, ir.Constant(_I64, g * _WIDTH)), align=4)
+        builder.store(builder.load(m1[g]), vector_ptr(builder, lo1p, ir.Constant(I64, g * _WIDTH), _VEC), align=4)
         if keep2:
-            builder.store(builder.load(m2[g]), _vec_ptr(builder, lo2p, ir.Constant(_I64, g * _WIDTH)), align=4)
+            builder.store(builder.load(m2[g]), vector_ptr(builder, lo2p, ir.Constant(I64, g * _WIDTH), _VEC), align=4)
     groups = [builder.load(m) for m in m1]
     least = _smaller(builder, _smaller(builder, groups[0], groups[1]), _smaller(builder, groups[2], groups[3]))
     width = _WIDTH
     while width > 1:  # halves of the vector, then of what is left
         width //= 2
-        idx = ir.VectorType(_I32, width)
+        idx = ir.VectorType(I32, width)
         lo = builder.shuffle_vector(least, least, ir.Constant(idx, list(range(width))))
         hi = builder.shuffle_vector(least, least, ir.Constant(idx, list(range(width, 2 * width))))
         least = _smaller(builder, lo, hi)
-    return builder.extract_element(least, ir.Constant(_I32, 0))
+    return builder.extract_element(least, ir.Constant(I32, 0))
 
 
 def _f32_vector(ty) -> bool:
@@ -136,10 +115,9 @@ def lane_minima(typingctx, row, qn, col_norm, n, keep, lo1, lo2):
                             for t, v in zip(arrays, (args[0], args[2], args[5], args[6])))  # fmt: skip
         n64 = context.cast(builder, args[3], signature.args[3], types.int64)
         keep64 = context.cast(builder, args[4], signature.args[4], types.int64)
-        qn2 = builder.shuffle_vector(builder.insert_element(ir.Constant(_VEC, None), args[1], ir.Constant(_I32, 0)),
-                                     ir.Constant(_VEC, None), ir.Constant(_IVEC, [0] * _WIDTH))  # fmt: skip
+        qn2 = splat(builder, args[1], _VEC)
         least = cgutils.alloca_once(builder, _F32)
-        with builder.if_else(builder.icmp_signed("==", keep64, ir.Constant(_I64, 2))) as (two, one):
+        with builder.if_else(builder.icmp_signed("==", keep64, ir.Constant(I64, 2))) as (two, one):
             with two:
                 builder.store(_scan(builder, rp, cp, qn2, n64, True, l1p, l2p), least)
             with one:
@@ -158,13 +136,13 @@ def lanes_at_most(typingctx, lo1, limit):
     def codegen(context, builder, signature, args):
         lp = context.make_array(signature.args[0])(context, builder, value=args[0]).data
         f64vec = ir.VectorType(ir.DoubleType(), _WIDTH)
-        bound = builder.shuffle_vector(builder.insert_element(ir.Constant(f64vec, None), args[1], ir.Constant(_I32, 0)),
-                                       ir.Constant(f64vec, None), ir.Constant(_IVEC, [0] * _WIDTH))  # fmt: skip
-        mask = ir.Constant(_I64, 0)
+        bound = splat(builder, args[1], f64vec)
+        mask = ir.Constant(I64, 0)
         for g in range(_GROUPS):
-            v = builder.fpext(builder.load(_vec_ptr(builder, lp, ir.Constant(_I64, g * _WIDTH)), align=4), f64vec)
-            bits = builder.zext(builder.bitcast(builder.fcmp_ordered("<=", v, bound), ir.IntType(_WIDTH)), _I64)
-            mask = builder.or_(mask, builder.shl(bits, ir.Constant(_I64, g * _WIDTH)))
+            v = builder.load(vector_ptr(builder, lp, ir.Constant(I64, g * _WIDTH), _VEC), align=4)
+            v = builder.fpext(v, f64vec)
+            bits = builder.zext(builder.bitcast(builder.fcmp_ordered("<=", v, bound), ir.IntType(_WIDTH)), I64)
+            mask = builder.or_(mask, builder.shl(bits, ir.Constant(I64, g * _WIDTH)))
         return mask
 
     return types.int64(lo1, limit), codegen
@@ -177,7 +155,7 @@ def lowest_bit(typingctx, mask):
         return None
 
     def codegen(context, builder, signature, args):
-        fnty = ir.FunctionType(_I64, [_I64, ir.IntType(1)])
+        fnty = ir.FunctionType(I64, [I64, ir.IntType(1)])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.cttz.i64")
         return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 1)])
 

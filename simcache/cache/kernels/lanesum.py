@@ -26,6 +26,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from simcache.cache.kernels.vectorir import full_steps, masked_load, tail_masks, vector_ptr
+
 #: partial sums, and the float64 vector width they are kept in
 LANES = 32
 _WIDTH = 8
@@ -35,9 +37,7 @@ SQDIFF, PRODUCT = 0, 1
 
 _F64 = ir.DoubleType()
 _I64 = ir.IntType(64)
-_I32 = ir.IntType(32)
 _VEC = ir.VectorType(_F64, _WIDTH)
-_IVEC = ir.VectorType(_I32, _WIDTH)
 
 
 def _element(dtype: types.Type) -> ir.Type:
@@ -50,22 +50,6 @@ def _widened(builder: ir.IRBuilder, value: ir.Value, etype: ir.Type) -> ir.Value
     return value if etype == _F64 else builder.fpext(value, _VEC)
 
 
-def _at(builder: ir.IRBuilder, base: ir.Value, index: ir.Value, ty: ir.Type) -> ir.Value:
-    """Pointer to a ``ty`` at element ``index`` of ``base`` (vector loads and stores of element arrays)."""
-    return builder.bitcast(builder.gep(base, [index], inbounds=True), ty.as_pointer())
-
-
-def _masked_load(builder: ir.IRBuilder, base: ir.Value, index: ir.Value, ety: ir.Type, mask: ir.Value) -> ir.Value:
-    """The ``_WIDTH`` elements of ``base`` from ``index`` where ``mask`` is set, +0.0 elsewhere
-    (nothing is read where it is clear)."""
-    vty = ir.VectorType(ety, _WIDTH)
-    name = f"llvm.masked.load.v{_WIDTH}{'f32' if ety != _F64 else 'f64'}.p0{'f32' if ety != _F64 else 'f64'}"
-    fnty = ir.FunctionType(vty, [vty.as_pointer(), _I32, mask.type, vty])
-    fn = cgutils.get_or_insert_function(builder.module, fnty, name)
-    ptr = builder.bitcast(builder.gep(base, [index]), vty.as_pointer())
-    return builder.call(fn, [ptr, ir.Constant(_I32, 4), mask, ir.Constant(vty, [0.0] * _WIDTH)])
-
-
 def _term(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, kind: int) -> ir.Value:
     """``(a - b)**2`` or ``a * b``, elementwise."""
     if kind == SQDIFF:
@@ -76,7 +60,7 @@ def _term(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, kind: int) -> ir.Valu
 
 def _pairs(builder: ir.IRBuilder, lo: ir.Value, hi: ir.Value, width: int) -> ir.Value:
     """``s_j = s_2j + s_2j+1`` over the partial sums ``lo`` then ``hi`` (``width`` each)."""
-    mask = ir.VectorType(_I32, width)
+    mask = ir.VectorType(ir.IntType(32), width)
     even = builder.shuffle_vector(lo, hi, ir.Constant(mask, [2 * j for j in range(width)]))
     odd = builder.shuffle_vector(lo, hi, ir.Constant(mask, [2 * j + 1 for j in range(width)]))
     return builder.fadd(even, odd)
@@ -98,27 +82,24 @@ def _codegen(kind: int, xty: types.Array, yty: types.Array):
         xp, yp = xa.data, ya.data
         zero = ir.Constant(_VEC, [0.0] * _WIDTH)
         accs = [cgutils.alloca_once_value(builder, zero) for _ in range(_GROUPS)]
-        rows = builder.udiv(n, ir.Constant(_I64, LANES))
+        rows, start = full_steps(builder, n, LANES)
+        xvec, yvec = ir.VectorType(ex, _WIDTH), ir.VectorType(ey, _WIDTH)
         with cgutils.for_range(builder, rows) as loop:
             base = builder.mul(loop.index, ir.Constant(_I64, LANES))
             for g, acc in enumerate(accs):
                 k = builder.add(base, ir.Constant(_I64, g * _WIDTH))
-                xv = builder.load(_at(builder, xp, k, ir.VectorType(ex, _WIDTH)), align=4)
-                yv = builder.load(_at(builder, yp, k, ir.VectorType(ey, _WIDTH)), align=4)
+                xv = builder.load(vector_ptr(builder, xp, k, xvec), align=4)
+                yv = builder.load(vector_ptr(builder, yp, k, yvec), align=4)
                 t = _term(builder, _widened(builder, xv, ex), _widened(builder, yv, ey), kind)
                 builder.store(builder.fadd(builder.load(acc), t), acc)
         # the last len % 32 components: masked loads (lanes past the end read +0.0, and adding the
         # +0.0 term is exact: a partial sum is never -0.0, as it starts at +0.0)
-        start = builder.mul(rows, ir.Constant(_I64, LANES))
-        left = builder.trunc(builder.sub(n, start), _I32)
-        left = builder.shuffle_vector(builder.insert_element(ir.Constant(_IVEC, None), left, ir.Constant(_I32, 0)),
-                                      ir.Constant(_IVEC, None), ir.Constant(_IVEC, [0] * _WIDTH))  # fmt: skip
+        xzero, yzero = ir.Constant(xvec, [0.0] * _WIDTH), ir.Constant(yvec, [0.0] * _WIDTH)
         sums = []
-        for g, acc in enumerate(accs):
-            mask = builder.icmp_unsigned("<", ir.Constant(_IVEC, list(range(g * _WIDTH, (g + 1) * _WIDTH))), left)
+        for g, (acc, mask) in enumerate(zip(accs, tail_masks(builder, n, start, _WIDTH, _GROUPS))):
             k = builder.add(start, ir.Constant(_I64, g * _WIDTH))
-            xv = _masked_load(builder, xp, k, ex, mask)
-            yv = _masked_load(builder, yp, k, ey, mask)
+            xv = masked_load(builder, vector_ptr(builder, xp, k, xvec, inbounds=False), mask, xzero)
+            yv = masked_load(builder, vector_ptr(builder, yp, k, yvec, inbounds=False), mask, yzero)
             t = _term(builder, _widened(builder, xv, ex), _widened(builder, yv, ey), kind)
             sums.append(builder.fadd(builder.load(acc), t))
         level1 = [_pairs(builder, sums[0], sums[1], _WIDTH), _pairs(builder, sums[2], sums[3], _WIDTH)]  # 16 sums

@@ -101,8 +101,8 @@ def _products(qb, slot_rows, g, n0, r0, r1):
     With ``h`` the middle of the rows, one product of all the rows against the slots and the
     block rows before ``h`` (``slot_rows[n0:]`` holds the block; the slot matrix is packed once:
     split across products it is packed again for each), then the rows from ``h`` on in strips of
-    :data:`TRIANGLE_STRIP` rows, each against the block rows from ``h`` to its end. Of the Gram matrix's upper triangle only
-    ``(r1 - r0)^2 / 8`` plus half a strip per row is computed.
+    :data:`TRIANGLE_STRIP` rows, each against the block rows from ``h`` to its end. Of the Gram
+    matrix's upper triangle only ``(r1 - r0)^2 / 8`` plus half a strip per row is computed.
     """
     h = r0 + (r1 - r0) // 2
     k = qb.shape[1]
