@@ -37,8 +37,8 @@ from simcache.cache.threads import faiss_threads
 RESULTS = Path(__file__).resolve().parent / "results"
 #: the grid (data, not code)
 FULL = {"n": 100_000, "dim": 200, "capacities": [100, 1_000, 10_000], "repeats": 5,
-        "blocks": {100: [32, 48, 64, 96, 128], 1_000: [64, 96, 128, 192, 256]}}  # fmt: skip
-QUICK = {"n": 10_000, "dim": 200, "capacities": [100, 1_000], "repeats": 2, "blocks": {100: [32, 64], 1_000: [64, 128]}}
+        "blocks": {100: [24, 48, 64, 96], 1_000: [48, 96, 128, 240]}}  # fmt: skip
+QUICK = {"n": 10_000, "dim": 200, "capacities": [100, 1_000], "repeats": 2, "blocks": {100: [24, 64], 1_000: [48, 128]}}
 #: issue 20's targets: default / one thread under load, and one thread / ceiling per capacity
 TARGET_LOADED = 0.9
 TARGET_CEILING = {100: 0.6, 1_000: 0.8, 10_000: 0.9}

@@ -44,18 +44,18 @@ READ_CHUNK = 8192
 
 
 def default_block_size(capacity: int) -> int:
-    """Block size when none is given (chosen from one-off timings on the replay-speed benchmark's
-    trace; ``block_size=`` overrides it).
+    """Block size when none is given (chosen from timings on the replay-speed benchmark's trace,
+    ``python -m benchmarks.replay_threads``; ``block_size=`` overrides it).
 
-    Row scans (flat CPU caches): about C / 8 rounded to a multiple of 32, within [64, 256] --
+    Row scans (flat CPU caches): 48 per 1,000 entries (rounded), within [24, 240] --
     each request's row holds a column for every request of its block before it (the block's
-    Gram matrix, computed for about 5/8 of the block's columns: about 5B / 8C of the
-    block-versus-cache products), while smaller blocks make smaller, less efficient matrix
-    products. FAISS: 1,024 queries per search amortise the
+    Gram matrix, about B / 2C of the block-versus-cache products), while every block restarts
+    the tiles and resets its column state (O(C)). A multiple of the tiles' ``ROWS`` (6): a
+    smaller last tile of a block costs a whole one. FAISS: 1,024 queries per search amortise the
     search's fixed costs while few of the C entries go stale within a block.
     """
     if capacity <= DENSE_MAX_CAPACITY:
-        return int(min(256, max(64, 32 * round(capacity / 256))))
+        return int(min(240, max(24, 48 * round(capacity / 1000))))
     return 1024
 
 
@@ -74,10 +74,7 @@ class _Engine:
         self.metric = K.METRIC_CODES[cfg.metric]
         self.dim = dim
         cap = cfg.capacity
-        # the block products copy each block after the last used slot: spare rows for a full cache
-        spare = block_size if cap <= DENSE_MAX_CAPACITY else 0
-        self.slot_rows = np.zeros((cap + spare, dim), dtype=np.float32)
-        self.slots = self.slot_rows[:cap]
+        self.slots = np.zeros((cap, dim), dtype=np.float32)
         self.slot_id = np.full(cap, -1, dtype=np.int64)  # what the log records (inserting request)
         self.slot_version = np.full(cap, -1, dtype=np.int64)  # write count at insertion / key move (staleness)
         self.slot_owner = np.full(cap, -1, dtype=np.int64)  # user code of the inserting request
@@ -133,13 +130,11 @@ class _Engine:
             qb = q[b0 : b0 + self.block_size]
             yield b0, b0 + qb.shape[0], self.searcher.gram(qb), self.searcher.search(qb, N_CANDIDATES)
 
-    def kernel_args(self, spare_rows: bool = False) -> tuple:
-        """Policy kernels and cache state as the compiled loops take them (``spare_rows``: the
-        slot vectors with the block products' spare rows after them)."""
+    def kernel_args(self) -> tuple:
+        """Policy kernels and cache state as the compiled loops take them."""
         k = self.kern
         return (k.decide, k.touch, k.insert, k.remove, k.victim, k.move, self.meta, self.fmeta, self.glob,
-                self.slot_rows if spare_rows else self.slots, self.slot_id, self.slot_version,
-                self.slot_owner, self.counters)  # fmt: skip
+                self.slots, self.slot_id, self.slot_version, self.slot_owner, self.counters)  # fmt: skip
 
     @property
     def dense(self) -> bool:
@@ -173,7 +168,7 @@ def check_row(q: np.ndarray, t0: int, bad: int) -> None:
 def _run_block(eng: _Engine, q, owner, qnorm2, tol, t0, outs) -> None:
     if eng.dense:
         bad = K.serve_chunk_dense(q, owner, t0, qnorm2, tol, eng.norm_state, eng.block_size, eng.parallel, eng.keep,
-                                  eng.metric, eng.key, eng.fpar, *eng.kernel_args(spare_rows=True), eng.slot_norm2,
+                                  eng.metric, eng.key, eng.fpar, *eng.kernel_args(), eng.slot_norm2,
                                   *outs)  # fmt: skip
         check_row(q, t0, bad)
         return
@@ -238,7 +233,7 @@ def search_seconds(vectors: np.ndarray, capacity: int, *, block_size: int | None
             q, qnorm2, _ = eng.prepare(vectors[c0 : c0 + step], c0, norms=not eng.dense)
             with eng.chunk(q.shape[0]):
                 if eng.dense:
-                    K.search_chunk_dense(q, eng.block_size, eng.parallel, eng.slot_rows, cfg.capacity, eng.counters)
+                    K.search_chunk_dense(q, eng.block_size, eng.parallel, eng.slots, eng.counters)
                     continue
                 for _ in eng.block_searches(q):
                     pass

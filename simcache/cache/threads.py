@@ -15,8 +15,8 @@
 
 * During a replay numpy's and scipy's OpenBLAS run on one thread (:func:`single_threaded_blas`):
   the per-block products are small, and OpenBLAS's own threads wake and wait for each of them,
-  which costs most when other jobs share the cores. The block products are split between
-  two numba threads instead, each making single-threaded BLAS calls. The object engine's
+  which costs most when other jobs share the cores. The block products (not BLAS: see
+  :mod:`~simcache.cache.kernels.panels`) are split between two numba threads. The object engine's
   products with the whole catalogue, larger, run on one BLAS thread or on all cores
   (:func:`numpy_blas_threads`), chosen block by block by a :class:`ThreadPlan`.
 * GNU OpenMP (numba's ``omp`` threading layer, FAISS) cannot be used again in a process forked

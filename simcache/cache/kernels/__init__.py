@@ -16,8 +16,8 @@
 * :mod:`~simcache.cache.kernels.vectorir`: the LLVM IR pieces those two share (masked tails,
   vector pointers, splats);
 * :mod:`~simcache.cache.kernels.copies`: the hot path's copies and prefetches;
-* :mod:`~simcache.cache.kernels.blas`: matrix products into strided sub-matrices (the block
-  products' lower triangle), through numba's own BLAS binding;
+* :mod:`~simcache.cache.kernels.panels`: the cache kept packed for the block products, and their
+  register-tiled float32 products, emitted as vector code;
 * :mod:`~simcache.cache.kernels.sequential`: the sequential pass that applies the policy request
   by request, given a batched search (a top-m list, or the rows of the block products).
 * :mod:`~simcache.cache.kernels.borrowed`: array views without reference counting, for the
@@ -43,7 +43,7 @@ _WHERE = {
     **dict.fromkeys(("apply_request", "collect_inblock", "collect_topk", "full_scan", "resolve", "serve_block",
                      "serve_chunk_dense", "threshold", "topk_complete", "two_smallest"), "sequential"),
     **dict.fromkeys(("SCAN_LANES", "block_products", "hide_owned", "row_select", "row_smallest", "scan_scratch",
-                     "search_chunk_dense"), "rowscan"),
+                     "scan_width", "search_chunk_dense", "slot_panels"), "rowscan"),
 }  # fmt: skip
 
 __all__ = [*_SIGNATURES, *_WHERE]

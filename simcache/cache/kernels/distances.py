@@ -15,7 +15,7 @@
   entry: the oldest entry) (:func:`offer`). The second nearest (for qLRU-ΔC) follows the same order.
 * **Hit rule.** ``d <= r`` (:func:`within_radius`), decided in float64 on the recomputed distance:
   at r = 0 an identical vector hits. This is the only place the comparison is written.
-* **Approximate distances only select candidates.** FAISS / BLAS float32 squared distances
+* **Approximate distances only select candidates.** Float32 squared distances (FAISS, BLAS, panel tiles)
   (``|x|^2 + |y|^2 - 2 x.y``) are within ``tol = TOL_FACTOR * (d + 4) * 2**-24 * (|x| + M)**2``
   of the exact value (M: the largest norm seen so far; standard dot-product error bound with a
   safety factor); see :mod:`~simcache.cache.kernels.sequential` for how candidates are proven

@@ -3,10 +3,10 @@
 Per block of ``b`` requests, the products of the block with the ``n0`` slots used at block
 start and with itself (:func:`block_products`: the batched search's own work plus the lower
 triangle of the block's Gram matrix), request-major, so that each request's products lie in one
-contiguous row of ``n0 + b`` columns: column ``s < n0`` is the entry in slot ``s`` at block
-start, column ``n0 + p`` the entry request ``p`` of the block inserted; row ``i`` holds its
-columns ``< n0 + i`` (the entries of requests ``p < i``; the columns after them are not
-computed). The sequential pass
+contiguous row: column ``s < n0`` is the entry in slot ``s`` at block start, column ``n0 + p``
+the entry request ``p`` of the block inserted; row ``i`` holds its columns ``< n0 + i`` (the
+entries of requests ``p < i``; the columns after them are not read). The cache is kept packed
+for these products (:mod:`~simcache.cache.kernels.panels`). The sequential pass
 (:func:`~simcache.cache.kernels.sequential.serve_chunk_dense`) keeps one squared norm per column,
 ``+inf`` for a column whose entry the request may not see (evicted, or not inserted yet), hides
 the entries of the request's own owner (:func:`hide_owned`), scans the row for the smallest
@@ -21,14 +21,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from simcache.cache.kernels.blas import gemm_nt
-from simcache.cache.kernels.copies import copy_rows
 from simcache.cache.kernels.laneminima import SCAN_LANES, lane_minima, lanes_at_most, lowest_bit
+from simcache.cache.kernels.panels import PANEL, pack_columns, panel_floats, tile_products
 from simcache.cache.kernels.signatures import N_USED
 
 _MAX_F32 = float(np.finfo(np.float32).max)
-#: rows per product of the block's triangle in :func:`block_products`
-TRIANGLE_STRIP = 16
 
 
 @nb.njit(cache=True, inline="always")
@@ -94,28 +91,6 @@ def row_select(row, n, lo1, threshold, sel):
 
 
 @nb.njit(cache=True, inline="always")
-def _products(qb, slot_rows, g, n0, r0, r1):
-    """Rows ``r0 .. r1 - 1`` of :func:`block_products`'s ``g``: of row ``i`` at least the columns
-    ``< n0 + i``.
-
-    With ``h`` the middle of the rows, one product of all the rows against the slots and the
-    block rows before ``h`` (``slot_rows[n0:]`` holds the block; the slot matrix is packed once:
-    split across products it is packed again for each), then the rows from ``h`` on in strips of
-    :data:`TRIANGLE_STRIP` rows, each against the block rows from ``h`` to its end. Of the Gram
-    matrix's upper triangle only ``(r1 - r0)^2 / 8`` plus half a strip per row is computed.
-    """
-    h = r0 + (r1 - r0) // 2
-    k = qb.shape[1]
-    lq = qb.strides[0] // 4
-    ls = slot_rows.strides[0] // 4
-    lg = g.strides[0] // 4
-    gemm_nt(qb[r0:], slot_rows, g[r0:], r1 - r0, n0 + h, k, lq, ls, lg)
-    for s in range(h, r1, TRIANGLE_STRIP):
-        e = min(r1, s + TRIANGLE_STRIP)
-        gemm_nt(qb[s:], qb[h:], g[s:, n0 + h :], e - s, e - h, k, lq, lq, lg)
-
-
-@nb.njit(cache=True, inline="always")
 def parallel_split(n0, b):
     """The row ``s`` that halves the columns ``n0 + i`` the rows ``i < b`` need:
     ``s n0 + s^2 / 2 = (b n0 + b^2 / 2) / 2``, rounded, within ``[0, b]``."""
@@ -123,8 +98,8 @@ def parallel_split(n0, b):
     return min(b, max(0, int(s + 0.5)))
 
 
-@nb.njit("void(float32[:, ::1], float32[:, ::1], float32[:, ::1], int64)", parallel=True, nogil=True, cache=True)
-def _products_parallel(qb, slot_rows, g, n0):
+@nb.njit("void(float32[:, ::1], float32[::1], float32[:, ::1], int64)", parallel=True, nogil=True, cache=True)
+def _products_parallel(qb, panels, g, n0):
     """:func:`block_products`'s products in two ranges of the requests on two threads, split
     where the columns they need are about equal in number (row ``i`` needs ``n0 + i``).
 
@@ -136,13 +111,19 @@ def _products_parallel(qb, slot_rows, g, n0):
     for part in nb.prange(2):
         r0 = 0 if part == 0 else split
         r1 = split if part == 0 else b
-        _products(qb, slot_rows, g, n0, r0, r1)
+        tile_products(qb, panels, g, n0, r0, r1)
+
+
+@nb.njit(cache=True, inline="always")
+def scan_width(capacity, block):
+    """Row stride of :func:`block_products`'s products: every column a tile may write."""
+    return (capacity + block + PANEL - 1) // PANEL * PANEL
 
 
 @nb.njit(cache=True, inline="always")
 def scan_scratch_size(capacity, block):
     """Length of the products buffer of :func:`block_products` for blocks of up to ``block`` requests."""
-    return block * (capacity + block)
+    return block * scan_width(capacity, block)
 
 
 @nb.njit(cache=True)
@@ -151,37 +132,50 @@ def scan_scratch(capacity, block):
     return np.empty(scan_scratch_size(capacity, block), np.float32)
 
 
+@nb.njit(cache=True)
+def slot_panels(slots, n_used, block):
+    """The panels of :func:`block_products`: the ``n_used`` used slots packed as its first columns,
+    room for a block's requests after the last slot."""
+    capacity, d = slots.shape
+    panels = np.zeros(panel_floats(capacity + block, d), np.float32)
+    pack_columns(panels, 0, slots[:n_used])
+    return panels
+
+
 @nb.njit(cache=True, inline="always")
-def block_products(q, b0, b1, parallel, slot_rows, counters, buf):
+def block_products(q, b0, b1, parallel, panels, counters, buf):
     """Products of requests ``b0 .. b1 - 1`` with the ``n0`` used slots and with the requests
-    before them: a (b, n0 + b) view ``g`` of ``buf`` with ``g[i, s] = q_{b0+i} . y_s`` for
-    ``s < n0`` and ``g[i, n0 + p] = q_{b0+i} . q_{b0+p}`` for ``p < i`` (the lower triangle of the
-    block's Gram matrix: what the sequential pass reads); the other columns hold some of the
+    before them: a (b, :func:`scan_width`) view ``g`` of ``buf`` with ``g[i, s] = q_{b0+i} . y_s``
+    for ``s < n0`` and ``g[i, n0 + p] = q_{b0+i} . q_{b0+p}`` for ``p < i`` (the lower triangle of
+    the block's Gram matrix: what the sequential pass reads); the other columns hold some of the
     upper triangle or garbage.
 
-    The block is copied into ``slot_rows[n0 : n0 + b]`` (free slots or the spare rows after the
-    last slot) so that one BLAS call gives the slots and the first block columns
-    (:func:`_products`). Split in two ranges of the requests on two threads when ``parallel``
-    (each with single-threaded BLAS), else on the calling thread (no OpenMP: safe in a forked
-    child).
+    ``panels`` (:mod:`~simcache.cache.kernels.panels`) holds the used slots as its first ``n0``
+    columns; the block is packed after them (free slots, or the spare columns after the last
+    slot), so one pass of tiles gives the slots and the block columns
+    (:func:`~simcache.cache.kernels.panels.tile_products`). Split in two ranges of the requests on
+    two threads when ``parallel``, else on the calling thread (no OpenMP: safe in a forked child).
     """
     b = b1 - b0
     n0 = counters[N_USED]
+    width = panels.shape[0] // q.shape[1]  # the columns the panels hold: scan_width
     qb = q[b0:b1]
-    g = buf[: b * (n0 + b)].reshape((b, n0 + b))
-    copy_rows(qb, slot_rows[n0 : n0 + b])
+    g = buf[: b * width].reshape((b, width))
+    pack_columns(panels, n0, qb)
     if parallel:
-        _products_parallel(qb, slot_rows, g, n0)
+        _products_parallel(qb, panels, g, n0)
     else:
-        _products(qb, slot_rows, g, n0, 0, b)
+        tile_products(qb, panels, g, n0, 0, b)
     return g
 
 
 @nb.njit(cache=True)
-def search_chunk_dense(q, block, parallel, slot_rows, capacity, counters):
+def search_chunk_dense(q, block, parallel, slots, counters):
     """Only the block products of :func:`~simcache.cache.kernels.sequential.serve_chunk_dense`
     (the cache never changes): its search share, timed by
     :func:`simcache.cache.engine.search_seconds`."""
+    capacity = slots.shape[0]
     buf = scan_scratch(capacity, block)
+    panels = slot_panels(slots, counters[N_USED], block)
     for b0 in range(0, q.shape[0], block):
-        block_products(q, b0, min(q.shape[0], b0 + block), parallel, slot_rows, counters, buf)
+        block_products(q, b0, min(q.shape[0], b0 + block), parallel, panels, counters, buf)

@@ -48,8 +48,9 @@ from simcache.cache.kernels.signatures import (
     APPROX_HIT, DECIDE_T, EXACT_HIT, FMETA, FPAR, GLOB, HIT, INSERT, INSERT_T, META, MOVE_T, N_FULL_SCANS,
     N_USED, N_WRITES, REFRESH, REMOVE_T, TOUCH_T, VICTIM_T,
 )  # fmt: skip
+from simcache.cache.kernels.panels import pack_column
 from simcache.cache.kernels.rowscan import (
-    SCAN_LANES, block_products, hide_owned, row_select, row_smallest, scan_scratch_size,
+    SCAN_LANES, block_products, hide_owned, row_select, row_smallest, scan_scratch_size, slot_panels,
 )  # fmt: skip
 
 _COSINE = METRIC_CODES["cosine"]
@@ -382,14 +383,14 @@ def serve_chunk_dense(
     q, owner, t0, qnorm2, tol, norm_state, block, parallel,
     keep, metric, key, fpar,
     decide, touch, insert, remove, victim, move, meta, fmeta, glob,
-    slot_rows, slot_id, slot_version, slot_owner, counters, slot_norm2,
+    slots, slot_id, slot_version, slot_owner, counters, slot_norm2,
     out_outcome, out_served, out_distance, out_inserted, out_evicted,
 ):  # fmt: skip
     """Block engine for flat CPU caches, a whole chunk per call (no return to Python between blocks).
 
-    ``slot_rows``: the slot vectors (first ``capacity`` rows) followed by at least ``block`` spare
-    rows. Per block, the products of the block with the ``n0`` slots used at block start and with
-    its own earlier requests (:func:`~simcache.cache.kernels.rowscan.block_products`): request ``i``'s row
+    Per block, the products of the block with the ``n0`` slots used at block start and with its
+    own earlier requests (:func:`~simcache.cache.kernels.rowscan.block_products`, from the slots
+    packed once per chunk and repacked as they are written: ``panels``): request ``i``'s row
     has a column per entry it may have to see, the block-start entries and those requests
     ``p < i`` of the block insert. ``col_norm`` holds each column's squared norm, ``+inf`` once its
     entry is evicted (or while it is not inserted); ``col_slot`` the slot of each block column's
@@ -413,11 +414,12 @@ def serve_chunk_dense(
     # are kept to the end
     q, owner, qnorm2, tol, fpar = borrowed(q), borrowed(owner), borrowed(qnorm2), borrowed(tol), borrowed(fpar)
     meta, fmeta, glob, norm_state = borrowed(meta), borrowed(fmeta), borrowed(glob), borrowed(norm_state)
-    slot_rows, slot_id, slot_version = borrowed(slot_rows), borrowed(slot_id), borrowed(slot_version)
+    slots, slot_id, slot_version = borrowed(slots), borrowed(slot_id), borrowed(slot_version)
     slot_owner, counters, slot_norm2 = borrowed(slot_owner), borrowed(counters), borrowed(slot_norm2)
     out_outcome, out_served, out_distance = borrowed(out_outcome), borrowed(out_served), borrowed(out_distance)
     out_inserted, out_evicted = borrowed(out_inserted), borrowed(out_evicted)
-    slots = slot_rows[:capacity]
+    owned_panels = slot_panels(slots, counters[N_USED], block)
+    panels = borrowed(owned_panels)
     owned_f32 = np.empty(scan_scratch_size(capacity, block) + capacity + block + 2 * SCAN_LANES, np.float32)
     owned_i64 = np.empty(5 * (capacity + block) + 2 * block + 4, np.int64)
     owned_f64 = np.empty(capacity + block + 2, np.float64)
@@ -452,7 +454,7 @@ def serve_chunk_dense(
             break
         n0 = counters[N_USED]
         n_mv = 0
-        g = block_products(q, b0, b1, parallel, slot_rows, counters, buf)
+        g = block_products(q, b0, b1, parallel, panels, counters, buf)
         col_norm[:n0] = slot_norm2[:n0]
         col_norm[n0 : n0 + b1 - b0] = inf
         if hiding:
@@ -492,7 +494,10 @@ def serve_chunk_dense(
             moved = apply_move(served, t0 + r, x, metric, fpar, move, meta, fmeta, glob, slots, slot_version, counters,
                                slot_norm2)  # fmt: skip
             col_slot[i] = slot
+            if slot >= 0:
+                pack_column(panels, slot, slots[slot])
             if moved >= 0:
+                pack_column(panels, moved, slots[moved])
                 col_norm[slot_col[moved]] = inf  # its products are stale: seen through the moved list
                 mv_slot[n_mv] = moved
                 mv_ver[n_mv] = slot_version[moved]
@@ -506,6 +511,6 @@ def serve_chunk_dense(
         for i in range(b1 - b0):  # back to the identity for the next block
             if col_slot[i] >= 0:
                 slot_col[col_slot[i]] = col_slot[i]
-    keep_alive(owned_f32, owned_i64, owned_f64)
+    keep_alive(owned_f32, owned_i64, owned_f64, owned_panels)
     return bad
 

@@ -45,3 +45,11 @@ def assert_same_log(a, b, context: str = "") -> None:
         if not np.array_equal(x, y):
             first = int(np.flatnonzero(x != y)[0]) if x.shape == y.shape else -1
             raise AssertionError(f"{context}: field {f!r} differs first at request {first}: {x[first]} vs {y[first]}")
+
+
+def unpack_panels(panels: np.ndarray, d: int) -> np.ndarray:
+    """The columns of packed panels (:mod:`simcache.cache.kernels.panels`) as rows, in the layout
+    that module documents (written here independently of its code)."""
+    from simcache.cache.kernels.panels import PANEL
+
+    return panels.reshape(-1, d, PANEL).transpose(0, 2, 1).reshape(-1, d)

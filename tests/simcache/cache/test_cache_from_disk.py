@@ -19,11 +19,11 @@ REPO = Path(__file__).resolve().parents[3]
 PRODUCTS_ALONE = """
 import numpy as np
 from simcache.cache import kernels as K
-rows = np.ones((76, 24), np.float32)
 counters = np.zeros(K.N_COUNTERS, np.int64)
 counters[K.N_USED] = 45
+panels = K.slot_panels(np.ones((60, 24), np.float32), 45, 16)
 for parallel in (True, False):
-    K.block_products(np.ones((40, 24), np.float32), 16, 29, parallel, rows, counters, K.scan_scratch(60, 16))
+    K.block_products(np.ones((40, 24), np.float32), 16, 29, parallel, panels, counters, K.scan_scratch(60, 16))
 """
 
 #: a replay through the compiled block engine; prints its hit count

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 
 from simcache.cache import kernels as K
 from tests.simcache.cache.reference_policies import normalise
+from tests.simcache.cache.helpers import unpack_panels
 
 
 def reference_row(row, qn, col_norm, n):
@@ -112,43 +113,24 @@ BLOCKS = dict(
 @given(**BLOCKS)
 def test_block_products_hold_every_column_the_pass_reads(cap, used, b, d, offset, parallel, seed):
     """Row ``i`` of a block's products holds its products with the ``n0`` used slots and with
-    the block's requests before it (the lower triangle of the Gram matrix: strips of the
-    triangle, odd block sizes, ``n0 = 0``, on one thread or split between two); the slots are
-    left alone. The columns after ``n0 + i`` are never read, so they are not checked."""
+    the block's requests before it (the lower triangle of the Gram matrix: odd block sizes,
+    ``n0 = 0``, on one thread or split between two); the slots stay packed as they were. The
+    columns after ``n0 + i`` are never read, so they are not checked."""
     rng = np.random.default_rng(seed)
     n0 = int(round(used * cap))
     cache = rng.standard_normal((cap, d)).astype(np.float32)
     q = rng.standard_normal((offset + b + 3, d)).astype(np.float32)
     block = b + int(rng.integers(0, 3))
-    slot_rows = np.zeros((cap + block, d), np.float32)
-    slot_rows[:cap] = cache
     counters = np.zeros(K.N_COUNTERS, np.int64)
     counters[K.N_USED] = n0
+    panels = K.slot_panels(cache, n0, block)
     buf = K.scan_scratch(cap, block)
     buf[:] = np.nan
-    g = K.block_products(q, offset, offset + b, parallel, slot_rows, counters, buf)
-    assert g.shape == (b, n0 + b)
+    g = K.block_products(q, offset, offset + b, parallel, panels, counters, buf)
+    assert g.shape == (b, K.scan_width(cap, block)) and g.shape[1] >= n0 + b
     _assert_read_columns(g, cache, q[offset : offset + b], n0, range(b))
-    np.testing.assert_array_equal(slot_rows[:n0], cache[:n0])
-
-
-@settings(max_examples=100, deadline=None)
-@given(n0=st.integers(0, 60), b=st.integers(1, 60), r0=st.integers(0, 60), r1=st.integers(0, 60),
-       seed=st.integers(0, 2**32 - 1))  # fmt: skip
-def test_products_of_a_row_range_hold_its_rows_and_touch_no_other(n0, b, r0, r1, seed):
-    """One range of rows (as one of the two threads computes it): its rows hold every column
-    they need, the other rows are left alone."""
-    from simcache.cache.kernels.rowscan import _products
-
-    r0, r1 = sorted((min(r0, b), min(r1, b)))
-    rng = np.random.default_rng(seed)
-    d = 9
-    qb = rng.standard_normal((b, d)).astype(np.float32)
-    slot_rows = np.concatenate([rng.standard_normal((n0, d)), qb]).astype(np.float32)
-    g = np.full((b, n0 + b), np.nan, np.float32)
-    _products(qb, slot_rows, g, n0, r0, r1)
-    _assert_read_columns(g, slot_rows, qb, n0, range(r0, r1))
-    assert np.isnan(g[:r0]).all() and np.isnan(g[r1:]).all()
+    packed = unpack_panels(panels, d)
+    np.testing.assert_array_equal(packed[:n0], cache[:n0])
 
 
 @given(n0=st.integers(0, 10_000), b=st.integers(0, 512))
