@@ -32,6 +32,7 @@ from benchmarks.replay_speed import TRACE, synthetic_trace
 from recvae.storage import atomic_path
 from simcache.cache import replay
 from simcache.cache.engine import search_seconds
+from simcache.cache.kernels.panels import target_vector_width
 from simcache.cache.threads import faiss_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -173,7 +174,9 @@ def write_report(out: Path, grid: dict, hogs: int, idle: list[dict], loaded: lis
         "Results are identical whatever the threads (checked). `python -m benchmarks.replay_threads`. "
         "OpenBLAS kernels: "
         f"{', '.join(f'{lib}: {arch}' for lib, arch in sorted(blas_kernels().items()))}"
-        f"{' (OPENBLAS_CORETYPE=' + os.environ['OPENBLAS_CORETYPE'] + ')' if 'OPENBLAS_CORETYPE' in os.environ else ''}.",
+        f"{' (OPENBLAS_CORETYPE=' + os.environ['OPENBLAS_CORETYPE'] + ')' if 'OPENBLAS_CORETYPE' in os.environ else ''}"
+        f" (FAISS's ceiling); the engine's block products: {target_vector_width()} float32 lanes per vector "
+        "(`simcache.cache.kernels.panels`).",
         "",
     ]
     for title, rows in (("Idle machine (as idle as this shared machine gets)", idle),
