@@ -22,8 +22,9 @@ import json
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -43,6 +44,9 @@ QUICK = {"n": 10_000, "dim": 200, "capacities": [100, 1_000], "repeats": 2, "blo
 #: issue 20's targets: default / one thread under load, and one thread / ceiling per capacity
 TARGET_LOADED = 0.9
 TARGET_CEILING = {100: 0.6, 1_000: 0.8, 10_000: 0.9}
+#: each timing repeats its call for at least this long and takes the mean: a replay of a small cache
+#: lasts tens of milliseconds, not much longer than the scheduler's time slices beside busy loops
+MIN_TIMING_S = 0.5
 
 
 def _spin(stop_at: float) -> None:
@@ -77,22 +81,41 @@ def ceiling_1thread(x: np.ndarray, capacity: int) -> float:
         return time.perf_counter() - start
 
 
+def mean_seconds(timed: Callable[[], tuple[float, Any]], min_seconds: float = MIN_TIMING_S) -> tuple[float, Any]:
+    """Mean seconds per call of ``timed`` (which returns its own seconds and a result), called
+    until ``min_seconds`` have been timed; and the last result."""
+    total, calls, out = 0.0, 0, None
+    while total < min_seconds:
+        seconds, out = timed()
+        total += seconds
+        calls += 1
+    return total / calls, out
+
+
+def _replay_seconds(x: np.ndarray, capacity: int, radius: float, threads: int | None) -> tuple[float, Any]:
+    start = time.perf_counter()
+    log = replay(x, policy="lru", capacity=capacity, radius=radius, threads=threads)
+    return time.perf_counter() - start, log
+
+
 def measure(x: np.ndarray, capacities: list[int], repeats: int, radius: float) -> list[dict]:
-    """Best-of-``repeats`` (interleaved) seconds of each configuration per capacity."""
+    """Best-of-``repeats`` (interleaved) seconds of each configuration per capacity, each timing a
+    mean over at least ``MIN_TIMING_S`` (:func:`mean_seconds`)."""
     rows = []
     for capacity in capacities:
         best = {"one_thread": np.inf, "default": np.inf, "ceiling": np.inf, "products": np.inf}
         hits = {}
         for _ in range(repeats):
             for label, threads in (("one_thread", 1), ("default", None)):
-                start = time.perf_counter()
-                log = replay(x, policy="lru", capacity=capacity, radius=radius, threads=threads)
-                best[label] = min(best[label], time.perf_counter() - start)
+                seconds, log = mean_seconds(lambda: _replay_seconds(x, capacity, radius, threads))
+                best[label] = min(best[label], seconds)
                 hits[label] = int((log.outcome > 0).sum())
                 if label == "default":
                     chosen = log.stats["threads"]
-            best["ceiling"] = min(best["ceiling"], ceiling_1thread(x, capacity))
-            best["products"] = min(best["products"], search_seconds(x, capacity, threads=1))
+            ceiling, _ = mean_seconds(lambda: (ceiling_1thread(x, capacity), None))
+            products, _ = mean_seconds(lambda: (search_seconds(x, capacity, threads=1), None))
+            best["ceiling"] = min(best["ceiling"], ceiling)
+            best["products"] = min(best["products"], products)
         assert hits["one_thread"] == hits["default"], "thread choice changed the result"
         rows.append({"capacity": capacity, **{f"{k}_s": v for k, v in best.items()}, "hits": hits["default"],
                      "default_threads": chosen, "load_average": os.getloadavg()[0]})  # fmt: skip
@@ -165,7 +188,8 @@ def write_report(out: Path, grid: dict, hogs: int, idle: list[dict], loaded: lis
         "## replay_threads",
         "",
         f"SIM-LRU over a synthetic trace of {n:,} requests (d = {grid['dim']}), best of {grid['repeats']} "
-        "interleaved runs per configuration, in requests/s. *default*: `threads=None` (chosen by "
+        f"interleaved runs per configuration, each the mean of as many back-to-back runs as fill {MIN_TIMING_S} s, "
+        "in requests/s. *default*: `threads=None` (chosen by "
         "measurement, chunk by chunk, between one thread and all available cores); *one thread*: "
         "`threads=1`; *ceiling*: one batched FAISS `IndexFlatL2` search (k = 1) of all requests "
         "against a static full cache on one FAISS thread; *products only*: the one-thread replay's "
