@@ -1,9 +1,9 @@
 """Memory movement of the hot path: array copies as plain element loops, and prefetches.
 
 Numba compiles a slice assignment (``a[i, :] = x``) through its broadcasting code: a scalar loop
-that clamps every index. The block engine's two copies (each block into the spare slot rows, each
-inserted request into its slot) were among the hottest loops of a small-cache replay under
-``perf`` that way; a loop over two contiguous rows compiles to vector moves instead.
+that clamps every index. The block engine's copy of each inserted request into its slot was among
+the hottest loops of a small-cache replay under ``perf`` that way; a loop over two contiguous rows
+compiles to vector moves instead.
 
 :func:`prefetch` asks the CPU to fetch an array into its caches ahead of use (x86 ``prefetcht0``;
 it never faults and changes no value): the block engine fetches the next block's requests while it
@@ -27,14 +27,6 @@ def copy_row(src, dst):  # type: ignore[no-untyped-def]
     """``dst[:] = src`` for two 1-D arrays of the same length."""
     for k in range(src.shape[0]):
         dst[k] = src[k]
-
-
-@nb.njit(cache=True, inline="always")
-def copy_rows(src, dst):  # type: ignore[no-untyped-def]
-    """``dst[:, :] = src`` for two 2-D arrays of the same shape."""
-    for i in range(src.shape[0]):
-        for k in range(src.shape[1]):
-            dst[i, k] = src[i, k]
 
 
 @intrinsic
