@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import mmap
+from collections.abc import Callable, Iterator
+
 import numpy as np
 
 FIELDS = ("outcome", "served", "distance", "inserted", "evicted")
@@ -53,3 +59,21 @@ def unpack_panels(panels: np.ndarray, d: int) -> np.ndarray:
     from simcache.cache.kernels.panels import PANEL
 
     return panels.reshape(-1, d, PANEL).transpose(0, 2, 1).reshape(-1, d)
+
+
+@contextlib.contextmanager
+def page_end() -> Iterator[Callable[[int], np.ndarray]]:
+    """Make float32 arrays of ``n`` elements that end where an inaccessible page begins, so that
+    compiled code reading past their end faults (and the test fails)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    page = mmap.PAGESIZE
+    buf = mmap.mmap(-1, 2 * page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.mprotect(base + page, page, 0) == 0, "mprotect failed"
+    try:
+        yield lambda n: np.frombuffer(buf, np.float32, count=n, offset=page - 4 * n)
+    finally:
+        libc.mprotect(base + page, page, mmap.PROT_READ | mmap.PROT_WRITE)
+        with contextlib.suppress(BufferError):  # an array the test still holds: unmapped when freed
+            buf.close()

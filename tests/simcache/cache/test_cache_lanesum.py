@@ -3,10 +3,7 @@ documented order, bit for bit, and that their masked tail reads nothing past a v
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import math
-import mmap
 
 import hypothesis.extra.numpy as hnp
 import hypothesis.strategies as st
@@ -16,6 +13,7 @@ from hypothesis import given, settings
 
 from simcache.cache.kernels.distances import lane_dot, sqdist, sqnorm
 from simcache.cache.kernels.lanesum import LANES
+from tests.simcache.cache.helpers import page_end
 
 
 def lane_order(terms: list[float]) -> float:
@@ -91,19 +89,9 @@ def test_the_order_is_observable():
 
 def test_the_tail_reads_nothing_past_the_end():
     """Vectors ending at a page followed by an inaccessible page: a read past their end faults."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    page = mmap.PAGESIZE
-    buf = mmap.mmap(-1, 2 * page)
-    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    assert libc.mprotect(base + page, page, 0) == 0, "mprotect failed"
-    try:
+    with page_end() as ending:
         for n in (1, 7, 8, 9, 31, 33, 40, 63, 64, 65):
-            x = np.frombuffer(buf, np.float32, count=n, offset=page - 4 * n)
+            x = ending(n)
             x[:] = np.arange(1, n + 1, dtype=np.float32)
             y = np.zeros(n, np.float32)
             assert sums(x, y)[1] == 0.0 and sums(x, y)[2] == lane_order([float(v) ** 2 for v in x])
-    finally:
-        libc.mprotect(base + page, page, mmap.PROT_READ | mmap.PROT_WRITE)
-        del x
-        buf.close()

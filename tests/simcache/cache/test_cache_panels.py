@@ -4,10 +4,6 @@ writes, and that a tile reads no request row past its last."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import mmap
-
 import hypothesis.strategies as st
 import numba as nb
 import numpy as np
@@ -16,7 +12,7 @@ from hypothesis import given, settings
 from simcache.cache.kernels.panels import (
     PANEL, ROWS, pack_columns, panel_floats, target_vector_width, tile_full, tile_half, tile_products,
 )  # fmt: skip
-from tests.simcache.cache.helpers import unpack_panels
+from tests.simcache.cache.helpers import page_end, unpack_panels
 
 
 @nb.njit
@@ -86,27 +82,17 @@ def test_the_panel_is_two_vectors_of_the_targets_width():
 def test_a_tile_reads_no_row_past_its_last():
     """Request rows ending at a page followed by an inaccessible page: a tile of fewer than ROWS
     rows that read a row past its last would fault."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    page = mmap.PAGESIZE
-    buf = mmap.mmap(-1, 2 * page)
-    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    assert libc.mprotect(base + page, page, 0) == 0, "mprotect failed"
     d = 24
     cols = np.arange(PANEL * d, dtype=np.float32).reshape(PANEL, d) / 100
     panels = np.zeros(panel_floats(PANEL, d), np.float32)
     _pack(panels, 0, cols)
-    try:
+    with page_end() as ending:
         for nrows in range(1, ROWS + 1):
-            q = np.frombuffer(buf, np.float32, count=nrows * d, offset=page - 4 * nrows * d).reshape(nrows, d)
+            q = ending(nrows * d).reshape(nrows, d)
             q[:] = np.arange(nrows * d, dtype=np.float32).reshape(nrows, d) / 7
             g = np.zeros((nrows, PANEL), np.float32)
             _tile(PANEL, q, 0, d, nrows, panels, 0, g, 0, PANEL, d)
             assert_products(g, q, cols)
-    finally:
-        libc.mprotect(base + page, page, mmap.PROT_READ | mmap.PROT_WRITE)
-        del q
-        buf.close()
 
 
 @settings(max_examples=100, deadline=None)
