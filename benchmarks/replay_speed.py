@@ -264,11 +264,12 @@ def write_report(out: Path, rows: list[dict], meta: dict) -> None:
         "The bound is the ceiling's time over half the engine's one-thread time: the best a / c this "
         "engine's work could reach on two cores, if it were split between them at no cost (the pass "
         "overlapping the next block's search). The engine does more per request than the "
-        "ceiling: its products include the block's own (its requests against each other, B / C more "
-        "than the cache's), it keeps a top-8 list (the k = 8 column above shows what that costs "
-        "FAISS), and its pass (candidate checks, one exact float64 distance, the policy's updates) "
-        "is sequential by nature. Where the bound is below 0.7, no scheduling of this design "
-        "reaches the target on this machine.",
+        "ceiling: its products include the block's own (the lower triangle of its requests against "
+        "each other, about B / 2C more than the cache's); where it searches through FAISS (mode "
+        "`flat`) it keeps a top-8 list (the k = 8 column above shows what that costs FAISS); and "
+        "its pass (the row scan or candidate checks, one exact float64 distance, the policy's "
+        "updates) is sequential by nature. Where the bound is below 0.7, no scheduling of this "
+        "design reaches the target on this machine.",
         "",
         "![replay speed](replay_speed.png)",
         "",
