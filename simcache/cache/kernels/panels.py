@@ -144,9 +144,9 @@ def pack_columns(panels, c0, rows):
 def tile_products(qb, panels, g, n0, r0, r1):
     """Rows ``r0 .. r1 - 1`` of ``g[i, c] = qb[i] . column c``: of row ``i`` the columns
     ``c < n0 + i`` (the used slots, then the block's requests before it), computed ``ROWS`` rows at
-    a time, each tile of rows over the panels that hold a column its last row needs (so up to
-    ``PANEL + ROWS - 2`` columns after those are computed too; ``g`` must be
-    :func:`panel_floats`-wide). ``qb`` and ``g`` are row-major."""
+    a time: each tile of rows covers the columns its last row needs, rounded up to half a panel
+    (the columns after a row's own are computed too, never read). ``g`` must be as wide as the
+    panels (``panel_floats(columns, 1)``); ``qb`` and ``g`` are row-major."""
     d = qb.shape[1]
     ldq = qb.strides[0] // 4
     ldg = g.strides[0] // 4
