@@ -43,7 +43,7 @@ def target_vector_width() -> int:
 
 
 _WIDTH = target_vector_width()
-#: vectors per panel (two vectors' worth), and requests per tile
+#: cache vectors (columns) per panel, two SIMD vectors wide; and requests per tile
 PANEL = 2 * _WIDTH
 ROWS = 6
 _F32 = ir.FloatType()
