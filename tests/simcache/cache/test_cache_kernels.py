@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 
 from simcache.cache import kernels as K
-from tests.simcache.cache.reference_policies import normalise
 from tests.simcache.cache.helpers import unpack_panels
+from tests.simcache.cache.reference_policies import normalise
 
 
 def reference_row(row, qn, col_norm, n):
