@@ -13,8 +13,8 @@
   for flat CPU caches;
 * :mod:`~simcache.cache.kernels.laneminima`: the row scans' inner loop (approximations and lane
   minima) and lane mask, emitted as vector code;
-* :mod:`~simcache.cache.kernels.vectorir`: the LLVM IR pieces those two share (masked tails,
-  vector pointers, splats);
+* :mod:`~simcache.cache.kernels.vectorir`: the LLVM IR pieces the vector code shares (masked
+  tails, vector pointers, splats);
 * :mod:`~simcache.cache.kernels.copies`: the hot path's copies and prefetches;
 * :mod:`~simcache.cache.kernels.panels`: the cache kept packed for the block products, and their
   register-tiled float32 products, emitted as vector code;

@@ -26,7 +26,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from simcache.cache.kernels.vectorir import full_steps, masked_load, tail_masks, vector_ptr
+from simcache.cache.kernels.vectorir import I32, I64, full_steps, masked_load, tail_masks, vector_ptr
 
 #: partial sums, and the float64 vector width they are kept in
 LANES = 32
@@ -36,7 +36,6 @@ _GROUPS = LANES // _WIDTH
 SQDIFF, PRODUCT = 0, 1
 
 _F64 = ir.DoubleType()
-_I64 = ir.IntType(64)
 _VEC = ir.VectorType(_F64, _WIDTH)
 
 
@@ -60,7 +59,7 @@ def _term(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, kind: int) -> ir.Valu
 
 def _pairs(builder: ir.IRBuilder, lo: ir.Value, hi: ir.Value, width: int) -> ir.Value:
     """``s_j = s_2j + s_2j+1`` over the partial sums ``lo`` then ``hi`` (``width`` each)."""
-    mask = ir.VectorType(ir.IntType(32), width)
+    mask = ir.VectorType(I32, width)
     even = builder.shuffle_vector(lo, hi, ir.Constant(mask, [2 * j for j in range(width)]))
     odd = builder.shuffle_vector(lo, hi, ir.Constant(mask, [2 * j + 1 for j in range(width)]))
     return builder.fadd(even, odd)
@@ -85,9 +84,9 @@ def _codegen(kind: int, xty: types.Array, yty: types.Array):
         rows, start = full_steps(builder, n, LANES)
         xvec, yvec = ir.VectorType(ex, _WIDTH), ir.VectorType(ey, _WIDTH)
         with cgutils.for_range(builder, rows) as loop:
-            base = builder.mul(loop.index, ir.Constant(_I64, LANES))
+            base = builder.mul(loop.index, ir.Constant(I64, LANES))
             for g, acc in enumerate(accs):
-                k = builder.add(base, ir.Constant(_I64, g * _WIDTH))
+                k = builder.add(base, ir.Constant(I64, g * _WIDTH))
                 xv = builder.load(vector_ptr(builder, xp, k, xvec), align=4)
                 yv = builder.load(vector_ptr(builder, yp, k, yvec), align=4)
                 t = _term(builder, _widened(builder, xv, ex), _widened(builder, yv, ey), kind)
@@ -97,7 +96,7 @@ def _codegen(kind: int, xty: types.Array, yty: types.Array):
         xzero, yzero = ir.Constant(xvec, [0.0] * _WIDTH), ir.Constant(yvec, [0.0] * _WIDTH)
         sums = []
         for g, (acc, mask) in enumerate(zip(accs, tail_masks(builder, n, start, _WIDTH, _GROUPS))):
-            k = builder.add(start, ir.Constant(_I64, g * _WIDTH))
+            k = builder.add(start, ir.Constant(I64, g * _WIDTH))
             xv = masked_load(builder, vector_ptr(builder, xp, k, xvec, inbounds=False), mask, xzero)
             yv = masked_load(builder, vector_ptr(builder, yp, k, yvec, inbounds=False), mask, yzero)
             t = _term(builder, _widened(builder, xv, ex), _widened(builder, yv, ey), kind)
@@ -106,8 +105,8 @@ def _codegen(kind: int, xty: types.Array, yty: types.Array):
         level2 = _pairs(builder, level1[0], level1[1], _WIDTH)  # 8
         level3 = _halves(builder, level2, 4)  # 4
         level4 = _halves(builder, level3, 2)  # 2
-        return builder.fadd(builder.extract_element(level4, ir.Constant(_I64, 0)),
-                            builder.extract_element(level4, ir.Constant(_I64, 1)))  # fmt: skip
+        return builder.fadd(builder.extract_element(level4, ir.Constant(I64, 0)),
+                            builder.extract_element(level4, ir.Constant(I64, 1)))  # fmt: skip
 
     return codegen
 

@@ -22,7 +22,7 @@ import numba as nb
 import numpy as np
 
 from simcache.cache.kernels.laneminima import SCAN_LANES, lane_minima, lanes_at_most, lowest_bit
-from simcache.cache.kernels.panels import PANEL, pack_columns, panel_floats, tile_products
+from simcache.cache.kernels.panels import pack_columns, panel_floats, tile_products
 from simcache.cache.kernels.signatures import N_USED
 
 _MAX_F32 = float(np.finfo(np.float32).max)
@@ -116,8 +116,9 @@ def _products_parallel(qb, panels, g, n0):
 
 @nb.njit(cache=True, inline="always")
 def scan_width(capacity, block):
-    """Row stride of :func:`block_products`'s products: every column a tile may write."""
-    return (capacity + block + PANEL - 1) // PANEL * PANEL
+    """Row stride of :func:`block_products`'s products: the columns the panels hold, every column
+    a tile may write."""
+    return panel_floats(capacity + block, 1)
 
 
 @nb.njit(cache=True, inline="always")

@@ -494,8 +494,6 @@ def serve_chunk_dense(
             moved = apply_move(served, t0 + r, x, metric, fpar, move, meta, fmeta, glob, slots, slot_version, counters,
                                slot_norm2)  # fmt: skip
             col_slot[i] = slot
-            if slot >= 0:
-                pack_column(panels, slot, slots[slot])
             if moved >= 0:
                 pack_column(panels, moved, slots[moved])
                 col_norm[slot_col[moved]] = inf  # its products are stale: seen through the moved list
@@ -503,6 +501,7 @@ def serve_chunk_dense(
                 mv_ver[n_mv] = slot_version[moved]
                 n_mv += 1
             if slot >= 0:
+                pack_column(panels, slot, slots[slot])
                 slot_norm2[slot] = qnorm2[r]
                 if full:
                     col_norm[slot_col[slot]] = inf  # the evicted entry's column

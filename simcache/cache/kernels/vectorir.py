@@ -1,8 +1,10 @@
-"""LLVM IR building blocks shared by the vector intrinsics (:mod:`lanesum`, :mod:`laneminima`).
+"""LLVM IR building blocks shared by the vector intrinsics (:mod:`lanesum`, :mod:`laneminima`,
+:mod:`panels`).
 
-Each intrinsic walks its arrays in steps of ``groups`` vectors of ``width`` elements and reads the
-last, partial step through masked loads (and writes it through masked stores), so that nothing past
-an array's end is touched. These helpers build those pieces once.
+The scans (lane sums, lane minima) walk their arrays in steps of ``groups`` vectors of ``width``
+elements and read the last, partial step through masked loads (and write it through masked
+stores), so that nothing past an array's end is touched; the panels' tiles read whole vectors
+only. These helpers build those pieces once.
 """
 
 from __future__ import annotations
