@@ -7,6 +7,7 @@ from __future__ import annotations
 import hypothesis.strategies as st
 import numba as nb
 import numpy as np
+import pytest
 from hypothesis import given, settings
 
 from simcache.cache.kernels.panels import (
@@ -71,12 +72,21 @@ def test_a_tile_writes_its_products_and_only_its_rectangle(width, nrows, d, pad_
     assert np.isnan(g.reshape(-1)[~written]).all()
 
 
-def test_the_panel_is_two_vectors_of_the_targets_width():
-    """16 float32 lanes where numba targets AVX-512, else 8 (a panel of two vectors)."""
-    from numba.core import codegen, config
+@pytest.mark.parametrize(("features", "lanes"), [
+    ("+avx2,+fma,+avx512f,+avx512bw", 16),
+    ("+avx2,+fma,-avx512f", 8),
+    ("+avx2,+avx512fp16,-avx512f", 8),
+    ("", 8),
+])  # fmt: skip
+def test_the_vector_width_follows_numbas_target_features(monkeypatch, features, lanes):
+    """16 float32 lanes where numba targets AVX-512 (``+avx512f`` exactly), else 8; the panel
+    this process compiled for is two vectors of its target's width."""
+    from numba.core import config
 
-    features = (config.CPU_FEATURES or codegen.get_host_cpu_features()).split(",")
-    assert target_vector_width() == (16 if "+avx512f" in features else 8) and PANEL == 2 * target_vector_width()
+    monkeypatch.setattr(config, "CPU_FEATURES", features)
+    assert target_vector_width() == lanes
+    monkeypatch.undo()
+    assert PANEL == 2 * target_vector_width()
 
 
 def test_a_tile_reads_no_row_past_its_last():
