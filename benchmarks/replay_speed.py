@@ -290,10 +290,10 @@ def plot(path: Path, rows: list[dict], meta: dict) -> None:
     import matplotlib.pyplot as plt
 
     caps = [r["capacity"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8.5, 4))
     ax.plot(caps, [r["engine_rps"] for r in rows], "o-", label="(a) engine (exact, sequential semantics)")
     ax.plot(caps, [r["loop_rps"] for r in rows], "s--", label="(b) per-request FAISS loop")
-    ax.plot(caps, [r["loop_1thread_rps"] for r in rows], "s:", label="(b) same, one FAISS thread")
+    ax.plot(caps, [r["loop_1thread_rps"] for r in rows], "D:", mfc="none", label="(b) same, one FAISS thread")
     ax.plot(caps, [r["ceiling_qps"] for r in rows], "^:", label="(c) one batched search, k = 1 (ceiling)")
     ax.plot(caps, [r["ceiling_k8_qps"] for r in rows], "v:", label="(c) same with k = 8 (context)")
     ax.set_xscale("log")
@@ -302,7 +302,7 @@ def plot(path: Path, rows: list[dict], meta: dict) -> None:
     ax.set_ylabel("requests per second")
     ax.set_title(f"SIM-LRU replay speed, d = {meta['dim']}, n = {meta['n']:,}")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)  # off the data
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
